@@ -1,0 +1,264 @@
+"""The Triton kernels: one source for the GPU, Triton's interpreter and the visualizer's trace.
+
+Per row of N elements (every sum in ACC: fp32, or fp64 for fp64 inputs):
+    h     = x + r                       only with a residual; rounded to h's dtype, as torch does
+    ms    = sum(h_i^2) / N              step 1: block-wise sum of squares, then the mean square
+    rstd  = 1 / sqrt(ms + eps)          step 2
+    x_hat = h * rstd
+    y     = x_hat * (offset + w)        step 3; CASTING decides where values are rounded
+Backward, with wdy = (offset + w) * dy:
+    c1    = sum(x_hat * wdy) / N
+    dh    = rstd * (wdy - x_hat * c1)   (+ the gradient that reached h directly)
+    dw    = sum over rows of dy * x_hat
+
+A row that fits in one block (ONE_PASS) is held in registers and read once; BLOCK_M rows then
+share a program so that small rows still give every program enough bytes in flight. A longer row
+is walked block by block twice, the second walk backwards so that it starts with the blocks most
+recently pulled into L2.
+"""
+
+import triton
+import triton.language as tl
+
+CAST_NONE, CAST_LLAMA, CAST_GEMMA = 0, 1, 2
+
+
+def _interpreter_truncates_bf16() -> bool:
+    """Triton's interpreter (3.9 and earlier) truncates fp32 -> bf16 where the GPU rounds to
+    nearest even. Probed once at import, so a fixed Triton turns the workaround off by itself."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    if not isinstance(_probe, InterpretedFunction):
+        return False
+    import torch
+
+    x = torch.tensor([1.0 + 2.0**-8 + 2.0**-12])  # nearest bf16 is 1 + 2^-7
+    y = torch.empty(1, dtype=torch.bfloat16)
+    _probe[(1,)](x, y)
+    return y.item() != x.bfloat16().item()
+
+
+@triton.jit
+def _probe(X, Y):
+    tl.store(Y, tl.load(X).to(tl.bfloat16))
+
+
+FIX_BF16 = tl.constexpr(_interpreter_truncates_bf16())
+
+
+@triton.jit
+def _cast(x, TY: tl.constexpr):
+    """x.to(TY), rounding to nearest even also under the interpreter (see FIX_BF16)."""
+    if FIX_BF16 and TY == tl.bfloat16:
+        bits = x.to(tl.float32).to(tl.uint32, bitcast=True)
+        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+        r = tl.where(x == x, bits.to(tl.float32, bitcast=True), x.to(tl.float32))  # NaN stays
+        return r.to(TY)  # exact now: the low 16 bits are zero
+    return x.to(TY)
+
+
+@triton.jit
+def _apply_weight(h, rstd, w, offset, CASTING: tl.constexpr, IN_TY: tl.constexpr, ACC: tl.constexpr):
+    """y = x_hat * (offset + w) in ACC (fp32), rounded where each casting mode rounds."""
+    if CASTING == 1:  # Llama: x_hat cast to the input dtype, then times the weight
+        return _cast(h * rstd, IN_TY).to(ACC) * (offset + w)
+    elif CASTING == 2:  # Gemma: all fp32, cast once at the end
+        return h * rstd * (offset + w)
+    else:  # none: rstd, x_hat and (offset + w) each in the input dtype
+        r = _cast(rstd, IN_TY).to(ACC)
+        x_hat = _cast(h * r, IN_TY).to(ACC)
+        return x_hat * _cast(offset + w, IN_TY).to(ACC)
+
+
+@triton.jit
+def _mean_rstd(ss, N, eps, ACC: tl.constexpr):
+    """ms = ss / N and rstd = 1 / sqrt(ms + eps), correctly rounded (no approximate sqrt)."""
+    if ACC == tl.float64:
+        ms = ss / N
+        return ms, 1.0 / tl.sqrt(ms + eps)
+    else:
+        ms = tl.div_rn(ss, (N * 1.0).to(tl.float32))
+        return ms, tl.div_rn(1.0, tl.sqrt_rn(ms + eps))
+
+
+@triton.jit
+def _load_h(X, R, H, x_off, r_off, h_off, cols, mask, HAS_R: tl.constexpr, ACC: tl.constexpr):
+    """Loads x (+ r, storing h) as fp32; h is rounded to H's dtype first, as torch's add does."""
+    x = tl.load(X + x_off + cols, mask=mask, other=0.0).to(ACC)
+    if HAS_R:
+        r = tl.load(R + r_off + cols, mask=mask, other=0.0).to(ACC)
+        h = _cast(x + r, H.dtype.element_ty)
+        tl.store(H + h_off + cols, h, mask=mask)
+        x = h.to(ACC)
+    return x
+
+
+@triton.jit
+def rms_norm_fwd(
+    X, R, W, Y, H, RSTD,  # x, residual, weight, y, h = x + residual, saved rstd (ACC)
+    TRACE_BLK, TRACE_ROW,  # trace: per (row, block) [block sum, running sum]; per row [ss, ms, rms, rstd]
+    stride_x, stride_r, stride_y, stride_h,  # elements between the starts of two rows
+    M, N,  # rows, elements per row
+    eps, offset,  # fp32 scalars
+    BLOCK_M: tl.constexpr,  # rows per program (ONE_PASS only)
+    BLOCK_N: tl.constexpr,  # elements of a row per block
+    ONE_PASS: tl.constexpr,  # N <= BLOCK_N: the row stays in registers
+    HAS_W: tl.constexpr, HAS_R: tl.constexpr, STORE_RSTD: tl.constexpr,
+    CASTING: tl.constexpr,  # CAST_NONE / CAST_LLAMA / CAST_GEMMA
+    TRACE: tl.constexpr,  # False in production: True writes the trace buffers
+):
+    pid = tl.program_id(0)
+    IN_TY: tl.constexpr = H.dtype.element_ty if HAS_R else X.dtype.element_ty
+    ACC: tl.constexpr = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32
+    cols = tl.arange(0, BLOCK_N)
+    if ONE_PASS:
+        rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
+        rows64 = rows.to(tl.int64)[:, None]  # 64-bit: rows * stride may pass 2^31
+        col_ok = cols < N
+        mask = (rows < M)[:, None] & col_ok[None, :]
+        h = _load_h(X, R, H, rows64 * stride_x, rows64 * stride_r, rows64 * stride_h,
+                    cols[None, :], mask, HAS_R, ACC)
+        ss = tl.sum(h * h, axis=1)
+        ms, rstd = _mean_rstd(ss, N, eps, ACC)
+        if HAS_W:
+            w = tl.load(W + cols, mask=col_ok, other=0.0).to(ACC)[None, :]
+        else:
+            w = tl.full([1, BLOCK_N], 1.0, ACC) - offset
+        y = _apply_weight(h, rstd[:, None], w, offset, CASTING, IN_TY, ACC)
+        tl.store(Y + rows64 * stride_y + cols[None, :], _cast(y, Y.dtype.element_ty), mask=mask)
+        if STORE_RSTD:
+            tl.store(RSTD + rows, rstd, mask=rows < M)
+        if TRACE:
+            tl.store(TRACE_BLK + rows * 2, ss, mask=rows < M)
+            tl.store(TRACE_BLK + rows * 2 + 1, ss, mask=rows < M)
+            tl.store(TRACE_ROW + rows * 4, ss, mask=rows < M)
+            tl.store(TRACE_ROW + rows * 4 + 1, ms, mask=rows < M)
+            tl.store(TRACE_ROW + rows * 4 + 2, tl.sqrt(ms.to(tl.float64)).to(ACC), mask=rows < M)
+            tl.store(TRACE_ROW + rows * 4 + 3, rstd, mask=rows < M)
+    else:
+        row = pid.to(tl.int64)
+        num_blocks = tl.cdiv(N, BLOCK_N)
+        ss = tl.zeros([], ACC)
+        for b in range(0, num_blocks):  # step 1: sum of squares, block by block
+            c = b * BLOCK_N + cols
+            h = _load_h(X, R, H, row * stride_x, row * stride_r, row * stride_h, c, c < N, HAS_R, ACC)
+            block_sum = tl.sum(h * h, axis=0)
+            ss += block_sum
+            if TRACE:
+                tl.store(TRACE_BLK + (row * num_blocks + b) * 2, block_sum)
+                tl.store(TRACE_BLK + (row * num_blocks + b) * 2 + 1, ss)
+        ms, rstd = _mean_rstd(ss, N, eps, ACC)  # step 2
+        if STORE_RSTD:
+            tl.store(RSTD + row, rstd)
+        if TRACE:
+            tl.store(TRACE_ROW + row * 4, ss)
+            tl.store(TRACE_ROW + row * 4 + 1, ms)
+            tl.store(TRACE_ROW + row * 4 + 2, tl.sqrt(ms.to(tl.float64)).to(ACC))
+            tl.store(TRACE_ROW + row * 4 + 3, rstd)
+        for i in range(0, num_blocks):  # step 3, last block first: it is the likeliest in L2
+            c = (num_blocks - 1 - i) * BLOCK_N + cols
+            m = c < N
+            if HAS_R:
+                h = tl.load(H + row * stride_h + c, mask=m, other=0.0).to(ACC)
+            else:
+                h = tl.load(X + row * stride_x + c, mask=m, other=0.0).to(ACC)
+            if HAS_W:
+                w = tl.load(W + c, mask=m, other=0.0).to(ACC)
+            else:
+                w = tl.full([BLOCK_N], 1.0, ACC) - offset
+            y = _apply_weight(h, rstd, w, offset, CASTING, IN_TY, ACC)
+            tl.store(Y + row * stride_y + c, _cast(y, Y.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def rms_norm_bwd(
+    DY, X, W, RSTD, DH, DX, DR, DW_PART,  # X is the normalized input (h when there was a residual)
+    stride_dy, stride_x, stride_dh, stride_dx, stride_dr,  # elements between two rows' starts
+    M, N, offset,
+    NUM_PROGS,  # persistent grid size; program p owns row tiles p, p + NUM_PROGS, ...
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, ONE_PASS: tl.constexpr,
+    HAS_W: tl.constexpr,  # also: write this program's dw partial sums to DW_PART[p, :]
+    HAS_DH: tl.constexpr,  # a gradient reached h directly (prenorm output): add it to dx
+    STORE_DR: tl.constexpr,  # write the residual's gradient (the same values, its own dtype)
+):
+    pid = tl.program_id(0)
+    ACC: tl.constexpr = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32
+    cols = tl.arange(0, BLOCK_N)
+    if ONE_PASS:
+        col_ok = cols < N
+        if HAS_W:
+            wo = offset + tl.load(W + cols, mask=col_ok, other=0.0).to(ACC)
+        else:
+            wo = tl.full([BLOCK_N], 1.0, ACC)
+        dw = tl.zeros([BLOCK_N], ACC)
+        for tile in range(pid, tl.cdiv(M, BLOCK_M), NUM_PROGS):
+            rows = tile * BLOCK_M + tl.arange(0, BLOCK_M)
+            rows64 = rows.to(tl.int64)[:, None]
+            mask = (rows < M)[:, None] & col_ok[None, :]
+            x = tl.load(X + rows64 * stride_x + cols[None, :], mask=mask, other=0.0).to(ACC)
+            dy = tl.load(DY + rows64 * stride_dy + cols[None, :], mask=mask, other=0.0).to(ACC)
+            rstd = tl.load(RSTD + rows, mask=rows < M, other=0.0)[:, None]
+            x_hat = x * rstd
+            wdy = wo[None, :] * dy
+            c1 = tl.sum(x_hat * wdy, axis=1)[:, None] / N
+            dx = (wdy - x_hat * c1) * rstd
+            if HAS_DH:
+                dx += tl.load(DH + rows64 * stride_dh + cols[None, :], mask=mask, other=0.0).to(ACC)
+            tl.store(DX + rows64 * stride_dx + cols[None, :], _cast(dx, DX.dtype.element_ty), mask=mask)
+            if STORE_DR:
+                tl.store(DR + rows64 * stride_dr + cols[None, :], _cast(dx, DR.dtype.element_ty), mask=mask)
+            if HAS_W:
+                dw += tl.sum(dy * x_hat, axis=0)
+        if HAS_W:
+            tl.store(DW_PART + pid.to(tl.int64) * N + cols, dw, mask=col_ok)
+    else:
+        num_blocks = tl.cdiv(N, BLOCK_N)
+        for row in range(pid, M, NUM_PROGS):
+            row64 = tl.cast(row, tl.int64)
+            rstd = tl.load(RSTD + row)
+            acc = tl.zeros([BLOCK_N], ACC)
+            for b in range(0, num_blocks):  # c1 needs the whole row first
+                c = b * BLOCK_N + cols
+                m = c < N
+                x = tl.load(X + row64 * stride_x + c, mask=m, other=0.0).to(ACC)
+                dy = tl.load(DY + row64 * stride_dy + c, mask=m, other=0.0).to(ACC)
+                if HAS_W:
+                    dy *= offset + tl.load(W + c, mask=m, other=0.0).to(ACC)
+                acc += x * dy
+            c1 = tl.sum(acc, axis=0) * rstd / N
+            for i in range(0, num_blocks):
+                c = (num_blocks - 1 - i) * BLOCK_N + cols
+                m = c < N
+                x_hat = tl.load(X + row64 * stride_x + c, mask=m, other=0.0).to(ACC) * rstd
+                dy = tl.load(DY + row64 * stride_dy + c, mask=m, other=0.0).to(ACC)
+                if HAS_W:
+                    wdy = (offset + tl.load(W + c, mask=m, other=0.0).to(ACC)) * dy
+                else:
+                    wdy = dy
+                dx = (wdy - x_hat * c1) * rstd
+                if HAS_DH:
+                    dx += tl.load(DH + row64 * stride_dh + c, mask=m, other=0.0).to(ACC)
+                tl.store(DX + row64 * stride_dx + c, _cast(dx, DX.dtype.element_ty), mask=m)
+                if STORE_DR:
+                    tl.store(DR + row64 * stride_dr + c, _cast(dx, DR.dtype.element_ty), mask=m)
+                if HAS_W:  # this program's own partial row: no other program touches it
+                    part = DW_PART + pid.to(tl.int64) * N + c
+                    # (c * 0 + row): a vector, since the interpreter rejects a scalar bool here
+                    prev = tl.load(part, mask=m & (c * 0 + row != pid), other=0.0)
+                    tl.store(part, prev + dy * x_hat, mask=m)
+
+
+@triton.jit
+def dw_reduce(
+    DW_PART, DW,  # [P, N] ACC partial sums -> [N] in the weight's dtype
+    P, N,
+    BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """Sums the partials in a fixed order: dw is bitwise identical from run to run."""
+    cols = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    acc = tl.zeros([BLOCK_P, BLOCK_N], DW_PART.dtype.element_ty)
+    for p0 in range(0, P, BLOCK_P):
+        p = p0 + tl.arange(0, BLOCK_P)
+        mask = (p < P)[:, None] & (cols < N)[None, :]
+        acc += tl.load(DW_PART + p.to(tl.int64)[:, None] * N + cols[None, :], mask=mask, other=0.0)
+    tl.store(DW + cols, _cast(tl.sum(acc, axis=0), DW.dtype.element_ty), mask=cols < N)

@@ -1,0 +1,216 @@
+"""rms_norm: argument checks, autograd, and the torch.library op that torch.compile sees.
+
+Eager calls go straight to an autograd.Function: the custom-op dispatcher costs more host time
+per call than the kernel launch itself at small M (see benchmarks/results/NOTES.md). Under
+torch.compile the same launchers are reached through `torch.ops.rmsnorm_triton.*`, whose fake
+implementations let dynamo trace without graph breaks.
+"""
+
+from typing import Optional
+
+import torch
+
+from . import launch
+from .launch import CASTINGS, check_dtype, check_scalar, check_tensor, rows_view
+
+
+def _validate(x, weight, eps, residual, offset, casting, out_dtype, residual_dtype):
+    check_tensor("x", x)
+    if x.dim() == 0:
+        raise ValueError("x is a 0-dim tensor, expected at least 1 dim (..., N)")
+    n = x.shape[-1]
+    if weight is not None:
+        check_tensor("weight", weight)
+        if tuple(weight.shape) != (n,):
+            raise ValueError(f"weight has shape {tuple(weight.shape)}, expected ({n},) to match "
+                             "the last dim of x")
+        if weight.device != x.device:
+            raise ValueError(f"weight is on {weight.device} but x is on {x.device}; "
+                             "expected both on one device")
+    if residual is not None:
+        check_tensor("residual", residual)
+        if residual.shape != x.shape:
+            raise ValueError(f"residual has shape {tuple(residual.shape)}, expected "
+                             f"{tuple(x.shape)} (the shape of x)")
+        if residual.device != x.device:
+            raise ValueError(f"residual is on {residual.device} but x is on {x.device}; "
+                             "expected both on one device")
+    check_scalar("eps", eps, minimum=0.0)
+    check_scalar("offset", offset)
+    if casting not in CASTINGS:
+        raise ValueError(f"casting is {casting!r}, expected one of {sorted(CASTINGS)}")
+    check_dtype("out_dtype", out_dtype)
+    check_dtype("residual_dtype", residual_dtype)
+
+
+def _h_dtype(x, residual, residual_dtype):
+    return residual_dtype or (residual.dtype if residual is not None else x.dtype)
+
+
+def _fwd_impl(x, weight, residual, eps, offset, casting, out_dtype, residual_dtype, store_rstd):
+    n = x.shape[-1]
+    x2 = rows_view(x, n)
+    r2 = rows_view(residual, n) if residual is not None else None
+    y, h, rstd, _ = launch.forward(
+        x2, weight, r2, float(eps), float(offset), casting, out_dtype or x.dtype,
+        _h_dtype(x, residual, residual_dtype), store_rstd)
+    return y.view(x.shape), (h.view(x.shape) if h is not None else None), rstd
+
+
+def _bwd_impl(dy, dh, xin, weight, rstd, offset, dx_dtype, dr_dtype, need_dw):
+    n = xin.shape[-1]
+    dx, dr, dw = launch.backward(
+        rows_view(dy, n), rows_view(xin, n), weight, rstd, float(offset),
+        rows_view(dh, n) if dh is not None else None, dx_dtype, dr_dtype, need_dw)
+    shape = xin.shape
+    return (dx.view(shape) if dx is not None else None,
+            dr.view(shape) if dr is not None else None, dw)
+
+
+class _RMSNormFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, residual, eps, offset, casting, out_dtype, residual_dtype, ret_h):
+        need_grad = any(ctx.needs_input_grad[:3])
+        y, h, rstd = _fwd_impl(x, weight, residual, eps, offset, casting, out_dtype,
+                               residual_dtype, need_grad)
+        if h is None and ret_h:
+            h = x.view_as(x) if residual_dtype in (None, x.dtype) else x.to(residual_dtype)
+        if need_grad:
+            ctx.save_for_backward(h if residual is not None else x, weight, rstd)
+        ctx.offset = offset
+        ctx.dtypes = (x.dtype, residual.dtype if residual is not None else None)
+        ctx.ret_h = ret_h
+        return (y, h) if ret_h else y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy, dh=None):
+        xin, weight, rstd = ctx.saved_tensors
+        nx, nw, nr = ctx.needs_input_grad[:3]
+        dx, dr, dw = _bwd_impl(dy, dh if ctx.ret_h else None, xin, weight, rstd, ctx.offset,
+                               ctx.dtypes[0] if nx else None, ctx.dtypes[1] if nr else None, nw)
+        return dx, dw, dr, None, None, None, None, None, None
+
+
+# ---- torch.library: what torch.compile sees -------------------------------------------------
+_EMPTY = (0,)
+
+
+@torch.library.custom_op("rmsnorm_triton::fwd", mutates_args=())
+def _fwd_op(x: torch.Tensor, weight: Optional[torch.Tensor], residual: Optional[torch.Tensor],
+            eps: float, offset: float, casting: str, out_dtype: Optional[torch.dtype],
+            residual_dtype: Optional[torch.dtype]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    y, h, rstd = _fwd_impl(x, weight, residual, eps, offset, casting, out_dtype, residual_dtype, True)
+    return y, (h if h is not None else x.new_empty(_EMPTY)), rstd
+
+
+@_fwd_op.register_fake
+def _(x, weight, residual, eps, offset, casting, out_dtype, residual_dtype):
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    m = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    h = (x.new_empty(x.shape, dtype=_h_dtype(x, residual, residual_dtype))
+         if residual is not None else x.new_empty(_EMPTY))
+    return x.new_empty(x.shape, dtype=out_dtype or x.dtype), h, x.new_empty((m,), dtype=acc)
+
+
+@torch.library.custom_op("rmsnorm_triton::bwd", mutates_args=())
+def _bwd_op(dy: torch.Tensor, dh: Optional[torch.Tensor], xin: torch.Tensor,
+            weight: Optional[torch.Tensor], rstd: torch.Tensor, offset: float,
+            dx_dtype: Optional[torch.dtype], dr_dtype: Optional[torch.dtype],
+            need_dw: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    dx, dr, dw = _bwd_impl(dy, dh, xin, weight, rstd, offset, dx_dtype, dr_dtype, need_dw)
+    e = xin.new_empty(_EMPTY)
+    return (dx if dx is not None else e, dr if dr is not None else e.clone(),
+            dw if dw is not None else e.clone())
+
+
+@_bwd_op.register_fake
+def _(dy, dh, xin, weight, rstd, offset, dx_dtype, dr_dtype, need_dw):
+    e = xin.new_empty(_EMPTY)
+    return (xin.new_empty(xin.shape, dtype=dx_dtype) if dx_dtype is not None else e,
+            xin.new_empty(xin.shape, dtype=dr_dtype) if dr_dtype is not None else e.clone(),
+            torch.empty_like(weight) if (need_dw and weight is not None) else e.clone())
+
+
+def _op_setup(ctx, inputs, output):
+    x, weight, residual, eps, offset, casting, out_dtype, residual_dtype = inputs
+    _, h, rstd = output
+    ctx.save_for_backward(h if residual is not None else x, weight, rstd)
+    ctx.offset = offset
+    ctx.dtypes = (x.dtype, residual.dtype if residual is not None else None)
+    ctx.has_r = residual is not None
+
+
+def _op_backward(ctx, dy, dh, drstd):
+    xin, weight, rstd = ctx.saved_tensors
+    nx, nw, nr = ctx.needs_input_grad[:3]
+    dx, dr, dw = torch.ops.rmsnorm_triton.bwd(
+        dy, dh if ctx.has_r else None, xin, weight, rstd, ctx.offset,
+        ctx.dtypes[0] if nx else None, ctx.dtypes[1] if nr else None, bool(nw))
+    return (dx if nx else None, dw if nw and weight is not None else None,
+            dr if nr else None, None, None, None, None, None)
+
+
+_fwd_op.register_autograd(_op_backward, setup_context=_op_setup)
+
+
+def rms_norm(x, weight=None, eps=1e-6, *, residual=None, prenorm=False, offset=0.0,
+             casting="llama", out_dtype=None, residual_dtype=None):
+    """RMSNorm over the last dim of x, optionally fused with a residual add.
+
+        y = rms_norm(x, w)                          # y = x / sqrt(mean(x**2) + eps) * w
+        y, h = rms_norm(x, w, residual=r)           # h = x + r (the new residual), y = norm(h)
+
+    Args:
+        x: (..., N) fp32, fp16, bf16 (or fp64, computed in fp64). Rows may be strided.
+        weight: (N,) or None. Any of those dtypes, independent of x's.
+        eps: added to the mean square, >= 0.
+        residual: same shape as x. With it, h = x + residual is normalized and returned.
+        prenorm: also return h (h is x itself when there is no residual).
+        offset: y = x_hat * (offset + weight); Gemma uses 1.0.
+        casting: "llama" (x_hat cast to the input dtype before the weight, as Hugging Face's
+            LlamaRMSNorm), "gemma" (all fp32, cast at the end, as GemmaRMSNorm) or "none"
+            (rstd, x_hat and the weight rounded to the input dtype; the sum stays fp32).
+        out_dtype: y's dtype (default x's). residual_dtype: h's dtype (default residual's).
+    Returns:
+        y, or (y, h) when residual is given or prenorm=True. Never aliases an input, except
+        h with prenorm=True and no residual, which is x itself (as in the unfused module).
+    """
+    _validate(x, weight, eps, residual, offset, casting, out_dtype, residual_dtype)
+    ret_h = residual is not None or bool(prenorm)
+    if torch.compiler.is_compiling():
+        y, h, _ = torch.ops.rmsnorm_triton.fwd(x, weight, residual, float(eps), float(offset),
+                                               casting, out_dtype, residual_dtype)
+        if not ret_h:
+            return y
+        return y, (h if residual is not None else x)
+    return _RMSNormFn.apply(x, weight, residual, float(eps), float(offset), casting, out_dtype,
+                            residual_dtype, ret_h)
+
+
+@torch.no_grad()
+def fused_add_rms_norm_(x, residual, weight, eps=1e-6, *, offset=0.0, casting="llama"):
+    """In place, for inference: residual <- x + residual, then x <- RMSNorm(residual).
+
+    Serving engines' semantics (vLLM's fused_add_rms_norm). x and residual must not overlap;
+    both keep their dtypes and layouts; nothing else is written. Returns (x, residual).
+    """
+    _validate(x, weight, eps, residual, offset, casting, None, None)
+    if x.data_ptr() == residual.data_ptr() or _overlap(x, residual):
+        raise ValueError("x and residual share memory; fused_add_rms_norm_ needs two "
+                         "separate tensors")
+    n = x.shape[-1]
+    x2, r2 = rows_view(x, n), rows_view(residual, n)
+    if x2.data_ptr() != x.data_ptr() or r2.data_ptr() != residual.data_ptr():
+        raise ValueError("fused_add_rms_norm_ needs x and residual with rows of unit stride "
+                         "(a layout that views as (M, N)); got a layout that would need a copy")
+    launch.forward(x2, weight, r2, float(eps), float(offset), casting, x.dtype, residual.dtype,
+                   False, y=x2, h=r2)
+    return x, residual
+
+
+def _overlap(a, b) -> bool:
+    a0, b0 = a.data_ptr(), b.data_ptr()
+    a1 = a0 + a.numel() * a.element_size()
+    b1 = b0 + b.numel() * b.element_size()
+    return a0 < b1 and b0 < a1
