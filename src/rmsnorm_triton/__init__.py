@@ -25,4 +25,15 @@ from .launch import interpreted  # noqa: E402
 from .module import RMSNorm  # noqa: E402
 from .ops import fused_add_rms_norm_, rms_norm  # noqa: E402
 
-__all__ = ["rms_norm", "fused_add_rms_norm_", "RMSNorm", "interpreted", "__version__"]
+__all__ = ["rms_norm", "fused_add_rms_norm_", "RMSNorm", "interpreted", "__version__",
+           "patch_model", "unpatch_model", "patch_transformers"]
+
+_HF = ("patch_model", "unpatch_model", "patch_transformers")
+
+
+def __getattr__(name):  # Hugging Face patching (hf.py), loaded on first use
+    if name in _HF:
+        from . import hf
+
+        return getattr(hf, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

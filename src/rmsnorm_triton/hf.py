@@ -1,0 +1,210 @@
+"""Hugging Face patching: one table {family: (RMSNorm classes, offset, casting)} and one swap.
+
+Every family's RMSNorm in transformers is one of three formulas (read from the `forward`s of
+transformers 5.23; x_hat = x.float() * rsqrt(mean(x.float()**2) + eps)):
+
+    Llama:  w * x_hat.to(x.dtype)                  -> offset 0, casting "llama"
+    Gemma:  (x_hat * (1 + w.float())).type_as(x)   -> offset 1, casting "gemma"
+    Olmo2:  (w * x_hat).to(x.dtype)                -> offset 0, casting "gemma"
+
+The kernel rounds where each formula rounds and multiplies in the same order, so the patched
+model differs from the original only by the order of the fp32 sum of squares (and the backward,
+which is the analytic gradient, not autograd's chain of ops). Output dtype: "llama" gives
+promote_types(x, w), as `w * x_hat.to(x.dtype)` does; the other two give x's dtype.
+
+    n = patch_model(model)          # swap the RMSNorm modules of a built model; returns how many
+    unpatch_model(model)            # put the originals back (with the current Parameters)
+    with patch_transformers("llama"):   # or keep the handle and call .undo()
+        model = AutoModelForCausalLM.from_config(cfg)   # built with this library's norms
+
+transformers is imported only when a patch_transformers call needs its modeling modules.
+"""
+
+import functools
+import importlib
+import importlib.util
+
+import torch
+
+from .module import RMSNorm
+from .ops import rms_norm
+
+LLAMA, GEMMA, OLMO2 = (0.0, "llama"), (1.0, "gemma"), (0.0, "gemma")
+
+# family (transformers' model_type) -> (RMSNorm class names in models/<family>/modeling_<family>.py,
+# (offset, casting)). q_norm / k_norm (Qwen3, Gemma3, Olmo2) are instances of the same classes.
+FAMILIES = {
+    "llama": (("LlamaRMSNorm",), LLAMA),
+    "mistral": (("MistralRMSNorm",), LLAMA),
+    "mixtral": (("MixtralRMSNorm",), LLAMA),
+    "qwen2": (("Qwen2RMSNorm",), LLAMA),
+    "qwen2_moe": (("Qwen2MoeRMSNorm",), LLAMA),
+    "qwen3": (("Qwen3RMSNorm",), LLAMA),
+    "qwen3_moe": (("Qwen3MoeRMSNorm",), LLAMA),
+    "phi3": (("Phi3RMSNorm",), LLAMA),
+    "gemma": (("GemmaRMSNorm",), GEMMA),
+    "gemma2": (("Gemma2RMSNorm",), GEMMA),
+    "gemma3": (("Gemma3RMSNorm",), GEMMA),
+    "olmo2": (("Olmo2RMSNorm",), OLMO2),
+    "olmo3": (("Olmo3RMSNorm",), OLMO2),
+}
+
+
+def _modeling(family: str) -> str:
+    return f"transformers.models.{family}.modeling_{family}"
+
+
+# (module, class name) -> (offset, casting): lets patch_model recognise a class without importing
+# anything. Only the exact classes: a subclass may have changed the formula.
+_BY_CLASS = {(_modeling(f), c): mode for f, (classes, mode) in FAMILIES.items() for c in classes}
+
+
+def _key(cls: type):
+    return cls.__module__, cls.__qualname__
+
+
+class HFRMSNorm(RMSNorm):
+    """This library's RMSNorm standing in for a Hugging Face one: the same Parameter and eps, the
+    family's offset and casting, and HF's output dtype. Keeps the module it replaced (not as a
+    submodule: the state_dict keys stay those of the original) so that unpatch_model can put it
+    back. Instances are of a subclass per HF class, Triton<HF class name> (see _triton_class).
+    """
+
+    def __init__(self, original, offset, casting):
+        w = original.weight
+        super().__init__(w.shape[0], eps=_eps(original), device="meta", dtype=w.dtype,
+                         offset=offset, casting=casting)
+        self.weight = w  # the same Parameter: optimizers and tied references still hold
+        self.train(original.training)
+        object.__setattr__(self, "hf_original", original)
+
+    def forward(self, x):
+        out_dtype = (torch.promote_types(x.dtype, self.weight.dtype) if self.casting == "llama"
+                     else x.dtype)
+        return rms_norm(x, self.weight, self.eps, offset=self.offset, casting=self.casting,
+                        out_dtype=out_dtype)
+
+    def restored(self):
+        """The original module, holding this module's current weight (FSDP or .to() may have
+        replaced the Parameter since)."""
+        original = self.hf_original
+        original.weight = self.weight
+        original.train(self.training)
+        return original
+
+
+@functools.cache
+def _triton_class(original: type) -> type:
+    """HFRMSNorm subclass that HF's modeling code can call as it calls `original` (any signature:
+    Gemma3 passes dim=, Olmo2 eps positionally): it builds the original, then takes its place.
+    The name keeps "RMSNorm", which is how transformers' _init_weights finds norms."""
+    offset, casting = _BY_CLASS[_key(original)]
+
+    def __init__(self, *args, **kwargs):
+        HFRMSNorm.__init__(self, original(*args, **kwargs), offset, casting)
+
+    return type(f"Triton{original.__name__}", (HFRMSNorm,),
+                {"__init__": __init__, "__module__": __name__, "replaces": original})
+
+
+def _replacement(m):
+    cls = _triton_class(type(m))
+    new = cls.__new__(cls)
+    HFRMSNorm.__init__(new, m, *_BY_CLASS[_key(type(m))])
+    return new
+
+
+def _eps(module) -> float:
+    eps = getattr(module, "variance_epsilon", None)  # Llama-style; Gemma-style modules use .eps
+    return float(eps if eps is not None else module.eps)
+
+
+def _swap(model: torch.nn.Module, replace) -> int:
+    """Replaces each submodule m with replace(m) where that is not None; a module reachable from
+    several parents is replaced by one new module everywhere. Returns how many were replaced."""
+    done = {}
+    for parent in list(model.modules()):
+        for name, child in list(parent._modules.items()):
+            if child is None:
+                continue
+            if id(child) not in done:
+                new = replace(child)
+                if new is None:
+                    continue
+                done[id(child)] = new
+            parent._modules[name] = done[id(child)]
+    return len(done)
+
+
+def patch_model(model: torch.nn.Module) -> int:
+    """Swaps every RMSNorm submodule of a table family for this library's; returns how many.
+
+    Modules already patched (also those built under patch_transformers) are left alone and not
+    counted. Forward hooks registered on an original module do not move to its replacement.
+    """
+    return _swap(model, lambda m: _replacement(m) if _key(type(m)) in _BY_CLASS else None)
+
+
+def unpatch_model(model: torch.nn.Module) -> int:
+    """Puts back the modules patch_model (or patch_transformers) replaced; returns how many."""
+    return _swap(model, lambda m: m.restored() if isinstance(m, HFRMSNorm) else None)
+
+
+def _family_names(families) -> list:
+    names = []
+    for f in families:
+        key = f.lower() if isinstance(f, str) else f
+        if key not in FAMILIES:
+            raise ValueError(f"family is {f!r}, expected one of: {', '.join(sorted(FAMILIES))}")
+        names.append(key)
+    return names
+
+
+class _Patched:
+    """What patch_transformers did, to undo: .undo(), or use it as a context manager."""
+
+    def __init__(self, entries):
+        self.entries = entries  # [(modeling module, class name, original class)]
+
+    def undo(self):
+        for module, name, original in reversed(self.entries):
+            setattr(module, name, original)
+        self.entries = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.undo()
+
+
+def patch_transformers(*families) -> _Patched:
+    """Makes transformers build this library's RMSNorm in the given families (default: all in
+    FAMILIES that the installed transformers has). Models built before are not changed (use
+    patch_model). Returns a handle: .undo() or `with` restores the classes."""
+    if families:
+        names = _family_names(families)
+    else:
+        names = [f for f in FAMILIES if importlib.util.find_spec(f"transformers.models.{f}")]
+    entries = []
+    for family in names:
+        try:
+            module = importlib.import_module(_modeling(family))
+        except ImportError as e:
+            raise ValueError(f"family {family!r} is not in the installed transformers "
+                             f"({_transformers_version()}): {e}") from e
+        for name in FAMILIES[family][0]:
+            original = getattr(module, name)
+            if isinstance(original, type) and issubclass(original, HFRMSNorm):
+                continue  # patched already
+            setattr(module, name, _triton_class(original))
+            entries.append((module, name, original))
+    return _Patched(entries)
+
+
+def _transformers_version() -> str:
+    try:
+        import transformers
+        return f"transformers {transformers.__version__}"
+    except ImportError:
+        return "transformers is not installed"
