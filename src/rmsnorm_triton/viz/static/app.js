@@ -1,0 +1,321 @@
+/* The controller: one entry point, RmsViz.render(element, trace, options), then controls,
+   playback, keyboard, editing and the URL. options.api: the trace endpoint, or null in an
+   exported page (playback only). */
+"use strict";
+(function (V) {
+  const SPEEDS = [0.5, 1, 2, 4, 8, 15, 30, 60]; // steps per second
+  const PARAM_KEYS = { rows: "rows", n: "n", block: "block_size", eps: "eps", dtype: "dtype", seed: "seed", norm: "norm" };
+
+  /** Index of the trace's steps, so that any position can be shown without replaying. */
+  function indexSteps(data) {
+    const M = data.params.rows, nb = data.blocks.length, idx = {}, first = [], last = [];
+    data.steps.forEach((s, i) => {
+      const t = (idx[s.pass] = idx[s.pass] || Array.from({ length: M }, () => []));
+      t[s.row][s.block === null ? 0 : t[s.row].length] = i; // block steps in visiting order
+      if (first[s.row] === undefined) first[s.row] = i;
+      last[s.row] = i;
+    });
+    for (const t of Object.values(idx)) t.forEach((row) => (row.byBlock = []));
+    data.steps.forEach((s, i) => { if (s.block !== null) idx[s.pass][s.row].byBlock[s.block] = i; });
+    return { idx, first, last, nb };
+  }
+
+  /** What the page shows after `pos` steps (pos = 0: before the launch). */
+  function derive(data, ix, pos) {
+    const cur = pos > 0 ? data.steps[pos - 1] : null, M = data.params.rows;
+    const rowState = Array.from({ length: M }, (_, r) => (ix.last[r] < pos ? "done" : ix.first[r] < pos ? "active" : "waiting"));
+    const visited = (pass, r) => (ix.idx[pass] ? ix.idx[pass][r].filter((i) => i < pos).length : 0);
+    const done = (pass, r) => !!ix.idx[pass] && ix.idx[pass][r].every((i) => i < pos);
+    const at = (pass, r, b) => ix.idx[pass][r].byBlock[b];
+    return {
+      pos, total: data.steps.length, cur, row: cur ? cur.row : null, block: cur ? cur.block : null,
+      pass: cur ? cur.pass : null, blockN: data.kernel.block_n, rowState, visited, done,
+      inState(r, b) {
+        if (rowState[r] === "done") return "processed";
+        if (!cur || r !== cur.row) return "";
+        if (cur.block === b) return "processing";
+        if (cur.block === null || at(cur.pass, r, b) < pos - 1) return "processed";
+        return "";
+      },
+      outState(r, b) {
+        const i = at("normalize", r, b);
+        return i < pos - 1 ? "processed" : i === pos - 1 ? "processing" : "";
+      },
+    };
+  }
+
+  // ---- URL: the whole state, so that a link reproduces the view ---------------------------
+  function readURL() {
+    const q = new URLSearchParams(location.search), params = {}, edits = { x: new Map(), w: new Map() };
+    for (const [k, key] of Object.entries(PARAM_KEYS)) {
+      if (!q.has(k)) continue;
+      const v = q.get(k);
+      params[key] = ["dtype", "norm"].includes(key) ? v : Number(v);
+    }
+    for (const part of (q.get("x") || "").split(",").filter(Boolean)) {
+      const [rc, v] = part.split(":");
+      if (v !== undefined) edits.x.set(rc, Number(v));
+    }
+    for (const part of (q.get("w") || "").split(",").filter(Boolean)) {
+      const [c, v] = part.split(":");
+      if (v !== undefined) edits.w.set(c, Number(v));
+    }
+    return { params, edits, step: q.has("step") ? Number(q.get("step")) : null, speed: q.has("speed") ? Number(q.get("speed")) : null };
+  }
+
+  function writeURL(S) {
+    if (!S.api) return; // an exported file keeps its own address
+    const p = S.data.params, q = new URLSearchParams();
+    for (const [k, key] of Object.entries(PARAM_KEYS)) q.set(k, p[key]);
+    if (S.edits.x.size) q.set("x", [...S.edits.x].map(([k, v]) => `${k}:${v}`).join(","));
+    if (S.edits.w.size) q.set("w", [...S.edits.w].map(([k, v]) => `${k}:${v}`).join(","));
+    q.set("step", S.pos);
+    q.set("speed", S.speed);
+    history.replaceState(null, "", "?" + q.toString());
+  }
+
+  // ---- the API --------------------------------------------------------------------------
+  async function post(api, body) {
+    const res = await fetch(api, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    const json = await res.json().catch(() => ({ error: `the server answered ${res.status}` }));
+    if (!res.ok) throw new Error(json.error || `the server answered ${res.status}`);
+    return json;
+  }
+
+  /** Trace for params; with edits, x and w are the seed's values with the edited cells replaced. */
+  async function fetchTrace(api, params, edits) {
+    const base = await post(api, params);
+    if (!edits.x.size && !edits.w.size) return base;
+    const body = { ...params };
+    if (edits.x.size) {
+      body.x = base.x.map((row) => row.slice());
+      for (const [rc, v] of edits.x) {
+        const [r, c] = rc.split(".").map(Number);
+        if (r < params.rows && c < params.n) body.x[r][c] = v;
+      }
+    }
+    if (edits.w.size) {
+      body.weight = base.weight.slice();
+      for (const [c, v] of edits.w) if (Number(c) < params.n) body.weight[Number(c)] = v;
+    }
+    return post(api, body);
+  }
+  V.fetchTrace = fetchTrace;
+
+  V.render = function (element, data, options = {}) {
+    const R = V.skeleton(element);
+    const S = { api: options.api || null, data: null, ix: null, pos: 0, playing: false, timer: null, speed: 3,
+      edits: options.edits || { x: new Map(), w: new Map() }, seq: 0, reqSeq: 0, views: {} };
+    element.classList.add("rmsviz");
+    if (!S.api) {
+      R.banner.hidden = false;
+      R.banner.textContent = "A static export: playback and stepping work offline. Changing the parameters or editing values runs the kernel, which needs `rmsnorm-triton viz`.";
+      for (const k of ["rows", "n", "block", "eps", "dtype", "normRms", "normLayer", "random", "run", "reset"]) R[k].disabled = true;
+      R.run.disabled = false; // plays the trace from the start
+      R.editHint.hidden = true;
+      R.copy.hidden = true;
+    }
+
+    function controls() {
+      return { rows: Number(R.rows.value), n: Number(R.n.value), block_size: Number(R.block.value),
+        eps: R.eps.value.trim() === "" ? NaN : Number(R.eps.value), dtype: R.dtype.value, seed: S.data.params.seed,
+        norm: R.normLayer.getAttribute("aria-pressed") === "true" ? "layer" : "rms" };
+    }
+
+    function fillBlockChoices(n, want) {
+      const choices = S.data.limits.block_choices[String(n)] || [];
+      const pick = choices.includes(want) ? want : choices.filter((b) => b <= want).pop() || choices[0];
+      R.block.replaceChildren(...choices.map((b) => V.h("option", { value: b, text: b })));
+      if (pick !== undefined) R.block.value = String(pick);
+    }
+
+    function showControls(p) {
+      R.rows.value = p.rows; R.n.value = p.n; R.eps.value = p.eps > 0 && p.eps < 1e-3 ? p.eps.toExponential() : String(p.eps); R.dtype.value = p.dtype;
+      fillBlockChoices(p.n, p.block_size);
+      R.normRms.setAttribute("aria-pressed", String(p.norm === "rms"));
+      R.normLayer.setAttribute("aria-pressed", String(p.norm === "layer"));
+    }
+
+    function setData(d, pos) {
+      S.data = d; S.ix = indexSteps(d);
+      S.pos = Math.max(0, Math.min(pos || 0, d.steps.length));
+      showControls(d.params);
+      R.device.textContent = d.device;
+      R.footKernel.textContent = `${d.source.file}:${d.source.name}`;
+      R.inNote.textContent = `${d.params.rows} × ${d.params.n}, ${d.params.dtype}` + (d.params.dtype === "fp32" ? "" : ", values as rounded to " + d.params.dtype);
+      R.outNote.textContent = d.params.norm === "rms" ? "= x · rstd · w" : "= (x − μ) · rstd · w";
+      R.srcName.textContent = `${d.source.file} · ${d.source.name}`;
+      S.views.in = V.buildGrid(R.inGrid, d, d.x, { prefix: "r", kind: "x", weight: true });
+      S.views.out = V.buildGrid(R.outGrid, d, d.y, { prefix: "r", kind: "y", hide: true });
+      S.views.table = V.buildTable(R.calc, d);
+      S.views.progs = V.buildPrograms(R.programs, d, (p) => { pause(); go(S.ix.first[p] + 1); });
+      V.buildSource(R.source, d.source);
+      V.compare(R.compare, d);
+      R.countNote.textContent = V.countNote(d);
+      element.dataset.norm = d.params.norm;
+      element.dataset.traceId = String(++S.seq);
+      paint();
+    }
+
+    function paint() {
+      const d = S.data, st = derive(d, S.ix, S.pos);
+      V.paintGrid(S.views.in, d, st, "in");
+      V.paintWeight(S.views.in, d, st);
+      V.paintGrid(S.views.out, d, st, "out");
+      V.paintTable(S.views.table, d, st);
+      V.paintStats(R.curStats, d, st);
+      V.paintPrograms(S.views.progs, st);
+      V.paintPartials(R.partials, d, st);
+      V.paintCounters(R.counters, d, st);
+      V.paintSource(R.source, d.source, st.pass);
+      const ex = V.explain(d, st);
+      R.exTitle.textContent = ex.title; R.exBody.textContent = ex.body; R.exFormula.textContent = ex.formula;
+      R.psRow.textContent = st.row === null ? 0 : st.row;
+      R.curRow.textContent = st.row === null ? "–" : String(st.row);
+      R.curProg.textContent = st.cur ? `P${st.cur.program}` : "–";
+      const blk = st.block === null ? null : d.blocks[st.block];
+      R.blockRange.textContent = blk ? `[${blk.start}, ${blk.end})` + (blk.mask.includes(false) ? ` + ${blk.mask.filter((m) => !m).length} masked` : "")
+        : st.cur ? "whole row" : "–";
+      R.bar.style.width = `${(100 * S.pos) / (st.total || 1)}%`;
+      R.progress.setAttribute("aria-valuemax", st.total); R.progress.setAttribute("aria-valuenow", S.pos);
+      R.stepText.textContent = `step ${S.pos} of ${st.total}` + (st.cur ? ` · ${V.PASS_LABEL[st.cur.pass]}${st.block === null ? "" : " " + st.block}, row ${st.row}` : " · before the launch");
+      element.dataset.pos = String(S.pos);
+      V.follow(R.inWrap, S.views.in, st);
+      V.follow(R.outWrap, S.views.out, st);
+      if (!S.playing || S.pos % 10 === 0) writeURL(S);
+    }
+
+    function go(pos) { S.pos = Math.max(0, Math.min(pos, S.data.steps.length)); paint(); }
+    function pause() { S.playing = false; clearTimeout(S.timer); R.play.textContent = "Play"; writeURL(S); }
+    function tick() {
+      if (!S.playing) return;
+      if (S.pos >= S.data.steps.length) { pause(); return; }
+      go(S.pos + 1);
+      S.timer = setTimeout(tick, 1000 / SPEEDS[S.speed]);
+    }
+    function play() {
+      if (S.pos >= S.data.steps.length) go(0);
+      S.playing = true; R.play.textContent = "Pause"; tick();
+    }
+    function setSpeed(i) {
+      S.speed = Math.max(0, Math.min(SPEEDS.length - 1, i));
+      R.speed.value = S.speed; R.speedOut.textContent = `${SPEEDS[S.speed]} steps/s`;
+    }
+
+    function showError(msg) { R.error.hidden = !msg; R.error.textContent = msg ? "Not run: " + msg : ""; }
+
+    async function reload(params, then) {
+      if (!S.api) return;
+      const seq = ++S.reqSeq;
+      element.dataset.busy = "1";
+      try {
+        const d = await fetchTrace(S.api, params, S.edits);
+        if (seq !== S.reqSeq) return;
+        showError(""); pause(); setData(d, 0);
+        if (then) then();
+      } catch (e) {
+        if (seq === S.reqSeq) showError(e.message);
+      } finally {
+        if (seq === S.reqSeq) delete element.dataset.busy;
+      }
+    }
+
+    let debounce = null;
+    function onControl() {
+      clearTimeout(debounce);
+      debounce = setTimeout(() => reload(controls()), 300);
+    }
+    R.rows.addEventListener("input", onControl);
+    R.n.addEventListener("input", () => { fillBlockChoices(Number(R.n.value), Number(R.block.value)); onControl(); });
+    R.eps.addEventListener("input", onControl);
+    for (const k of ["block", "dtype"]) R[k].addEventListener("change", onControl);
+    const setNorm = (norm) => {
+      R.normRms.setAttribute("aria-pressed", String(norm === "rms"));
+      R.normLayer.setAttribute("aria-pressed", String(norm === "layer"));
+      clearTimeout(debounce); reload(controls());
+    };
+    R.normRms.addEventListener("click", () => setNorm("rms"));
+    R.normLayer.addEventListener("click", () => setNorm("layer"));
+    R.run.addEventListener("click", () => {
+      if (!S.api) { go(0); play(); return; }
+      clearTimeout(debounce); reload(controls(), play);
+    });
+    R.random.addEventListener("click", () => {
+      S.edits.x.clear();
+      reload({ ...controls(), seed: Math.floor(Math.random() * S.data.limits.seed[1]) });
+    });
+    R.reset.addEventListener("click", () => {
+      S.edits.x.clear(); S.edits.w.clear(); setSpeed(3);
+      reload({ ...S.data.limits.defaults });
+    });
+    R.copy.addEventListener("click", () => {
+      writeURL(S);
+      navigator.clipboard.writeText(location.href).then(() => (R.copy.textContent = "Link copied"), () => (R.copy.textContent = "Copy the address bar"));
+      setTimeout(() => (R.copy.textContent = "Copy link"), 2000);
+    });
+    R.first.addEventListener("click", () => { pause(); go(0); });
+    R.back.addEventListener("click", () => { pause(); go(S.pos - 1); });
+    R.fwd.addEventListener("click", () => { pause(); go(S.pos + 1); });
+    R.last.addEventListener("click", () => { pause(); go(S.data.steps.length); });
+    R.play.addEventListener("click", () => (S.playing ? pause() : play()));
+    R.speed.addEventListener("input", () => { setSpeed(Number(R.speed.value)); writeURL(S); });
+
+    // Editing: click a cell of x (or w), type, Enter runs the kernel again; Esc cancels.
+    R.inGrid.addEventListener("click", (ev) => {
+      const cell = ev.target.closest(".cell[data-kind]");
+      if (!cell || !S.api || cell.querySelector("input")) return;
+      const kind = cell.dataset.kind, r = cell.dataset.r, c = cell.dataset.c;
+      const old = kind === "w" ? S.data.weight[c] : S.data.x[r][c];
+      const box = V.h("input", { class: "edit", type: "text", inputmode: "decimal", value: V.exact(old), "aria-label": kind === "w" ? `w[${c}]` : `x[${r}][${c}]` });
+      const text = cell.textContent;
+      cell.replaceChildren(box); box.focus(); box.select();
+      let closed = false;
+      const close = (commit) => {
+        if (closed) return; closed = true;
+        const v = Number(box.value);
+        cell.textContent = text;
+        if (!commit || box.value.trim() === "" || !Number.isFinite(v)) { if (commit) showError(`${box.getAttribute("aria-label")} must be a finite number, got "${box.value}"`); return; }
+        if (kind === "w") S.edits.w.set(c, v); else S.edits.x.set(`${r}.${c}`, v);
+        reload(controls());
+      };
+      box.addEventListener("keydown", (e) => { if (e.key === "Enter") close(true); if (e.key === "Escape") close(false); e.stopPropagation(); });
+      box.addEventListener("blur", () => close(false));
+    });
+
+    document.addEventListener("keydown", (e) => {
+      if (e.target.closest && e.target.closest("input, select, textarea") && e.key !== "Escape") return;
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      const k = e.key;
+      const act = {
+        " ": () => (S.playing ? pause() : play()), ArrowRight: () => { pause(); go(S.pos + 1); }, l: () => { pause(); go(S.pos + 1); },
+        ArrowLeft: () => { pause(); go(S.pos - 1); }, h: () => { pause(); go(S.pos - 1); },
+        Home: () => { pause(); go(0); }, End: () => { pause(); go(S.data.steps.length); },
+        "+": () => setSpeed(S.speed + 1), "=": () => setSpeed(S.speed + 1), "-": () => setSpeed(S.speed - 1),
+        r: () => R.run.click(), n: () => S.api && setNorm(S.data.params.norm === "rms" ? "layer" : "rms"),
+      }[k.length === 1 ? k.toLowerCase() : k];
+      if (act) { e.preventDefault(); act(); }
+    });
+
+    setSpeed(options.speed ?? 3);
+    setData(data, options.step || 0);
+    return { go, play, pause, get pos() { return S.pos; }, get data() { return S.data; } };
+  };
+
+  /** Boot: an inlined trace (exported file) or the server's API with the URL's state. */
+  async function boot() {
+    const el = document.getElementById("app");
+    const inline = document.getElementById("trace-data").textContent.trim();
+    if (inline) { V.controller = V.render(el, JSON.parse(inline), { api: null }); return; }
+    const url = readURL(), api = "api/trace";
+    let data, err = null;
+    try {
+      data = await fetchTrace(api, url.params, url.edits);
+    } catch (e) {
+      err = e.message; url.edits.x.clear(); url.edits.w.clear();
+      data = await fetchTrace(api, {}, url.edits);
+    }
+    V.controller = V.render(el, data, { api, edits: url.edits, step: url.step, speed: url.speed });
+    if (err) { const box = el.querySelector("[data-ref=error]"); box.hidden = false; box.textContent = "The link's parameters were not accepted: " + err; }
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot); else boot();
+})((window.RmsViz = window.RmsViz || {}));
