@@ -17,13 +17,17 @@ class Config:
     block_n: int  # elements per block
     num_warps: int
     one_pass: bool  # the whole row fits in one block and stays in registers
+    split: bool = False  # GPU only: a row's blocks spread over programs that meet (kernels.py)
+    progs_per_sm: int = 1  # split: programs resident per multiprocessor (checked at launch)
 
 
-# Longest row kept in registers, by input element size. Past it the row is walked in blocks.
-MAX_ONE_PASS = {2: 65536, 4: 32768, 8: 16384}
+# Longest row kept in registers, by input element size. Past it: SPLIT on a GPU, LOOP otherwise.
+MAX_ONE_PASS = {2: 32768, 4: 32768, 8: 16384}
+MAX_ONE_PASS_BWD = {2: 8192, 4: 8192, 8: 4096}  # the backward holds x, dy, w and dw partials
 # Elements a program should hold when rows are short: bytes in flight hide DRAM latency.
 TILE_ELEMS = {2: 8192, 4: 4096, 8: 2048}
-LOOP_BLOCK = 4096  # block of the looping path
+SPLIT_FWD = Config(1, 8192, 8, False, True, 2)  # first guess, before a sweep
+SPLIT_BWD = Config(1, 4096, 8, False, True, 2)  # first guess, before a sweep
 # (largest tile in elements, num_warps); first row that fits wins.
 WARPS = [(1024, 2), (4096, 4), (8192, 8), (16384, 8), (32768, 16), (1 << 30, 32)]
 
@@ -32,27 +36,37 @@ def _warps(elems: int) -> int:
     return next(w for limit, w in WARPS if elems <= limit)
 
 
+def _size(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
 @functools.lru_cache(maxsize=1024)
 def fwd_config(n: int, dtype: torch.dtype) -> Config:
-    size = torch.empty((), dtype=dtype).element_size()
+    size = _size(dtype)
     block_n = triton.next_power_of_2(n)
     if block_n > MAX_ONE_PASS[size]:
-        return Config(1, LOOP_BLOCK, 8, False)
+        return SPLIT_FWD
     block_m = max(1, min(256, TILE_ELEMS[size] // block_n))
     return Config(block_m, block_n, _warps(block_m * block_n), True)
 
 
+@functools.lru_cache(maxsize=1024)
 def bwd_config(n: int, dtype: torch.dtype) -> Config:
-    # The backward holds x, dy and the dw partials: half the forward's tile.
-    c = fwd_config(n, dtype)
-    if not c.one_pass:
-        return c
-    return Config(max(1, c.block_m // 2), c.block_n, c.num_warps, True)
+    size = _size(dtype)
+    block_n = triton.next_power_of_2(n)
+    if block_n > MAX_ONE_PASS_BWD[size]:
+        return SPLIT_BWD
+    block_m = max(1, min(256, TILE_ELEMS[size] // 2 // block_n))
+    return Config(block_m, block_n, _warps(block_m * block_n), True, False, 2)
 
 
 @functools.lru_cache(maxsize=16)
-def num_programs(device: torch.device) -> int:
+def device_props(index: int):
+    return torch.cuda.get_device_properties(index)
+
+
+def num_programs(device: torch.device, cfg: Config) -> int:
     """Persistent grid size for the backward: programs that fit on the device at once."""
     if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).multi_processor_count * 2
+        return device_props(device.index or 0).multi_processor_count * cfg.progs_per_sm
     return 4  # the interpreter runs programs one after another: few, large ones are faster

@@ -11,10 +11,17 @@ Backward, with wdy = (offset + w) * dy:
     dh    = rstd * (wdy - x_hat * c1)   (+ the gradient that reached h directly)
     dw    = sum over rows of dy * x_hat
 
-A row that fits in one block (ONE_PASS) is held in registers and read once; BLOCK_M rows then
-share a program so that small rows still give every program enough bytes in flight. A longer row
-is walked block by block twice, the second walk backwards so that it starts with the blocks most
-recently pulled into L2.
+Three ways to walk a row, chosen per (N, dtype) by heuristics.py:
+- ONE_PASS: the row fits in one block, is held in registers and read once; BLOCK_M rows share a
+  program so that short rows still give every program enough bytes in flight.
+- SPLIT (GPU only): a long row is cut into S chunks of BLOCK_N, each held in the registers of its
+  own program; the S programs of a row add their partial sums through a small buffer (_row_sum)
+  and each then finishes its chunk. One read of x, like ONE_PASS. The programs wait for each
+  other, so the launcher sizes the grid to what is resident at once; the interpreter, which runs
+  programs one after another, never takes this path.
+- otherwise (LOOP): the row is walked block by block twice, the second walk backwards so that it
+  starts with the blocks most recently pulled into L2. This is the seed's kernel, and the one the
+  visualizer traces.
 """
 
 import triton
@@ -82,6 +89,21 @@ def _mean_rstd(ss, N, eps, ACC: tl.constexpr):
 
 
 @triton.jit
+def _row_sum(PART, CNT, row, s, S, value, S_POW2: tl.constexpr):
+    """SPLIT: the S programs sharing a row each give their chunk's partial sum and all get the
+    total, added in chunk order (bitwise the same every run). CNT[row] counts arrivals."""
+    tl.store(PART + row * S + s, value)
+    tl.debug_barrier()  # every thread's stores happen before the release below
+    arrived = tl.atomic_add(CNT + row, 1, sem="acq_rel", scope="gpu") + 1
+    while arrived < S:
+        arrived = tl.atomic_add(CNT + row, 0, sem="acquire", scope="gpu")
+    tl.debug_barrier()
+    i = tl.arange(0, S_POW2)
+    parts = tl.load(PART + row * S + i, mask=i < S, other=0.0, cache_modifier=".cg")  # not L1
+    return tl.sum(parts, axis=0)
+
+
+@triton.jit
 def _load_h(X, R, H, x_off, r_off, h_off, cols, mask, HAS_R: tl.constexpr, ACC: tl.constexpr):
     """Loads x (+ r, storing h) as fp32; h is rounded to H's dtype first, as torch's add does."""
     x = tl.load(X + x_off + cols, mask=mask, other=0.0).to(ACC)
@@ -97,12 +119,15 @@ def _load_h(X, R, H, x_off, r_off, h_off, cols, mask, HAS_R: tl.constexpr, ACC: 
 def rms_norm_fwd(
     X, R, W, Y, H, RSTD,  # x, residual, weight, y, h = x + residual, saved rstd (ACC)
     TRACE_BLK, TRACE_ROW,  # trace: per (row, block) [block sum, running sum]; per row [ss, ms, rms, rstd]
+    PART, CNT,  # SPLIT: per (row, chunk) partial sums; per row arrivals (zeroed by the launcher)
     stride_x, stride_r, stride_y, stride_h,  # elements between the starts of two rows
     M, N,  # rows, elements per row
     eps, offset,  # fp32 scalars
+    NUM_GROUPS,  # SPLIT: program p does chunk p % S of rows p // S, + NUM_GROUPS, ...
     BLOCK_M: tl.constexpr,  # rows per program (ONE_PASS only)
     BLOCK_N: tl.constexpr,  # elements of a row per block
     ONE_PASS: tl.constexpr,  # N <= BLOCK_N: the row stays in registers
+    SPLIT: tl.constexpr, S_POW2: tl.constexpr,  # SPLIT mode; next power of two >= S
     HAS_W: tl.constexpr, HAS_R: tl.constexpr, STORE_RSTD: tl.constexpr,
     CASTING: tl.constexpr,  # CAST_NONE / CAST_LLAMA / CAST_GEMMA
     TRACE: tl.constexpr,  # False in production: True writes the trace buffers
@@ -135,6 +160,24 @@ def rms_norm_fwd(
             tl.store(TRACE_ROW + rows * 4 + 1, ms, mask=rows < M)
             tl.store(TRACE_ROW + rows * 4 + 2, tl.sqrt(ms.to(tl.float64)).to(ACC), mask=rows < M)
             tl.store(TRACE_ROW + rows * 4 + 3, rstd, mask=rows < M)
+    elif SPLIT:
+        S = tl.cdiv(N, BLOCK_N)
+        s = pid % S
+        c = s * BLOCK_N + cols
+        m = c < N
+        if HAS_W:
+            w = tl.load(W + c, mask=m, other=0.0).to(ACC)
+        else:
+            w = tl.full([BLOCK_N], 1.0, ACC) - offset
+        for row in range(pid // S, M, NUM_GROUPS):
+            row64 = tl.cast(row, tl.int64)
+            h = _load_h(X, R, H, row64 * stride_x, row64 * stride_r, row64 * stride_h, c, m, HAS_R, ACC)
+            ss = _row_sum(PART, CNT, row64, s, S, tl.sum(h * h, axis=0), S_POW2)
+            ms, rstd = _mean_rstd(ss, N, eps, ACC)
+            if STORE_RSTD:
+                tl.store(RSTD + row64, rstd, mask=s == 0)
+            y = _apply_weight(h, rstd, w, offset, CASTING, IN_TY, ACC)
+            tl.store(Y + row64 * stride_y + c, _cast(y, Y.dtype.element_ty), mask=m)
     else:
         row = pid.to(tl.int64)
         num_blocks = tl.cdiv(N, BLOCK_N)
@@ -173,10 +216,12 @@ def rms_norm_fwd(
 @triton.jit
 def rms_norm_bwd(
     DY, X, W, RSTD, DH, DX, DR, DW_PART,  # X is the normalized input (h when there was a residual)
+    PART, CNT,  # SPLIT: per (row, chunk) partial sums of x_hat * wdy; per row arrivals
     stride_dy, stride_x, stride_dh, stride_dx, stride_dr,  # elements between two rows' starts
     M, N, offset,
     NUM_PROGS,  # persistent grid size; program p owns row tiles p, p + NUM_PROGS, ...
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, ONE_PASS: tl.constexpr,
+    SPLIT: tl.constexpr, S_POW2: tl.constexpr,  # as in rms_norm_fwd; dw partials: [groups, N]
     HAS_W: tl.constexpr,  # also: write this program's dw partial sums to DW_PART[p, :]
     HAS_DH: tl.constexpr,  # a gradient reached h directly (prenorm output): add it to dx
     STORE_DR: tl.constexpr,  # write the residual's gradient (the same values, its own dtype)
@@ -190,7 +235,7 @@ def rms_norm_bwd(
             wo = offset + tl.load(W + cols, mask=col_ok, other=0.0).to(ACC)
         else:
             wo = tl.full([BLOCK_N], 1.0, ACC)
-        dw = tl.zeros([BLOCK_N], ACC)
+        dw = tl.zeros([BLOCK_M, BLOCK_N], ACC)  # summed over rows once, at the end
         for tile in range(pid, tl.cdiv(M, BLOCK_M), NUM_PROGS):
             rows = tile * BLOCK_M + tl.arange(0, BLOCK_M)
             rows64 = rows.to(tl.int64)[:, None]
@@ -208,9 +253,38 @@ def rms_norm_bwd(
             if STORE_DR:
                 tl.store(DR + rows64 * stride_dr + cols[None, :], _cast(dx, DR.dtype.element_ty), mask=mask)
             if HAS_W:
-                dw += tl.sum(dy * x_hat, axis=0)
+                dw += dy * x_hat
         if HAS_W:
-            tl.store(DW_PART + pid.to(tl.int64) * N + cols, dw, mask=col_ok)
+            tl.store(DW_PART + pid.to(tl.int64) * N + cols, tl.sum(dw, axis=0), mask=col_ok)
+    elif SPLIT:
+        S = tl.cdiv(N, BLOCK_N)
+        s = pid % S
+        g = pid // S
+        c = s * BLOCK_N + cols
+        m = c < N
+        if HAS_W:
+            wo = offset + tl.load(W + c, mask=m, other=0.0).to(ACC)
+        else:
+            wo = tl.full([BLOCK_N], 1.0, ACC)
+        dw = tl.zeros([BLOCK_N], ACC)
+        for row in range(g, M, NUM_PROGS // S):
+            row64 = tl.cast(row, tl.int64)
+            x = tl.load(X + row64 * stride_x + c, mask=m, other=0.0).to(ACC)
+            dy = tl.load(DY + row64 * stride_dy + c, mask=m, other=0.0).to(ACC)
+            rstd = tl.load(RSTD + row64)
+            x_hat = x * rstd
+            wdy = wo * dy
+            c1 = _row_sum(PART, CNT, row64, s, S, tl.sum(x_hat * wdy, axis=0), S_POW2) / N
+            dx = (wdy - x_hat * c1) * rstd
+            if HAS_DH:
+                dx += tl.load(DH + row64 * stride_dh + c, mask=m, other=0.0).to(ACC)
+            tl.store(DX + row64 * stride_dx + c, _cast(dx, DX.dtype.element_ty), mask=m)
+            if STORE_DR:
+                tl.store(DR + row64 * stride_dr + c, _cast(dx, DR.dtype.element_ty), mask=m)
+            if HAS_W:
+                dw += dy * x_hat
+        if HAS_W:
+            tl.store(DW_PART + g.to(tl.int64) * N + c, dw, mask=m)
     else:
         num_blocks = tl.cdiv(N, BLOCK_N)
         for row in range(pid, M, NUM_PROGS):

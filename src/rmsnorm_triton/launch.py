@@ -6,6 +6,7 @@ Nothing here knows about autograd; ops.py builds the differentiable op on top.
 import math
 
 import torch
+import triton
 
 from . import heuristics
 from . import kernels as K
@@ -14,11 +15,88 @@ FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 CASTINGS = {"none": K.CAST_NONE, "llama": K.CAST_LLAMA, "gemma": K.CAST_GEMMA}
 
 
-def interpreted() -> bool:
-    """True when this process's kernels run through Triton's interpreter (fixed at import)."""
+def _is_interpreted() -> bool:
     from triton.runtime.interpreter import InterpretedFunction
 
     return isinstance(K.rms_norm_fwd, InterpretedFunction)
+
+
+INTERPRETED = _is_interpreted()
+
+
+def interpreted() -> bool:
+    """True when this process's kernels run through Triton's interpreter (fixed at import)."""
+    return INTERPRETED
+
+
+# ---- launching ------------------------------------------------------------------------------
+# Triton's own launch path (JITFunction.run) costs ~30 us of host time per call on the H100
+# machine (triton 3.6, 30 arguments): more than the kernel at small M. Compiled kernels are
+# kept here per specialisation key instead and called through their launcher directly.
+_COMPILED = {}
+
+
+def _spec(a):
+    """The part of a runtime argument that Triton specialises a compiled kernel on."""
+    if isinstance(a, torch.Tensor):
+        return a.dtype, a.data_ptr() % 16 == 0
+    if isinstance(a, int) and not isinstance(a, bool):  # 1 becomes a constant; % 16 allows
+        return a == 1, a % 16 == 0, -(2**31) <= a < 2**31  # wide accesses; i32 or i64
+    return type(a)
+
+
+_CONSTEXPR = {}  # kernel -> positions of its tl.constexpr parameters
+
+
+def compiled(kernel, args, num_warps):
+    """The compiled kernel for these args (compiling it on first use). Constexprs are keyed by
+    value, runtime arguments by what Triton specialises on."""
+    const = _CONSTEXPR.get(kernel)
+    if const is None:
+        const = _CONSTEXPR[kernel] = frozenset(
+            i for i, p in enumerate(kernel.params) if p.is_constexpr)
+    key = (kernel, num_warps, tuple(a if i in const else _spec(a) for i, a in enumerate(args)))
+    k = _COMPILED.get(key)
+    if k is None:
+        k = kernel.warmup(*args, grid=(1,), num_warps=num_warps)
+        k._init_handles()
+        _COMPILED[key] = k
+    return k
+
+
+def run(kernel, grid, args, num_warps):
+    """kernel[grid](*args) for positional args (constexprs included, in signature order)."""
+    grid = tuple(grid) + (1,) * (3 - len(grid))
+    if INTERPRETED:
+        kernel[grid](*args, num_warps=num_warps)
+        return
+    k = compiled(kernel, args, num_warps)
+    stream = torch._C._cuda_getCurrentRawStream(torch.cuda.current_device())
+    k.run(grid[0], grid[1], grid[2], stream, k.function, k.packed_metadata, None, None, None, *args)
+
+
+def resident_per_sm(k, num_warps) -> int:
+    """How many programs of compiled kernel k one multiprocessor holds at once."""
+    props = heuristics.device_props(torch.cuda.current_device())
+    threads = num_warps * 32
+    by_regs = props.regs_per_multiprocessor // max(1, -(-k.n_regs // 8) * 8 * threads)
+    by_smem = props.shared_memory_per_multiprocessor // max(1, k.metadata.shared)
+    return max(0, min(by_regs, by_smem, props.max_threads_per_multi_processor // threads, 32))
+
+
+def split_grid(kernel, args, group_index, cfg, m, n):
+    """SPLIT: (groups, chunks) so that every program is resident at once, or None if N is too
+    long for that. args[group_index] is the groups argument, filled in here."""
+    chunks = -(-n // cfg.block_n)
+    sms = heuristics.device_props(torch.cuda.current_device()).multi_processor_count
+    for per_sm in (cfg.progs_per_sm, 1):
+        groups = min(m, sms * per_sm // chunks)
+        if groups < 1:
+            return None
+        args[group_index] = groups if kernel is K.rms_norm_fwd else groups * chunks
+        if resident_per_sm(compiled(kernel, args, cfg.num_warps), cfg.num_warps) >= per_sm:
+            return groups, chunks
+    return None
 
 
 def _names(dtypes) -> str:
@@ -90,22 +168,38 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     if m == 0:
         return y, h, rstd, (tr_blk, tr_row)
     d = x2  # stands in for pointers a specialisation never reads
-    grid = (triton_cdiv(m, cfg.block_m) if cfg.one_pass else m,)
-    K.rms_norm_fwd[grid](
+    split = cfg.split and not INTERPRETED and not trace
+    chunks = -(-n // cfg.block_n)
+    args = [
         x2, residual2 if residual2 is not None else d, weight if weight is not None else d,
         y, h if h is not None else d, rstd if rstd is not None else d,
         tr_blk if trace else d, tr_row if trace else d,
+        d, d,  # PART, CNT (SPLIT)
         x2.stride(0), residual2.stride(0) if residual2 is not None else 0, y.stride(0),
         h.stride(0) if h is not None else 0,
-        m, n, eps, offset,
-        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, ONE_PASS=cfg.one_pass,
-        HAS_W=weight is not None, HAS_R=residual2 is not None, STORE_RSTD=rstd is not None,
-        CASTING=CASTINGS[casting], TRACE=trace, num_warps=cfg.num_warps,
-    )
+        m, n, eps, offset, 1,  # ..., NUM_GROUPS
+        cfg.block_m, cfg.block_n, cfg.one_pass and not split,  # BLOCK_M, BLOCK_N, ONE_PASS
+        split, triton.next_power_of_2(chunks),  # SPLIT, S_POW2
+        weight is not None, residual2 is not None, rstd is not None,  # HAS_W, HAS_R, STORE_RSTD
+        CASTINGS[casting], trace,  # CASTING, TRACE
+    ]
+    gs = None
+    if split:
+        args[8] = torch.empty((m, chunks), dtype=acc, device=x2.device)
+        args[9] = torch.zeros((m,), dtype=torch.int32, device=x2.device)
+        gs = split_grid(K.rms_norm_fwd, args, 18, cfg, m, n)
+    if gs:
+        grid = (gs[0] * gs[1],)
+    else:
+        args[8] = args[9] = d
+        args[22] = False  # SPLIT off: walk the row in blocks instead
+        grid = (triton_cdiv(m, cfg.block_m) if args[21] else m,)
+    run(K.rms_norm_fwd, grid, args, cfg.num_warps)
     return y, h, rstd, (tr_blk, tr_row)
 
 
-def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, *, programs=None):
+def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, *, config=None,
+             programs=None):
     """Runs rms_norm_bwd (+ dw_reduce). xin2 is the normalized input: x, or h with a residual.
 
     Returns dx (dx_dtype or None), dr (dr_dtype or None), dw (weight's dtype or None).
@@ -121,27 +215,43 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
     if m == 0:
         dw = torch.zeros_like(weight) if need_dw else None
         return (dx, dr, dw) if dx_dtype is not None else (None, dx, dw)
-    cfg = heuristics.bwd_config(n, xin2.dtype)
-    tiles = triton_cdiv(m, cfg.block_m) if cfg.one_pass else m
-    progs = min(tiles, programs or heuristics.num_programs(dev))
-    part = torch.empty((progs, n), dtype=rstd.dtype, device=dev) if need_dw else None
+    cfg = config or heuristics.bwd_config(n, xin2.dtype)
     d = xin2  # stands in for pointers a specialisation never reads
-    K.rms_norm_bwd[(progs,)](
+    split = cfg.split and not INTERPRETED
+    chunks = -(-n // cfg.block_n)
+    args = [
         dy2, xin2, weight if weight is not None else d, rstd,
-        dh2 if dh2 is not None else d, dx, dr if dr is not None else d, part if need_dw else d,
+        dh2 if dh2 is not None else d, dx, dr if dr is not None else d, d,  # ..., DW_PART
+        d, d,  # PART, CNT (SPLIT)
         dy2.stride(0), xin2.stride(0), dh2.stride(0) if dh2 is not None else 0, dx.stride(0),
         dr.stride(0) if dr is not None else 0,
-        m, n, offset, progs,
-        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, ONE_PASS=cfg.one_pass,
-        HAS_W=need_dw, HAS_DH=dh2 is not None, STORE_DR=dr is not None,
-        num_warps=cfg.num_warps,
-    )
+        m, n, offset, 1,  # ..., NUM_PROGS
+        cfg.block_m, cfg.block_n, cfg.one_pass and not split,  # BLOCK_M, BLOCK_N, ONE_PASS
+        split, triton.next_power_of_2(chunks),  # SPLIT, S_POW2
+        need_dw, dh2 is not None, dr is not None,  # HAS_W, HAS_DH, STORE_DR
+    ]
+    gs = None
+    if split:
+        args[8] = torch.empty((m, chunks), dtype=rstd.dtype, device=dev)
+        args[9] = torch.zeros((m,), dtype=torch.int32, device=dev)
+        args[7] = torch.empty((1,), dtype=rstd.dtype, device=dev) if need_dw else d
+        gs = split_grid(K.rms_norm_bwd, args, 18, cfg, m, n)
+    if gs:
+        progs, part_rows = gs[0] * gs[1], gs[0]
+    else:
+        args[8] = args[9] = d
+        args[22] = False
+        tiles = triton_cdiv(m, cfg.block_m) if args[21] else m
+        progs = part_rows = min(tiles, programs or heuristics.num_programs(dev, cfg))
+    args[18] = progs
+    part = torch.empty((part_rows, n), dtype=rstd.dtype, device=dev) if need_dw else None
+    args[7] = part if need_dw else d
+    run(K.rms_norm_bwd, (progs,), args, cfg.num_warps)
     dw = None
     if need_dw:
         dw = torch.empty_like(weight)
         block_n = 256 if n >= 256 else max(16, 1 << (n - 1).bit_length())
-        K.dw_reduce[(triton_cdiv(n, block_n),)](part, dw, progs, n, BLOCK_P=32, BLOCK_N=block_n,
-                                                num_warps=4)
+        run(K.dw_reduce, (triton_cdiv(n, block_n),), (part, dw, part_rows, n, 32, block_n), 4)
     if dx_dtype is None:
         return None, dx, dw
     return dx, dr, dw

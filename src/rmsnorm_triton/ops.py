@@ -83,8 +83,13 @@ class _RMSNormFn(torch.autograd.Function):
         return (y, h) if ret_h else y
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, dy, dh=None):
+        # Grad mode is on here only under create_graph=True. once_differentiable would then hand
+        # back a gradient with no graph when dy needs no grad (e.g. from y.sum()), so a gradient
+        # penalty on it would be dropped silently: refuse instead.
+        if torch.is_grad_enabled():
+            raise RuntimeError("rms_norm has no double backward: its backward cannot run with "
+                               "create_graph=True (the gradient would not depend on x or weight)")
         xin, weight, rstd = ctx.saved_tensors
         nx, nw, nr = ctx.needs_input_grad[:3]
         dx, dr, dw = _bwd_impl(dy, dh if ctx.ret_h else None, xin, weight, rstd, ctx.offset,
@@ -184,8 +189,20 @@ def rms_norm(x, weight=None, eps=1e-6, *, residual=None, prenorm=False, offset=0
         if not ret_h:
             return y
         return y, (h if residual is not None else x)
-    return _RMSNormFn.apply(x, weight, residual, float(eps), float(offset), casting, out_dtype,
-                            residual_dtype, ret_h)
+    if torch.is_grad_enabled() and (x.requires_grad or _needs_grad(weight) or _needs_grad(residual)):
+        return _RMSNormFn.apply(x, weight, residual, float(eps), float(offset), casting, out_dtype,
+                                residual_dtype, ret_h)
+    # Nothing to differentiate: skip autograd's bookkeeping (a few us per call).
+    y, h, _ = _fwd_impl(x, weight, residual, eps, offset, casting, out_dtype, residual_dtype, False)
+    if not ret_h:
+        return y
+    if h is None:
+        h = x if residual_dtype in (None, x.dtype) else x.to(residual_dtype)
+    return y, h
+
+
+def _needs_grad(t) -> bool:
+    return t is not None and t.requires_grad
 
 
 @torch.no_grad()

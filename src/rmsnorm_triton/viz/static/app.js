@@ -178,7 +178,7 @@
         : st.cur ? "whole row" : "–";
       R.bar.style.width = `${(100 * S.pos) / (st.total || 1)}%`;
       R.progress.setAttribute("aria-valuemax", st.total); R.progress.setAttribute("aria-valuenow", S.pos);
-      R.stepText.textContent = `step ${S.pos} of ${st.total}` + (st.cur ? ` · ${V.PASS_LABEL[st.cur.pass]}${st.block === null ? "" : " " + st.block}, row ${st.row}` : " · before the launch");
+      R.stepText.textContent = `step ${S.pos} of ${st.total}` + (st.cur ? ` · row ${st.row}: ${V.PASS_LABEL[st.cur.pass]}${st.block === null ? "" : ` b = ${st.block}`}` : " · before the launch");
       element.dataset.pos = String(S.pos);
       V.follow(R.inWrap, S.views.in, st);
       V.follow(R.outWrap, S.views.out, st);

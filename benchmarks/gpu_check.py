@@ -1,0 +1,82 @@
+"""GPU-only correctness: the SPLIT path at many (M, N), dw determinism, M*N > 2^31, N = 2^20.
+
+    python benchmarks/gpu_check.py [--big]
+"""
+
+import argparse
+import itertools
+import sys
+
+import torch
+
+import rmsnorm_triton as R
+from rmsnorm_triton.reference import rms_norm_ref
+from rmsnorm_triton.testing import max_scaled_error
+
+
+def normwise(out, ref):
+    return ((out.double() - ref).norm() / ref.norm().clamp_min(1e-300)).item()
+
+
+GRAD_TOL = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 2e-3}
+
+
+def case(m, n, dt, residual):
+    x = torch.randn(m, n, device="cuda", dtype=dt, requires_grad=True)
+    w = (1 + 0.2 * torch.randn(n, device="cuda")).to(dt).requires_grad_()
+    r = torch.randn(m, n, device="cuda", dtype=dt, requires_grad=True) if residual else None
+    out = R.rms_norm(x, w, residual=r)
+    y = out[0] if residual else out
+    dy = torch.randn_like(y)
+    grads = torch.autograd.grad(y, (x, w) + ((r,) if residual else ()), dy)
+    xd, wd = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+    rd = r.detach().double().requires_grad_() if residual else None
+    ref, _ = rms_norm_ref(xd, wd, residual=rd)
+    rgrads = torch.autograd.grad(ref, (xd, wd) + ((rd,) if residual else ()), dy.double())
+    e_y = max_scaled_error(y, ref)
+    e_g = max(normwise(g, rg) for g, rg in zip(grads, rgrads))
+    again = torch.autograd.grad(R.rms_norm(x, w, residual=r)[0] if residual else R.rms_norm(x, w),
+                                (w,), dy)[0]
+    det = torch.equal(again, grads[1])
+    ok = e_y <= 1 and e_g <= GRAD_TOL[dt] and det
+    return ok, e_y, e_g, det
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--big", action="store_true")
+    args = p.parse_args()
+    torch.manual_seed(0)
+    bad = 0
+    print(f"{'M':>6} {'N':>8} {'dtype':>9} {'res':>4} {'y/tol':>7} {'grad norm err':>13} {'dw det':>6}")
+    for (m, n), dt, res in itertools.product(
+            [(1, 8193), (3, 16384), (77, 40000), (1000, 65537), (5, 131072), (33, 262144),
+             (2, 1 << 20), (300, 12289), (4096, 5000)],
+            [torch.float32, torch.bfloat16, torch.float16], [False, True]):
+        ok, e_y, e_g, det = case(m, n, dt, res)
+        bad += not ok
+        print(f"{m:>6} {n:>8} {str(dt)[6:]:>9} {str(res):>4} {e_y:7.3f} {e_g:13.2e} {str(det):>6}"
+              f"{'' if ok else '  FAIL'}", flush=True)
+    if args.big:  # M * N > 2^31 elements: 64-bit offsets
+        n = 4096
+        m = (1 << 31) // n + 3
+        x = torch.randn(m, n, device="cuda", dtype=torch.bfloat16)
+        w = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+        y = R.rms_norm(x, w)
+        tail = slice(m - 5, m)
+        e = max_scaled_error(y[tail], rms_norm_ref(x[tail], w)[0])
+        xg = x.requires_grad_()
+        yg = R.rms_norm(xg, w)
+        dx, = torch.autograd.grad(yg, (xg,), torch.ones_like(yg))
+        xd = x[tail].detach().double().requires_grad_()
+        gx, = torch.autograd.grad(rms_norm_ref(xd, w)[0], (xd,), torch.ones(5, n, device="cuda", dtype=torch.float64))
+        eg = normwise(dx[tail], gx)
+        ok = e <= 1 and eg <= 1e-2
+        bad += not ok
+        print(f"M*N = {m * n} > 2^31: last rows y/tol {e:.3f}, dx norm err {eg:.2e} {'ok' if ok else 'FAIL'}")
+    print("ALL OK" if not bad else f"{bad} FAILED")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

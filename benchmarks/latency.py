@@ -1,0 +1,83 @@
+"""Host cost per eager call at N = 4096: the library's paths and torch's, plain and in a CUDA graph.
+
+    python benchmarks/latency.py
+"""
+
+import time
+
+import torch
+
+import rmsnorm_triton as R
+from rmsnorm_triton import launch
+
+
+def per_call_us(fn, calls=2000):
+    for _ in range(20):
+        fn()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / calls * 1e6
+
+
+def graph_us(fn, calls=200, replays=20):
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            fn()
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(calls):
+            fn()
+    g.replay()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(replays):
+        g.replay()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / (calls * replays) * 1e6
+
+
+def main():
+    n = 4096
+    w = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+    print(f"{'M':>5} {'path':>28} {'eager us':>9} {'graph us':>9}")
+    for m in (1, 8, 32, 256, 4096):
+        x = torch.randn(m, n, device="cuda", dtype=torch.bfloat16)
+        xg = x.clone().requires_grad_()
+        paths = {
+            "rms_norm (no grad)": lambda: R.rms_norm(x, w),
+            "rms_norm (x needs grad)": lambda: R.rms_norm(xg, w),
+            "launch.forward": lambda: launch.forward(x, w, None, 1e-6, 0.0, "llama", x.dtype,
+                                                     x.dtype, False),
+            "custom op fwd": lambda: torch.ops.rmsnorm_triton.fwd(x, w, None, 1e-6, 0.0, "llama",
+                                                                  None, None),
+            "F.rms_norm": lambda: torch.nn.functional.rms_norm(x, (n,), w, 1e-6),
+        }
+        for name, fn in paths.items():
+            print(f"{m:>5} {name:>28} {per_call_us(fn):9.2f} {graph_us(fn):9.2f}", flush=True)
+
+
+def profile():
+    import cProfile
+    import pstats
+
+    x = torch.randn(1, 4096, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(4096, device="cuda", dtype=torch.bfloat16)
+    for _ in range(100):
+        R.rms_norm(x, w)
+    pr = cProfile.Profile()
+    pr.enable()
+    for _ in range(2000):
+        R.rms_norm(x, w)
+    pr.disable()
+    torch.cuda.synchronize()
+    pstats.Stats(pr).sort_stats("tottime").print_stats(12)
+
+
+if __name__ == "__main__":
+    main()
+    profile()

@@ -1,0 +1,164 @@
+"""Launch-table sweep on a GPU: times kernel variants beside the copy ceiling.
+
+    python benchmarks/tune.py [--ops fwd,bwd,res] [--dtypes bf16,fp32] [--sweep]
+
+Prints one line per (op, dtype, N, variant) and writes JSON to $OUT (or benchmarks/results/).
+Chosen entries go into heuristics.py with the run noted; notes in benchmarks/results/NOTES.md.
+"""
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+
+import torch
+import triton
+from triton.testing import do_bench
+
+from rmsnorm_triton import heuristics, launch
+from rmsnorm_triton.heuristics import Config
+from rmsnorm_triton.reference import rms_norm_ref
+from rmsnorm_triton.testing import max_scaled_error
+
+DT = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+NS = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144]
+
+
+def copy_gbps():
+    src = torch.randn(1 << 28, device="cuda")  # 1 GiB
+    dst = torch.empty_like(src)
+    ms = do_bench(lambda: dst.copy_(src), warmup=50, rep=300, return_mode="median")
+    return 2 * src.numel() * 4 / ms / 1e6
+
+
+def fwd_variants(n, dt):
+    size = torch.empty((), dtype=dt).element_size()
+    bn = triton.next_power_of_2(n)
+    out = [heuristics.fwd_config(n, dt)]
+    if bn <= 65536:
+        for bm, w in itertools.product([1, 2, 4, 8, 16, 32], [2, 4, 8, 16, 32]):
+            e = bm * bn
+            if 1024 <= e * size <= 131072 and 4 <= e // (32 * w) <= 64:
+                out.append(Config(bm, bn, w, True))
+    if bn >= 16384:
+        for blk, w, pps in itertools.product([4096, 8192, 16384], [4, 8, 16], [1, 2]):
+            if blk < bn and blk // (32 * w) >= 8:
+                out.append(Config(1, blk, w, False, True, pps))
+    return list(dict.fromkeys(out))
+
+
+def bwd_variants(n, dt):
+    bn = triton.next_power_of_2(n)
+    out = [heuristics.bwd_config(n, dt)]
+    if bn <= 16384:
+        for bm, w, pps in itertools.product([1, 2, 4, 8, 16], [4, 8, 16], [1, 2, 4]):
+            e = bm * bn
+            if 2048 <= e <= 16384 and 4 <= e // (32 * w) <= 32:
+                out.append(Config(bm, bn, w, True, False, pps))
+    if bn >= 4096:
+        for blk, w, pps in itertools.product([2048, 4096, 8192], [4, 8, 16], [1, 2]):
+            if blk < bn and blk // (32 * w) >= 4:
+                out.append(Config(1, blk, w, False, True, pps))
+    return list(dict.fromkeys(out))
+
+
+def normwise(out, ref):
+    """||out - ref|| / ||ref||: the gradient check (elementwise relative error is meaningless
+    where dx cancels to nearly zero)."""
+    return ((out.double() - ref).norm() / ref.norm()).item()
+
+
+def run_fwd(x, w, r, cfg):
+    h_dtype = x.dtype
+    return launch.forward(x, w, r, 1e-6, 0.0, "llama", x.dtype, h_dtype, False, config=cfg)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--ops", default="fwd,bwd,res")
+    p.add_argument("--dtypes", default="bf16,fp16,fp32")
+    p.add_argument("--ns", default=",".join(map(str, NS)))
+    p.add_argument("--sweep", action="store_true", help="time every variant, not only the table's")
+    args = p.parse_args()
+    torch.manual_seed(0)
+    gpu = torch.cuda.get_device_name()
+    cbw = copy_gbps()
+    print(f"{gpu} torch {torch.__version__} triton {triton.__version__}: copy {cbw:.0f} GB/s", flush=True)
+    rows = []
+    for op, dname, n in itertools.product(args.ops.split(","), args.dtypes.split(","),
+                                          map(int, args.ns.split(","))):
+        dt = DT[dname]
+        m = (1 << 26) // n
+        size = torch.empty((), dtype=dt).element_size()
+        x = torch.randn(m, n, device="cuda", dtype=dt)
+        w = (1 + 0.1 * torch.randn(n, device="cuda")).to(dt)
+        r = torch.randn_like(x) if op == "res" else None
+        if op in ("fwd", "res"):
+            cfgs = fwd_variants(n, dt) if args.sweep else [heuristics.fwd_config(n, dt)]
+            nbytes = (4 if op == "res" else 2) * m * n * size + n * size
+            for cfg in cfgs:
+                try:
+                    y, h, _, _ = run_fwd(x, w, r, cfg)
+                    ref, _ = rms_norm_ref(x[:64], w, residual=r[:64] if r is not None else None)
+                    err = max_scaled_error(y[:64], ref)
+                    ms = do_bench(lambda: run_fwd(x, w, r, cfg), warmup=10, rep=60, return_mode="median")
+                except Exception as e:  # a variant that does not compile (registers, shared memory)
+                    print(f"{op} {dname} {n} {cfg} FAILED {type(e).__name__}: {str(e)[:100]}", flush=True)
+                    continue
+                gbps = nbytes / ms / 1e6
+                rows.append(dict(op=op, dtype=dname, N=n, M=m, cfg=cfg.__dict__, ms=ms, gbps=gbps,
+                                 pct=100 * gbps / cbw, err=err))
+                print(f"{op} {dname} N={n:>6} {cfg.block_m:>3}x{cfg.block_n:<6} w{cfg.num_warps:<2}"
+                      f" {'sp' if cfg.split else '1p' if cfg.one_pass else 'lp'} pps {cfg.progs_per_sm}"
+                      f" {ms*1e3:8.1f} us {gbps:6.0f} GB/s"
+                      f" {100*gbps/cbw:5.1f}% err {err:.2f}", flush=True)
+        else:
+            _, _, rstd, _ = launch.forward(x, w, None, 1e-6, 0.0, "llama", dt, dt, True)
+            dy = torch.randn_like(x)
+            nbytes = 3 * m * n * size + 2 * n * size
+            xd = x.double().requires_grad_()
+            wd = w.double().requires_grad_()
+            ref, _ = rms_norm_ref(xd, wd)
+            gx, gw = torch.autograd.grad(ref, (xd, wd), dy.double())
+            del xd, ref
+            cfgs = bwd_variants(n, dt) if args.sweep else [heuristics.bwd_config(n, dt)]
+            for cfg in cfgs:
+                f = lambda: launch.backward(dy, x, w, rstd, 0.0, None, dt, None, True, config=cfg)
+                try:
+                    dx, _, dw = f()
+                    err = max(normwise(dx, gx), normwise(dw, gw))
+                    ms = do_bench(f, warmup=10, rep=60, return_mode="median")
+                except Exception as e:
+                    print(f"bwd {dname} {n} {cfg} FAILED {type(e).__name__}: {str(e)[:100]}", flush=True)
+                    continue
+                gbps = nbytes / ms / 1e6
+                rows.append(dict(op=op, dtype=dname, N=n, M=m, cfg=cfg.__dict__, ms=ms,
+                                 gbps=gbps, pct=100 * gbps / cbw, err=err))
+                print(f"bwd {dname} N={n:>6} {cfg.block_m:>3}x{cfg.block_n:<6} w{cfg.num_warps:<2}"
+                      f" {'sp' if cfg.split else '1p' if cfg.one_pass else 'lp'} pps {cfg.progs_per_sm}"
+                      f" {ms*1e3:8.1f} us {gbps:6.0f} GB/s {100*gbps/cbw:5.1f}% err(norm) {err:.1e}",
+                      flush=True)
+            del gx, gw
+        del x, w, r
+        torch.cuda.empty_cache()
+    out = os.environ.get("OUT") or "benchmarks/results"
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, f"tune-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    with open(path, "w") as f:
+        json.dump(dict(gpu=gpu, torch=torch.__version__, triton=triton.__version__, copy_gbps=cbw,
+                       rows=rows), f, indent=1)
+    best = {}
+    for r_ in rows:
+        k = (r_["op"], r_["dtype"], r_["N"])
+        if k not in best or r_["gbps"] > best[k]["gbps"]:
+            best[k] = r_
+    print("\nbest per (op, dtype, N): % of copy")
+    for k, r_ in sorted(best.items()):
+        print(f"{k[0]:>4} {k[1]:>5} {k[2]:>7} {r_['pct']:5.1f}% {tuple(r_['cfg'].values())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

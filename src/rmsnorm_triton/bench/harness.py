@@ -1,0 +1,307 @@
+"""rmsnorm-triton bench: the command line and the loop.
+
+For each op, dtype and N (M = mn // N), the inputs are made once (random, never zeros) and the
+float64 reference computed once, on the device; then each provider runs once, its result is
+checked against the reference, and only then is it timed. The copy bandwidth is measured first,
+in the same process, and every GB/s is divided by it. A provider that does not import, raises,
+or returns a wrong result gets a record saying so and the loop goes on.
+"""
+
+import argparse
+import datetime
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import providers as P
+from . import report, timing
+from .cases import DTYPES, EPS, WRONG_AT, check, make_inputs, min_bytes, reference
+
+OPS = ("fwd", "bwd", "fwd_residual", "latency")
+DEFAULTS = {  # device type: what a plain run measures
+    "cuda": dict(sizes=[512 << i for i in range(10)], mn=2**26, latency_m=[1, 8, 32, 256, 4096],
+                 latency_n=4096, copy_mib=512, rep_ms=100),
+    "cpu": dict(sizes=[64, 256, 1024], mn=2**12, latency_m=[1, 8], latency_n=256, copy_mib=16,
+                rep_ms=100),
+}
+QUICK = dict(sizes=[1024, 8192, 65536], dtypes=["bf16"], latency_m=[1, 256])
+
+
+def parse_int(text: str) -> int:
+    """512, 1K, 256k, 2**26 or 64M."""
+    t = text.strip().lower()
+    if m := re.fullmatch(r"(\d+)\s*\*\*\s*(\d+)", t):
+        return int(m[1]) ** int(m[2])
+    if m := re.fullmatch(r"(\d+)([km]?)", t):
+        return int(m[1]) * {"": 1, "k": 1024, "m": 1024**2}[m[2]]
+    raise argparse.ArgumentTypeError(f"{text!r} is not a size: expected e.g. 512, 4K, 2**26, 64M")
+
+
+def _list(kind, choices=None):
+    def parse(text):
+        items = [kind(s) for s in text.split(",") if s.strip()]
+        bad = [i for i in items if choices is not None and i not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(f"{bad} not among {list(choices)}")
+        return items
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rmsnorm-triton bench", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=f"providers: {', '.join(P.NAMES)}\nops: {', '.join(OPS)}")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a small subset: bf16, N in {QUICK['sizes']}, latency M in {QUICK['latency_m']}")
+    p.add_argument("--out", type=Path, help="folder for results.{json,csv} and the PNGs "
+                   "(default benchmarks/results/<date>-<gpu>)")
+    p.add_argument("--append", action="store_true", help="merge into the results already in "
+                   "--out (a record with the same provider, op, dtype, M, N is replaced)")
+    p.add_argument("--providers", type=_list(str, P.NAMES), default=list(P.NAMES))
+    p.add_argument("--ops", type=_list(str, OPS), default=list(OPS))
+    p.add_argument("--dtypes", type=_list(str, DTYPES), help="default bf16,fp16,fp32")
+    p.add_argument("--sizes", type=_list(parse_int), help="N values (default 512,1K,...,256K)")
+    p.add_argument("--mn", type=parse_int, help="elements per tensor, M = mn // N (default 2**26; "
+                   "cpu: 2**12)")
+    p.add_argument("--latency-m", type=_list(parse_int), help="M values of the latency runs "
+                   "(default 1,8,32,256,4096)")
+    p.add_argument("--latency-n", type=parse_int, help="N of the latency runs (default 4096)")
+    p.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
+                   help="cuda (default); cpu is a smoke run through Triton's interpreter")
+    p.add_argument("--copy-mib", type=int, help="size of the copy-bandwidth run (default 512)")
+    p.add_argument("--rep-ms", type=float, help="time spent timing each case (default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-plot", action="store_true", help="write the data only")
+    p.add_argument("--quiet", action="store_true", help="no per-record lines, only the summary")
+    return p
+
+
+def options(argv):
+    a = parser().parse_args(argv)
+    d = dict(DEFAULTS[a.device], dtypes=list(DTYPES))
+    if a.quick:
+        d.update(QUICK)
+    for k, v in d.items():
+        if getattr(a, k, None) is None:
+            setattr(a, k, v)
+    return a
+
+
+# ---- environment ------------------------------------------------------------------------------
+def gpu_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu {platform.machine()} (Triton interpreter)"
+
+
+def versions(device: torch.device) -> dict:
+    import triton
+
+    from .. import __version__
+
+    v = {"torch": torch.__version__, "triton": triton.__version__, "rmsnorm_triton": __version__,
+         "liger": _dist_version("liger-kernel"), "quack": _dist_version("quack-kernels"),
+         "cuda": torch.version.cuda or "", "driver": ""}
+    if device.type == "cuda":
+        try:
+            v["driver"] = subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True, text=True, timeout=20).stdout.split("\n")[0].strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return v
+
+
+def _dist_version(dist: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def default_out(gpu: str) -> Path:
+    slug = re.sub(r"[^a-z0-9]+", "-", gpu.lower()).strip("-")
+    return Path("benchmarks/results") / f"{datetime.date.today().isoformat()}-{slug}"
+
+
+# ---- the loop ---------------------------------------------------------------------------------
+class Run:
+    """One bench run: makes the records; `live` (a report.Live) shows them, `on_record(records)`
+    is called after each (main writes the files there, so a run cut short keeps what it has)."""
+
+    def __init__(self, opts, live=None, on_record=None, env=None):
+        self.opts, self.live, self.on_record = opts, live, on_record
+        self.dev = torch.device(opts.device)
+        self.gpu, self.versions = env or (gpu_name(self.dev), versions(self.dev))
+        self.records, self.copy_gbps = [], None
+        self.spent = {}  # provider -> seconds in all: compiles, checks and timing
+
+    def record(self, provider, op, dtype, m, n, status="ok", ms=None, error=None, note="",
+               nbytes=None):
+        if nbytes is None and dtype is not None:
+            nbytes = min_bytes(op, m, n, DTYPES[dtype])
+        gbps = nbytes / (ms * 1e6) if ms and nbytes else None
+        pct = 100.0 * gbps / self.copy_gbps if gbps is not None and self.copy_gbps else None
+        r = dict(provider=provider, op=op, dtype=dtype or "", M=m, N=n, bytes=nbytes, ms=ms,
+                 gbps=gbps, pct_copy=pct, error=error, status=status, note=note, gpu=self.gpu,
+                 versions=self.versions)
+        self.records.append(r)
+        if self.live is not None:
+            self.live.record(r, advance=op not in ("import", "copy"))
+        if self.on_record is not None:
+            self.on_record(self.records)
+        return r
+
+    def doing(self, what):
+        if self.live is not None:
+            self.live.doing(what)
+
+    def measure(self, p, op, t, refs, dtype, new_shape=True):
+        """Runs p once, checks it against refs, then times it; any failure becomes its record."""
+        m, n = t["x"].shape
+        t0 = time.perf_counter()
+        try:
+            if new_shape:
+                p.setup()
+            fn = p.prepare("fwd" if op.startswith("latency") else op, t["x"], t["w"], EPS,
+                           r=t.get("r"), dy=t.get("dy"))
+            out = fn()
+            timing.sync(self.dev)
+            err = check("fwd" if op.startswith("latency") else op, out, refs, t)
+            del out
+            if not err <= WRONG_AT:  # NaN included
+                return self.record(p.name, op, dtype, m, n, "wrong", error=err,
+                                   note=f"error {err:.3g}x the {dtype} tolerance")
+            if op == "latency":
+                ms = timing.eager_ms_per_call(fn, self.dev)
+            elif op == "latency_graph":
+                ms = timing.graph_ms_per_call(fn)
+            else:
+                ms = timing.kernel_ms(fn, self.dev, self.opts.rep_ms)
+            return self.record(p.name, op, dtype, m, n, ms=ms, error=err)
+        except Exception as e:  # noqa: BLE001 - a peer's failure is a result, not a crash
+            fn = out = None
+            _settle(self.dev)
+            return self.record(p.name, op, dtype, m, n, "failed", note=_why(e))
+        finally:
+            self.spent[p.name] = self.spent.get(p.name, 0.0) + time.perf_counter() - t0
+
+    def cell(self, op, dtype, m, n, who, kinds=None):
+        """Inputs and float64 reference once, then every provider in `who` on them."""
+        kinds = kinds or [op]
+        try:
+            self.doing(f"{kinds[0]} {dtype} M={m} N={report.fmt_n(n)}: inputs, float64")
+            t = make_inputs(op, m, n, DTYPES[dtype], self.dev, self.opts.seed)
+            refs = reference(op, t)
+        except Exception as e:  # noqa: BLE001 - e.g. out of memory: every provider skips it
+            _settle(self.dev)
+            for p in who:
+                for kind in kinds:
+                    self.record(p.name, kind, dtype, m, n, "failed", note="inputs: " + _why(e))
+            return
+        for p in who:
+            for kind in kinds:
+                self.doing(f"{kind} {dtype} M={m} N={report.fmt_n(n)}: {p.name}")
+                self.measure(p, kind, t, refs, dtype, new_shape=kind == kinds[0])
+
+    def run(self, providers) -> list[dict]:
+        opts = self.opts
+        ms, nbytes = timing.copy_bandwidth(self.dev, opts.copy_mib, opts.rep_ms)
+        self.copy_gbps = nbytes / (ms * 1e6)
+        self.record("copy", "copy", "fp32", nbytes // 8 // 4096, 4096, ms=ms, nbytes=nbytes)
+        loaded = []
+        for p in providers:
+            try:
+                p.load()
+                loaded.append(p)
+            except Exception as e:  # noqa: BLE001 - any import-time failure means "missing"
+                self.record(p.name, "import", None, 0, 0, "missing", note=_why(e))
+        if self.live is not None:
+            self.live.set_total(count(opts, loaded))
+        for op in [o for o in opts.ops if o != "latency"]:
+            for dtype in opts.dtypes:
+                for n in opts.sizes:
+                    who = [p for p in loaded if op in p.ops]
+                    if opts.mn // n >= 1 and who:
+                        self.cell(op, dtype, opts.mn // n, n, who)
+        if "latency" in opts.ops:
+            kinds = ["latency", "latency_graph"] if self.dev.type == "cuda" else ["latency"]
+            for m in opts.latency_m:
+                self.cell("fwd", opts.dtypes[0], m, opts.latency_n, loaded, kinds)
+        return self.records
+
+
+def _why(e: BaseException) -> str:
+    text = str(e).strip().split("\n")[0]
+    return f"{type(e).__name__}: {text[:240]}"
+
+
+def _settle(dev):
+    """After a failure: let the device finish, so that an asynchronous error is charged here,
+    and give back the cache a failed provider may have filled."""
+    try:
+        timing.sync(dev)
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def count(opts, providers) -> int:
+    steps = sum(1 for op in opts.ops if op != "latency" for _ in opts.dtypes for n in opts.sizes
+                for p in providers if op in p.ops and opts.mn // n >= 1)
+    if "latency" in opts.ops:
+        steps += len(opts.latency_m) * len(providers) * (2 if opts.device == "cuda" else 1)
+    return steps
+
+
+def main(argv=None, providers=None) -> int:
+    """Entry point of `rmsnorm-triton bench`; `providers` replaces the built-in list (tests)."""
+    opts = options(argv)
+    if opts.device == "cuda" and not torch.cuda.is_available():
+        print("rmsnorm-triton bench: no CUDA device here. For a smoke run through Triton's "
+              "interpreter: rmsnorm-triton bench --device cpu (tiny sizes, e.g. --mn 2**12)")
+        return 2
+    provs = providers if providers is not None else P.make(opts.providers)
+    dev = torch.device(opts.device)
+    env = gpu_name(dev), versions(dev)
+    out = opts.out or default_out(env[0])
+    old = report.read_records(out) if opts.append and (out / "results.json").exists() else []
+    meta = {"created": datetime.datetime.now().isoformat(timespec="seconds"), "gpu": env[0],
+            "versions": env[1], "argv": list(sys.argv[1:] if argv is None else argv),
+            "wrong_at": WRONG_AT, "eps": EPS, "mn": opts.mn}
+
+    def merged(records):
+        new = {report.key(r) for r in records}
+        return [r for r in old if report.key(r) not in new] + records
+
+    def save(records):
+        report.write_records(merged(records), out, meta)
+
+    print(f"rmsnorm-triton bench on {meta['gpu']}: results in {out}", flush=True)
+    with report.Live(count(opts, provs), quiet=opts.quiet) as live:
+        bench = Run(opts, live, on_record=save, env=env)
+        spent = meta["seconds_per_provider"] = bench.spent
+        records = bench.run(provs)
+    records = merged(records)
+    save_paths = report.write_records(records, out, meta)
+    report.print_summary(records)
+    print("\nseconds per provider (compiles, checks, timing): "
+          + ", ".join(f"{k} {v:.0f}" for k, v in spent.items()))
+    if not opts.no_plot:
+        try:
+            from .plot import plot
+
+            for path in plot(out):
+                print(f"plot: {path}")
+        except ImportError as e:
+            print(f"no plots ({_why(e)}); draw them later: python -m rmsnorm_triton.bench.plot {out}")
+    print(f"data: {save_paths[0]} and {save_paths[1]}")
+    return 0
