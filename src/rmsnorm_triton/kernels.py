@@ -15,7 +15,7 @@ Three ways to walk a row, chosen per (N, dtype) by heuristics.py:
 - ONE_PASS: the row fits in one block, is held in registers and read once; BLOCK_M rows share a
   program so that short rows still give every program enough bytes in flight.
 - SPLIT (GPU only): a long row is cut into S chunks of BLOCK_N, each held in the registers of its
-  own program; the S programs of a row add their partial sums through a small buffer (_row_sum)
+  own program; the S programs of a row add their partial sums through a small buffer (_publish, _total)
   and each then finishes its chunk. One read of x, like ONE_PASS. The programs wait for each
   other, so the launcher sizes the grid to what is resident at once; the interpreter, which runs
   programs one after another, never takes this path.
@@ -89,12 +89,18 @@ def _mean_rstd(ss, N, eps, ACC: tl.constexpr):
 
 
 @triton.jit
-def _row_sum(PART, CNT, row, s, S, value, S_POW2: tl.constexpr):
-    """SPLIT: the S programs sharing a row each give their chunk's partial sum and all get the
-    total, added in chunk order (bitwise the same every run). CNT[row] counts arrivals."""
+def _publish(PART, CNT, row, s, S, value):
+    """SPLIT: this program's partial sum for (row, chunk s); CNT[row] counts the arrivals."""
     tl.store(PART + row * S + s, value)
     tl.debug_barrier()  # every thread's stores happen before the release below
-    arrived = tl.atomic_add(CNT + row, 1, sem="acq_rel", scope="gpu") + 1
+    tl.atomic_add(CNT + row, 1, sem="release", scope="gpu")
+
+
+@triton.jit
+def _total(PART, CNT, row, S, S_POW2: tl.constexpr):
+    """SPLIT: waits for the S partial sums of a row and adds them in chunk order, so that the
+    total is bitwise the same in every program and every run."""
+    arrived = tl.atomic_add(CNT + row, 0, sem="acquire", scope="gpu")
     while arrived < S:
         arrived = tl.atomic_add(CNT + row, 0, sem="acquire", scope="gpu")
     tl.debug_barrier()
@@ -169,15 +175,24 @@ def rms_norm_fwd(
             w = tl.load(W + c, mask=m, other=0.0).to(ACC)
         else:
             w = tl.full([BLOCK_N], 1.0, ACC) - offset
-        for row in range(pid // S, M, NUM_GROUPS):
-            row64 = tl.cast(row, tl.int64)
-            h = _load_h(X, R, H, row64 * stride_x, row64 * stride_r, row64 * stride_h, c, m, HAS_R, ACC)
-            ss = _row_sum(PART, CNT, row64, s, S, tl.sum(h * h, axis=0), S_POW2)
-            ms, rstd = _mean_rstd(ss, N, eps, ACC)
+        row = pid // S
+        h = _load_h(X, R, H, row.to(tl.int64) * stride_x, row.to(tl.int64) * stride_r,
+                    row.to(tl.int64) * stride_h, c, m, HAS_R, ACC)
+        for _ in range(pid // S, M, NUM_GROUPS):
+            row64 = row.to(tl.int64)
+            _publish(PART, CNT, row64, s, S, tl.sum(h * h, axis=0))
+            # The next row's chunk is loaded while the other programs of this row catch up.
+            nxt = row + NUM_GROUPS
+            n64 = nxt.to(tl.int64)
+            h_next = _load_h(X, R, H, n64 * stride_x, n64 * stride_r, n64 * stride_h, c,
+                             m & (nxt < M), HAS_R, ACC)
+            ms, rstd = _mean_rstd(_total(PART, CNT, row64, S, S_POW2), N, eps, ACC)
             if STORE_RSTD:
                 tl.store(RSTD + row64, rstd, mask=s == 0)
             y = _apply_weight(h, rstd, w, offset, CASTING, IN_TY, ACC)
             tl.store(Y + row64 * stride_y + c, _cast(y, Y.dtype.element_ty), mask=m)
+            h = h_next
+            row = nxt
     else:
         row = pid.to(tl.int64)
         num_blocks = tl.cdiv(N, BLOCK_N)
@@ -222,7 +237,8 @@ def rms_norm_bwd(
     NUM_PROGS,  # persistent grid size; program p owns row tiles p, p + NUM_PROGS, ...
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, ONE_PASS: tl.constexpr,
     SPLIT: tl.constexpr, S_POW2: tl.constexpr,  # as in rms_norm_fwd; dw partials: [groups, N]
-    HAS_W: tl.constexpr,  # also: write this program's dw partial sums to DW_PART[p, :]
+    HAS_W: tl.constexpr,  # there is a weight
+    STORE_DW: tl.constexpr,  # write this program's dw partial sums to DW_PART[p, :]
     HAS_DH: tl.constexpr,  # a gradient reached h directly (prenorm output): add it to dx
     STORE_DR: tl.constexpr,  # write the residual's gradient (the same values, its own dtype)
 ):
@@ -252,9 +268,9 @@ def rms_norm_bwd(
             tl.store(DX + rows64 * stride_dx + cols[None, :], _cast(dx, DX.dtype.element_ty), mask=mask)
             if STORE_DR:
                 tl.store(DR + rows64 * stride_dr + cols[None, :], _cast(dx, DR.dtype.element_ty), mask=mask)
-            if HAS_W:
+            if STORE_DW:
                 dw += dy * x_hat
-        if HAS_W:
+        if STORE_DW:
             tl.store(DW_PART + pid.to(tl.int64) * N + cols, tl.sum(dw, axis=0), mask=col_ok)
     elif SPLIT:
         S = tl.cdiv(N, BLOCK_N)
@@ -267,23 +283,33 @@ def rms_norm_bwd(
         else:
             wo = tl.full([BLOCK_N], 1.0, ACC)
         dw = tl.zeros([BLOCK_N], ACC)
-        for row in range(g, M, NUM_PROGS // S):
-            row64 = tl.cast(row, tl.int64)
-            x = tl.load(X + row64 * stride_x + c, mask=m, other=0.0).to(ACC)
-            dy = tl.load(DY + row64 * stride_dy + c, mask=m, other=0.0).to(ACC)
+        groups = NUM_PROGS // S
+        row = g
+        x = tl.load(X + row.to(tl.int64) * stride_x + c, mask=m, other=0.0).to(ACC)
+        dy = tl.load(DY + row.to(tl.int64) * stride_dy + c, mask=m, other=0.0).to(ACC)
+        for _ in range(g, M, groups):
+            row64 = row.to(tl.int64)
             rstd = tl.load(RSTD + row64)
             x_hat = x * rstd
             wdy = wo * dy
-            c1 = _row_sum(PART, CNT, row64, s, S, tl.sum(x_hat * wdy, axis=0), S_POW2) / N
+            _publish(PART, CNT, row64, s, S, tl.sum(x_hat * wdy, axis=0))
+            nxt = row + groups  # loaded while the other programs of this row catch up
+            n64 = nxt.to(tl.int64)
+            x_next = tl.load(X + n64 * stride_x + c, mask=m & (nxt < M), other=0.0).to(ACC)
+            dy_next = tl.load(DY + n64 * stride_dy + c, mask=m & (nxt < M), other=0.0).to(ACC)
+            c1 = _total(PART, CNT, row64, S, S_POW2) / N
             dx = (wdy - x_hat * c1) * rstd
             if HAS_DH:
                 dx += tl.load(DH + row64 * stride_dh + c, mask=m, other=0.0).to(ACC)
             tl.store(DX + row64 * stride_dx + c, _cast(dx, DX.dtype.element_ty), mask=m)
             if STORE_DR:
                 tl.store(DR + row64 * stride_dr + c, _cast(dx, DR.dtype.element_ty), mask=m)
-            if HAS_W:
+            if STORE_DW:
                 dw += dy * x_hat
-        if HAS_W:
+            x = x_next
+            dy = dy_next
+            row = nxt
+        if STORE_DW:
             tl.store(DW_PART + g.to(tl.int64) * N + c, dw, mask=m)
     else:
         num_blocks = tl.cdiv(N, BLOCK_N)
@@ -315,7 +341,7 @@ def rms_norm_bwd(
                 tl.store(DX + row64 * stride_dx + c, _cast(dx, DX.dtype.element_ty), mask=m)
                 if STORE_DR:
                     tl.store(DR + row64 * stride_dr + c, _cast(dx, DR.dtype.element_ty), mask=m)
-                if HAS_W:  # this program's own partial row: no other program touches it
+                if STORE_DW:  # this program's own partial row: no other program touches it
                     part = DW_PART + pid.to(tl.int64) * N + c
                     # (c * 0 + row): a vector, since the interpreter rejects a scalar bool here
                     prev = tl.load(part, mask=m & (c * 0 + row != pid), other=0.0)

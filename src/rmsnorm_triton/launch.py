@@ -228,7 +228,7 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
         m, n, offset, 1,  # ..., NUM_PROGS
         cfg.block_m, cfg.block_n, cfg.one_pass and not split,  # BLOCK_M, BLOCK_N, ONE_PASS
         split, triton.next_power_of_2(chunks),  # SPLIT, S_POW2
-        need_dw, dh2 is not None, dr is not None,  # HAS_W, HAS_DH, STORE_DR
+        weight is not None, need_dw, dh2 is not None, dr is not None,  # HAS_W, STORE_DW, HAS_DH, STORE_DR
     ]
     gs = None
     if split:
