@@ -165,4 +165,4 @@ def test_two_processes_match_one(runs, engine):
             diff = (g["params"][k] - ref).abs().max().item()
             assert diff <= PARAM_TOL * update, f"{engine}: {k} is {diff:.3g} off"
     for k in single["params"]:  # the replicas agree exactly with each other
-        assert torch.equal(got[0]["params"][k], got[1]["params"][k]), f"{engine}: ranks differ on {k}"
+        assert torch.equal(got[0]["params"][k], got[1]["params"][k]), f"{engine}: ranks differ: {k}"
