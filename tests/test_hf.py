@@ -168,6 +168,31 @@ def test_patch_transformers_builds_patched_models(family):
     assert len(_hf_norms(model, family)) == n_norms
 
 
+@pytest.mark.parametrize("family", ["llama", "gemma"])  # Gemma: the loaded weights must replace
+def test_from_pretrained_under_patch_transformers(family, tmp_path):  # the zero init
+    reference = _build(family)
+    _perturb_norms(reference)
+    reference.save_pretrained(tmp_path)
+    with patch_transformers(family):
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            tmp_path, attn_implementation="eager").float().eval()
+    assert sum(isinstance(m, HFRMSNorm) for m in model.modules()) == len(
+        _hf_norms(reference, family))
+    ids = _batch()
+    _assert_match(_run(model, ids), _run(reference, ids), f"{family} from_pretrained")
+    unpatch_model(model)  # the originals come back holding the loaded weights
+    assert torch.equal(model(input_ids=ids).logits, reference(input_ids=ids).logits)
+
+
+def test_patch_refuses_hooked_norms_and_changes_nothing():
+    model = _build("llama")
+    hooked = model.model.layers[1].input_layernorm
+    hooked.register_forward_hook(lambda *a: None)
+    with pytest.raises(ValueError, match="hooks"):
+        patch_model(model)
+    assert not any(isinstance(m, HFRMSNorm) for m in model.modules())
+
+
 def test_tolerance_catches_a_wrong_offset():
     """The tolerance is tight enough to see a wrong offset (1 + w instead of w)."""
     model = _build("llama")

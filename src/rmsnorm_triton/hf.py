@@ -119,35 +119,47 @@ def _eps(module) -> float:
     return float(eps if eps is not None else module.eps)
 
 
-def _swap(model: torch.nn.Module, replace) -> int:
-    """Replaces each submodule m with replace(m) where that is not None; a module reachable from
-    several parents is replaced by one new module everywhere. Returns how many were replaced."""
-    done = {}
-    for parent in list(model.modules()):
-        for name, child in list(parent._modules.items()):
-            if child is None:
-                continue
-            if id(child) not in done:
-                new = replace(child)
-                if new is None:
-                    continue
-                done[id(child)] = new
-            parent._modules[name] = done[id(child)]
-    return len(done)
+def _check_no_hooks(m) -> None:
+    """A swap would silently drop hooks (accelerate's device-map hook replaces .forward itself)."""
+    hooks = (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
+             or m._backward_pre_hooks or "forward" in m.__dict__)
+    if hooks:
+        raise ValueError(
+            f"{type(m).__name__} carries hooks (or an instance-level forward, as accelerate's "
+            "device map installs) that a swap would drop; patch before adding them, or call "
+            "patch_transformers(...) before from_pretrained so that the model is built patched")
+
+
+def _swap(model: torch.nn.Module, wanted, replace) -> int:
+    """Replaces each submodule m for which wanted(m) with replace(m), everywhere it is reachable
+    (one new module for a module that several parents hold). Checks every module before it
+    changes any: a refusal leaves the model as it was. Returns how many modules were replaced."""
+    found, sites = {}, []
+    for parent in model.modules():
+        for name, child in parent._modules.items():
+            if child is not None and wanted(child):
+                _check_no_hooks(child)
+                found[id(child)] = child
+                sites.append((parent, name, id(child)))
+    new = {key: replace(m) for key, m in found.items()}
+    for parent, name, key in sites:
+        parent._modules[name] = new[key]
+    return len(new)
 
 
 def patch_model(model: torch.nn.Module) -> int:
     """Swaps every RMSNorm submodule of a table family for this library's; returns how many.
 
     Modules already patched (also those built under patch_transformers) are left alone and not
-    counted. Forward hooks registered on an original module do not move to its replacement.
+    counted. Patch before wrapping the model (DDP, fully_shard, torch.compile): those hold on to
+    the modules they saw. A norm with hooks raises ValueError rather than losing them.
     """
-    return _swap(model, lambda m: _replacement(m) if _key(type(m)) in _BY_CLASS else None)
+    return _swap(model, lambda m: _key(type(m)) in _BY_CLASS, _replacement)
 
 
 def unpatch_model(model: torch.nn.Module) -> int:
     """Puts back the modules patch_model (or patch_transformers) replaced; returns how many."""
-    return _swap(model, lambda m: m.restored() if isinstance(m, HFRMSNorm) else None)
+    return _swap(model, lambda m: isinstance(m, HFRMSNorm), HFRMSNorm.restored)
 
 
 def _family_names(families) -> list:
@@ -182,6 +194,8 @@ def patch_transformers(*families) -> _Patched:
     """Makes transformers build this library's RMSNorm in the given families (default: all in
     FAMILIES that the installed transformers has). Models built before are not changed (use
     patch_model). Returns a handle: .undo() or `with` restores the classes."""
+    if importlib.util.find_spec("transformers") is None:
+        raise ImportError("patch_transformers needs transformers: pip install rmsnorm_triton[hf]")
     if families:
         names = _family_names(families)
     else:
