@@ -43,8 +43,8 @@ def fwd_variants(n, dt):
             if 1024 <= e * size <= 131072 and 4 <= e // (32 * w) <= 64:
                 out.append(Config(bm, bn, w, True))
     if bn >= 16384:
-        for blk, w, pps in itertools.product([4096, 8192, 16384], [4, 8, 16], [1, 2]):
-            if blk < bn and blk // (32 * w) >= 8:
+        for blk, w, pps in itertools.product([8192, 16384, 32768], [8, 16], [1, 2]):
+            if blk < bn and 8 <= blk // (32 * w) <= 64:
                 out.append(Config(1, blk, w, False, True, pps))
     return list(dict.fromkeys(out))
 
@@ -53,13 +53,13 @@ def bwd_variants(n, dt):
     bn = triton.next_power_of_2(n)
     out = [heuristics.bwd_config(n, dt)]
     if bn <= 16384:
-        for bm, w, pps in itertools.product([1, 2, 4, 8, 16], [4, 8, 16], [1, 2, 4]):
+        for bm, w, pps in itertools.product([1, 2, 4, 8, 16], [4, 8], [1, 2, 4]):
             e = bm * bn
-            if 2048 <= e <= 16384 and 4 <= e // (32 * w) <= 32:
+            if 2048 <= e <= 16384 and 8 <= e // (32 * w) <= 32:
                 out.append(Config(bm, bn, w, True, False, pps))
     if bn >= 4096:
-        for blk, w, pps in itertools.product([2048, 4096, 8192], [4, 8, 16], [1, 2]):
-            if blk < bn and blk // (32 * w) >= 4:
+        for blk, w, pps in itertools.product([4096, 8192, 16384], [8, 16], [1, 2]):
+            if blk < bn and 8 <= blk // (32 * w) <= 32:
                 out.append(Config(1, blk, w, False, True, pps))
     return list(dict.fromkeys(out))
 

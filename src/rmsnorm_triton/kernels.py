@@ -110,15 +110,20 @@ def _total(PART, CNT, row, S, S_POW2: tl.constexpr):
 
 
 @triton.jit
-def _load_h(X, R, H, x_off, r_off, h_off, cols, mask, HAS_R: tl.constexpr, ACC: tl.constexpr):
-    """Loads x (+ r, storing h) as fp32; h is rounded to H's dtype first, as torch's add does."""
-    x = tl.load(X + x_off + cols, mask=mask, other=0.0).to(ACC)
+def _to_h(x, r, H, h_off, cols, mask, HAS_R: tl.constexpr, ACC: tl.constexpr):
+    """x (+ r, storing h) as ACC; h is rounded to H's dtype first, as torch's add does."""
     if HAS_R:
-        r = tl.load(R + r_off + cols, mask=mask, other=0.0).to(ACC)
-        h = _cast(x + r, H.dtype.element_ty)
+        h = _cast(x.to(ACC) + r.to(ACC), H.dtype.element_ty)
         tl.store(H + h_off + cols, h, mask=mask)
-        x = h.to(ACC)
-    return x
+        return h.to(ACC)
+    return x.to(ACC)
+
+
+@triton.jit
+def _load_h(X, R, H, x_off, r_off, h_off, cols, mask, HAS_R: tl.constexpr, ACC: tl.constexpr):
+    x = tl.load(X + x_off + cols, mask=mask, other=0.0)
+    r = tl.load(R + r_off + cols, mask=mask, other=0.0) if HAS_R else x
+    return _to_h(x, r, H, h_off, cols, mask, HAS_R, ACC)
 
 
 @triton.jit
@@ -171,27 +176,28 @@ def rms_norm_fwd(
         s = pid % S
         c = s * BLOCK_N + cols
         m = c < N
-        if HAS_W:
-            w = tl.load(W + c, mask=m, other=0.0).to(ACC)
+        if HAS_W:  # kept in its own dtype: registers are what limits the chunk size here
+            w = tl.load(W + c, mask=m, other=0.0)
         else:
             w = tl.full([BLOCK_N], 1.0, ACC) - offset
         row = pid // S
-        h = _load_h(X, R, H, row.to(tl.int64) * stride_x, row.to(tl.int64) * stride_r,
-                    row.to(tl.int64) * stride_h, c, m, HAS_R, ACC)
+        x = tl.load(X + row.to(tl.int64) * stride_x + c, mask=m, other=0.0)
+        r = tl.load(R + row.to(tl.int64) * stride_r + c, mask=m, other=0.0) if HAS_R else x
         for _ in range(pid // S, M, NUM_GROUPS):
             row64 = row.to(tl.int64)
+            h = _to_h(x, r, H, row64 * stride_h, c, m, HAS_R, ACC)
             _publish(PART, CNT, row64, s, S, tl.sum(h * h, axis=0))
             # The next row's chunk is loaded while the other programs of this row catch up.
             nxt = row + NUM_GROUPS
             n64 = nxt.to(tl.int64)
-            h_next = _load_h(X, R, H, n64 * stride_x, n64 * stride_r, n64 * stride_h, c,
-                             m & (nxt < M), HAS_R, ACC)
+            x = tl.load(X + n64 * stride_x + c, mask=m & (nxt < M), other=0.0)
+            if HAS_R:
+                r = tl.load(R + n64 * stride_r + c, mask=m & (nxt < M), other=0.0)
             ms, rstd = _mean_rstd(_total(PART, CNT, row64, S, S_POW2), N, eps, ACC)
             if STORE_RSTD:
                 tl.store(RSTD + row64, rstd, mask=s == 0)
-            y = _apply_weight(h, rstd, w, offset, CASTING, IN_TY, ACC)
+            y = _apply_weight(h, rstd, w.to(ACC), offset, CASTING, IN_TY, ACC)
             tl.store(Y + row64 * stride_y + c, _cast(y, Y.dtype.element_ty), mask=m)
-            h = h_next
             row = nxt
     else:
         row = pid.to(tl.int64)
@@ -252,15 +258,24 @@ def rms_norm_bwd(
         else:
             wo = tl.full([BLOCK_N], 1.0, ACC)
         dw = tl.zeros([BLOCK_M, BLOCK_N], ACC)  # summed over rows once, at the end
-        for tile in range(pid, tl.cdiv(M, BLOCK_M), NUM_PROGS):
-            rows = tile * BLOCK_M + tl.arange(0, BLOCK_M)
-            rows64 = rows.to(tl.int64)[:, None]
-            mask = (rows < M)[:, None] & col_ok[None, :]
-            x = tl.load(X + rows64 * stride_x + cols[None, :], mask=mask, other=0.0).to(ACC)
-            dy = tl.load(DY + rows64 * stride_dy + cols[None, :], mask=mask, other=0.0).to(ACC)
+        tile = pid
+        rows = tile * BLOCK_M + tl.arange(0, BLOCK_M)
+        mask = (rows < M)[:, None] & col_ok[None, :]
+        rows64 = rows.to(tl.int64)[:, None]
+        x = tl.load(X + rows64 * stride_x + cols[None, :], mask=mask, other=0.0)
+        dy = tl.load(DY + rows64 * stride_dy + cols[None, :], mask=mask, other=0.0)
+        for _ in range(pid, tl.cdiv(M, BLOCK_M), NUM_PROGS):
             rstd = tl.load(RSTD + rows, mask=rows < M, other=0.0)[:, None]
-            x_hat = x * rstd
-            wdy = wo[None, :] * dy
+            x_hat = x.to(ACC) * rstd
+            dyf = dy.to(ACC)
+            # The next tile's loads go out now, to overlap this tile's arithmetic and stores.
+            tile += NUM_PROGS
+            rows_n = tile * BLOCK_M + tl.arange(0, BLOCK_M)
+            mask_n = (rows_n < M)[:, None] & col_ok[None, :]
+            rn64 = rows_n.to(tl.int64)[:, None]
+            x = tl.load(X + rn64 * stride_x + cols[None, :], mask=mask_n, other=0.0)
+            dy = tl.load(DY + rn64 * stride_dy + cols[None, :], mask=mask_n, other=0.0)
+            wdy = wo[None, :] * dyf
             c1 = tl.sum(x_hat * wdy, axis=1)[:, None] / N
             dx = (wdy - x_hat * c1) * rstd
             if HAS_DH:
@@ -269,7 +284,8 @@ def rms_norm_bwd(
             if STORE_DR:
                 tl.store(DR + rows64 * stride_dr + cols[None, :], _cast(dx, DR.dtype.element_ty), mask=mask)
             if STORE_DW:
-                dw += dy * x_hat
+                dw += dyf * x_hat
+            rows, mask, rows64 = rows_n, mask_n, rn64
         if STORE_DW:
             tl.store(DW_PART + pid.to(tl.int64) * N + cols, tl.sum(dw, axis=0), mask=col_ok)
     elif SPLIT:
@@ -279,24 +295,25 @@ def rms_norm_bwd(
         c = s * BLOCK_N + cols
         m = c < N
         if HAS_W:
-            wo = offset + tl.load(W + c, mask=m, other=0.0).to(ACC)
+            w = tl.load(W + c, mask=m, other=0.0)  # own dtype: registers limit the chunk size
         else:
-            wo = tl.full([BLOCK_N], 1.0, ACC)
+            w = tl.full([BLOCK_N], 1.0, ACC) - offset
         dw = tl.zeros([BLOCK_N], ACC)
         groups = NUM_PROGS // S
         row = g
-        x = tl.load(X + row.to(tl.int64) * stride_x + c, mask=m, other=0.0).to(ACC)
-        dy = tl.load(DY + row.to(tl.int64) * stride_dy + c, mask=m, other=0.0).to(ACC)
+        x = tl.load(X + row.to(tl.int64) * stride_x + c, mask=m, other=0.0)
+        dy = tl.load(DY + row.to(tl.int64) * stride_dy + c, mask=m, other=0.0)
         for _ in range(g, M, groups):
             row64 = row.to(tl.int64)
             rstd = tl.load(RSTD + row64)
-            x_hat = x * rstd
-            wdy = wo * dy
+            x_hat = x.to(ACC) * rstd
+            dyf = dy.to(ACC)
+            wdy = (offset + w.to(ACC)) * dyf
             _publish(PART, CNT, row64, s, S, tl.sum(x_hat * wdy, axis=0))
             nxt = row + groups  # loaded while the other programs of this row catch up
             n64 = nxt.to(tl.int64)
-            x_next = tl.load(X + n64 * stride_x + c, mask=m & (nxt < M), other=0.0).to(ACC)
-            dy_next = tl.load(DY + n64 * stride_dy + c, mask=m & (nxt < M), other=0.0).to(ACC)
+            x = tl.load(X + n64 * stride_x + c, mask=m & (nxt < M), other=0.0)
+            dy = tl.load(DY + n64 * stride_dy + c, mask=m & (nxt < M), other=0.0)
             c1 = _total(PART, CNT, row64, S, S_POW2) / N
             dx = (wdy - x_hat * c1) * rstd
             if HAS_DH:
@@ -305,9 +322,7 @@ def rms_norm_bwd(
             if STORE_DR:
                 tl.store(DR + row64 * stride_dr + c, _cast(dx, DR.dtype.element_ty), mask=m)
             if STORE_DW:
-                dw += dy * x_hat
-            x = x_next
-            dy = dy_next
+                dw += dyf * x_hat
             row = nxt
         if STORE_DW:
             tl.store(DW_PART + g.to(tl.int64) * N + c, dw, mask=m)
