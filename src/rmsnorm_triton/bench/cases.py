@@ -18,14 +18,20 @@ EPS = 1e-6
 WRONG_AT = 4.0
 
 
+# op: (M x N tensors, N-vectors) each read or written once
+MOVED = {"fwd": (2, 1), "bwd": (3, 2), "fwd_residual": (4, 1), "latency": (2, 1),
+         "latency_graph": (2, 1)}
+
+
 def min_bytes(op: str, m: int, n: int, dtype: torch.dtype) -> int:
-    size = torch.empty((), dtype=dtype).element_size()
-    tensors, vectors = {"fwd": (2, 1), "latency": (2, 1), "latency_graph": (2, 1),
-                        "bwd": (3, 2), "fwd_residual": (4, 1)}[op]
-    return (tensors * m * n + vectors * n) * size
+    tensors, vectors = MOVED[op]
+    return (tensors * m * n + vectors * n) * torch.empty((), dtype=dtype).element_size()
 
 
 def make_inputs(op, m, n, dtype, device, seed):
+    """x, w (and r for fwd_residual, dy for bwd) on the device, in dtype: x, r, dy ~ N(0, 1),
+    w ~ 1 + 0.5 N(0, 1). Random, never zeros: on zeros, a kernel that writes nothing would pass
+    the check."""
     g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + m * 7919 + n)
     rnd = lambda *shape: torch.randn(*shape, generator=g, device=device, dtype=dtype)  # noqa: E731
     t = {"x": rnd(m, n), "w": 1 + 0.5 * rnd(n)}
@@ -79,7 +85,7 @@ def scaled_error(out, ref, dtype, grad=False) -> float:
 
 
 def check(op, out, ref, t) -> float:
-    """The largest scaled error over a provider's outputs, after checking their shapes and dtypes."""
+    """The largest scaled error over a provider's outputs, after checking their dtypes."""
     names = {"fwd": ("y",), "latency": ("y",), "fwd_residual": ("y", "h"), "bwd": ("dx", "dw")}[op]
     outs = (out,) if len(names) == 1 else tuple(out)
     if len(outs) != len(names):

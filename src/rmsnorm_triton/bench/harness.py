@@ -9,6 +9,7 @@ or returns a wrong result gets a record saying so and the loop goes on.
 
 import argparse
 import datetime
+import math
 import platform
 import re
 import subprocess
@@ -53,18 +54,26 @@ def _list(kind, choices=None):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rmsnorm-triton bench", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=f"providers: {', '.join(P.NAMES)}\nops: {', '.join(OPS)}")
+    p = argparse.ArgumentParser(
+        prog="rmsnorm-triton bench", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Times this library beside its peers (forward, backward, fused residual "
+        "forward, latency per call),\nas GB/s and as % of the copy bandwidth measured in the "
+        "same run; each result is checked\nagainst float64 first. Writes results.json, "
+        "results.csv and PNG plots.",
+        epilog="A peer that is missing, raises or is wrong is reported and skipped.")
     p.add_argument("--quick", action="store_true",
-                   help=f"a small subset: bf16, N in {QUICK['sizes']}, latency M in {QUICK['latency_m']}")
+                   help=f"a small subset: bf16, N in {QUICK['sizes']}, "
+                   f"latency M in {QUICK['latency_m']}")
     p.add_argument("--out", type=Path, help="folder for results.{json,csv} and the PNGs "
                    "(default benchmarks/results/<date>-<gpu>)")
     p.add_argument("--append", action="store_true", help="merge into the results already in "
                    "--out (a record with the same provider, op, dtype, M, N is replaced)")
-    p.add_argument("--providers", type=_list(str, P.NAMES), default=list(P.NAMES))
-    p.add_argument("--ops", type=_list(str, OPS), default=list(OPS))
-    p.add_argument("--dtypes", type=_list(str, DTYPES), help="default bf16,fp16,fp32")
+    p.add_argument("--providers", type=_list(str, P.NAMES), default=list(P.NAMES),
+                   help=f"comma-separated, from {','.join(P.NAMES)} (default all)")
+    p.add_argument("--ops", type=_list(str, OPS), default=list(OPS),
+                   help=f"comma-separated, from {','.join(OPS)} (default all)")
+    p.add_argument("--dtypes", type=_list(str, DTYPES), help="default bf16,fp16,fp32 "
+                   "(the latency runs use the first)")
     p.add_argument("--sizes", type=_list(parse_int), help="N values (default 512,1K,...,256K)")
     p.add_argument("--mn", type=parse_int, help="elements per tensor, M = mn // N (default 2**26; "
                    "cpu: 2**12)")
@@ -152,6 +161,9 @@ class Run:
         r = dict(provider=provider, op=op, dtype=dtype or "", M=m, N=n, bytes=nbytes, ms=ms,
                  gbps=gbps, pct_copy=pct, error=error, status=status, note=note, gpu=self.gpu,
                  versions=self.versions)
+        for k in report.FLOATS:  # the files hold numbers or nothing: no NaN, no inf
+            if r[k] is not None and not math.isfinite(r[k]):
+                r[k] = None
         self.records.append(r)
         if self.live is not None:
             self.live.record(r, advance=op not in ("import", "copy"))
@@ -168,30 +180,34 @@ class Run:
         m, n = t["x"].shape
         t0 = time.perf_counter()
         try:
-            if new_shape:
-                p.setup()
-            fn = p.prepare("fwd" if op.startswith("latency") else op, t["x"], t["w"], EPS,
-                           r=t.get("r"), dy=t.get("dy"))
-            out = fn()
-            timing.sync(self.dev)
-            err = check("fwd" if op.startswith("latency") else op, out, refs, t)
-            del out
-            if not err <= WRONG_AT:  # NaN included
-                return self.record(p.name, op, dtype, m, n, "wrong", error=err,
-                                   note=f"error {err:.3g}x the {dtype} tolerance")
-            if op == "latency":
-                ms = timing.eager_ms_per_call(fn, self.dev)
-            elif op == "latency_graph":
-                ms = timing.graph_ms_per_call(fn)
-            else:
-                ms = timing.kernel_ms(fn, self.dev, self.opts.rep_ms)
-            return self.record(p.name, op, dtype, m, n, ms=ms, error=err)
+            status, ms, err, note = self._attempt(p, op, t, refs, dtype, new_shape)
         except Exception as e:  # noqa: BLE001 - a peer's failure is a result, not a crash
-            fn = out = None
-            _settle(self.dev)
-            return self.record(p.name, op, dtype, m, n, "failed", note=_why(e))
+            status, ms, err, note = "failed", None, None, _why(e)
         finally:
             self.spent[p.name] = self.spent.get(p.name, 0.0) + time.perf_counter() - t0
+        if status == "failed":  # the exception, and with it the provider's tensors, are gone
+            _settle(self.dev)
+        return self.record(p.name, op, dtype, m, n, status, ms=ms, error=err, note=note)
+
+    def _attempt(self, p, op, t, refs, dtype, new_shape):
+        if new_shape:
+            p.setup()
+        kind = "fwd" if op.startswith("latency") else op
+        fn = p.prepare(kind, t["x"], t["w"], EPS, r=t.get("r"), dy=t.get("dy"))
+        out = fn()
+        timing.sync(self.dev)
+        err = check(kind, out, refs, t)
+        del out
+        if not err <= WRONG_AT:
+            why = "" if math.isfinite(err) else " (NaN or inf where the reference is finite)"
+            return "wrong", None, err, f"error {err:.3g}x the {dtype} tolerance{why}"
+        if op == "latency":
+            ms = timing.eager_ms_per_call(fn, self.dev)
+        elif op == "latency_graph":
+            ms = timing.graph_ms_per_call(fn)
+        else:
+            ms = timing.kernel_ms(fn, self.dev, self.opts.rep_ms)
+        return "ok", ms, err, ""
 
     def cell(self, op, dtype, m, n, who, kinds=None):
         """Inputs and float64 reference once, then every provider in `who` on them."""
@@ -215,7 +231,8 @@ class Run:
         opts = self.opts
         ms, nbytes = timing.copy_bandwidth(self.dev, opts.copy_mib, opts.rep_ms)
         self.copy_gbps = nbytes / (ms * 1e6)
-        self.record("copy", "copy", "fp32", nbytes // 8 // 4096, 4096, ms=ms, nbytes=nbytes)
+        self.record("copy", "copy", "fp32", nbytes // 8 // 4096, 4096, ms=ms, nbytes=nbytes,
+                    note=f"run {datetime.datetime.now().isoformat(timespec='milliseconds')}")
         loaded = []
         for p in providers:
             try:
@@ -273,10 +290,12 @@ def main(argv=None, providers=None) -> int:
     dev = torch.device(opts.device)
     env = gpu_name(dev), versions(dev)
     out = opts.out or default_out(env[0])
-    old = report.read_records(out) if opts.append and (out / "results.json").exists() else []
-    meta = {"created": datetime.datetime.now().isoformat(timespec="seconds"), "gpu": env[0],
+    appending = opts.append and (out / "results.json").exists()
+    old = report.read_records(out) if appending else []
+    this = {"created": datetime.datetime.now().isoformat(timespec="seconds"), "gpu": env[0],
             "versions": env[1], "argv": list(sys.argv[1:] if argv is None else argv),
             "wrong_at": WRONG_AT, "eps": EPS, "mn": opts.mn}
+    meta = {"runs": (report.read_meta(out).get("runs", []) if appending else []) + [this]}
 
     def merged(records):
         new = {report.key(r) for r in records}
@@ -285,10 +304,12 @@ def main(argv=None, providers=None) -> int:
     def save(records):
         report.write_records(merged(records), out, meta)
 
-    print(f"rmsnorm-triton bench on {meta['gpu']}: results in {out}", flush=True)
+    print(f"rmsnorm-triton bench on {env[0]}: results in {out}", flush=True)
+    if skipped := [n for n in opts.sizes if opts.mn // n < 1]:
+        print(f"N = {skipped} skipped: more than --mn {opts.mn} elements per row")
     with report.Live(count(opts, provs), quiet=opts.quiet) as live:
         bench = Run(opts, live, on_record=save, env=env)
-        spent = meta["seconds_per_provider"] = bench.spent
+        spent = this["seconds_per_provider"] = bench.spent
         records = bench.run(provs)
     records = merged(records)
     save_paths = report.write_records(records, out, meta)
@@ -302,6 +323,10 @@ def main(argv=None, providers=None) -> int:
             for path in plot(out):
                 print(f"plot: {path}")
         except ImportError as e:
-            print(f"no plots ({_why(e)}); draw them later: python -m rmsnorm_triton.bench.plot {out}")
+            print(f"no plots ({_why(e)}); draw them later with "
+                  f"python -m rmsnorm_triton.bench.plot {out}")
     print(f"data: {save_paths[0]} and {save_paths[1]}")
-    return 0
+    ours = [r for r in records if r["provider"] == "rmsnorm_triton" and r["status"] != "ok"]
+    if ours:
+        print(f"rmsnorm_triton itself failed or was wrong in {len(ours)} case(s): see above")
+    return 1 if ours else 0

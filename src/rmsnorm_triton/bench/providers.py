@@ -1,8 +1,8 @@
 """The providers, one small class each, all called the way their users call them.
 
     rmsnorm_triton  this library: rms_norm(x, w), rms_norm(x, w, residual=r)
-    torch_eager     the Hugging Face LlamaRMSNorm formula in eager PyTorch (reference.llama_rms_norm);
-                    residual: h = x + r, then the formula
+    torch_eager     the Hugging Face LlamaRMSNorm formula in eager PyTorch
+                    (reference.llama_rms_norm); residual: h = x + r, then the formula
     torch_native    torch.nn.functional.rms_norm (no fused residual)
     torch_compile   torch.compile(dynamic=False) of the same formula (and of x + r then the formula)
     liger           Liger-Kernel: liger_kernel.ops.LigerRMSNormFunction (Llama casting, its default
@@ -26,7 +26,6 @@ def _add_norm(x, r, w, eps):
 class Provider:
     name = "?"
     ops = ("fwd", "bwd", "fwd_residual")
-    dist = None  # the distribution whose version the records carry, if not torch's
 
     def load(self) -> None:
         """Imports what the provider needs; raises (ImportError or other) when it can't run."""
@@ -39,10 +38,6 @@ class Provider:
 
     def fwd_residual(self, x, r, w, eps):
         raise NotImplementedError
-
-    def train_fwd(self, x, w, eps):
-        """The differentiable forward whose backward `bwd` times (default: fwd)."""
-        return self.fwd(x, w, eps)
 
     def bwd(self, x, w, dy, eps):
         """Runs the forward once, outside any timed region, and returns a callable that runs only
@@ -59,7 +54,7 @@ class Provider:
         """
         xg = x.detach().requires_grad_(True)
         wg = w.detach().requires_grad_(True)
-        y = self.train_fwd(xg, wg, eps)
+        y = self.fwd(xg, wg, eps)
         return lambda: torch.autograd.grad(y, (xg, wg), dy, retain_graph=True)
 
     def prepare(self, op, x, w, eps, r=None, dy=None):
@@ -134,7 +129,6 @@ class Liger(Provider):
     """Liger-Kernel as its LigerRMSNorm module calls it: Llama casting, in_place=True backward."""
 
     name = "liger"
-    dist = "liger-kernel"
 
     def load(self):
         from liger_kernel.ops import LigerFusedAddRMSNormFunction, LigerRMSNormFunction
@@ -159,7 +153,6 @@ class Liger(Provider):
 
 class Quack(Provider):
     name = "quack"
-    dist = "quack-kernels"
 
     def load(self):
         from quack.rmsnorm import rmsnorm

@@ -15,6 +15,7 @@ rmsnorm_triton, liger, quack, cuda, driver); in CSV it is written "torch=2.11.0;
 import csv
 import json
 import sys
+import time
 from pathlib import Path
 
 FIELDS = ("provider", "op", "dtype", "M", "N", "bytes", "ms", "gbps", "pct_copy", "error",
@@ -26,18 +27,22 @@ LATENCY_OPS = ("latency", "latency_graph")
 
 
 def key(r) -> tuple:
-    """What a record measures; --append replaces an older record with the same key."""
-    return r["provider"], r["op"], r["dtype"], r["M"], r["N"]
+    """What a record measures; --append replaces an older record with the same key. Copy records
+    carry their run in note, so every run's ceiling stays (each record's pct_copy is against
+    the copy bandwidth of the run that measured it)."""
+    run = r["note"] if r["op"] == "copy" else ""
+    return r["provider"], r["op"], r["dtype"], r["M"], r["N"], run
 
 
 # ---- files ------------------------------------------------------------------------------------
 def write_records(records, out_dir, meta=None) -> tuple[Path, Path]:
-    """Writes results.json ({"meta", "records"}) and results.csv into out_dir; returns both paths."""
+    """Writes results.json ({"meta", "records"}) and results.csv into out_dir; returns both."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     js, cs = out / "results.json", out / "results.csv"
     tmp = js.with_suffix(".json.tmp")  # a crash mid-write never leaves half a file
-    tmp.write_text(json.dumps({"meta": meta or {}, "records": list(records)}, indent=1) + "\n")
+    text = json.dumps({"meta": meta or {}, "records": list(records)}, indent=1, allow_nan=False)
+    tmp.write_text(text + "\n")
     tmp.replace(js)
     tmp = cs.with_suffix(".csv.tmp")
     with tmp.open("w", newline="") as f:
@@ -104,7 +109,8 @@ def fmt_n(n: int) -> str:
 
 def line(r) -> str:
     """One record as one line of the running log."""
-    head = f"{r['op']:>13} {r['dtype'] or '-':>4} M={r['M']:<7} N={fmt_n(r['N']):<5} {r['provider']:<15}"
+    head = (f"{r['op']:>13} {r['dtype'] or '-':>4} M={r['M']:<7} N={fmt_n(r['N']):<5} "
+            f"{r['provider']:<15}")
     if r["status"] != "ok":
         err = f" error {r['error']:.3g}x tol" if r["error"] is not None else ""
         return f"{head} {r['status'].upper()}{err}: {r['note']}"
@@ -116,10 +122,12 @@ def line(r) -> str:
 
 
 class Live:
-    """Progress while the bench runs: a rich progress bar when rich is installed, else plain lines."""
+    """Progress while the bench runs: a rich progress bar when rich is installed, and one line
+    per record."""
 
     def __init__(self, total: int, quiet: bool = False):
         self.total, self.done, self.quiet = total, 0, quiet
+        self.t0 = time.perf_counter()
         self._progress = None
         try:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -161,19 +169,17 @@ class Live:
             self.done += 1
             if self._progress is not None:
                 self._progress.update(self._task, advance=1)
-        prefix = "" if self._progress is not None else f"[{self.done}/{self.total}] "
-        self.print(prefix + line(r))
+        self.print(f"[{self.done:>3}/{self.total} {time.perf_counter() - self.t0:5.0f}s] {line(r)}")
 
 
 def summary(records) -> str:
     """Compact tables: % of copy bandwidth by provider x N for each op and dtype, latency by M,
     and every provider that failed, was wrong or missing, with why."""
     out = []
-    copy = [r for r in records if r["op"] == "copy" and r["status"] == "ok"]
-    if copy:
-        c = copy[-1]
-        out.append(f"copy bandwidth: {c['gbps']:.0f} GB/s on {c['gpu']} (read + write of "
-                   f"{c['bytes'] / 2**21:.0f} MiB, median); cells below are % of it")
+    for c in [r for r in records if r["op"] == "copy" and r["status"] == "ok"]:
+        out.append(f"copy bandwidth: {c['gbps']:.4g} GB/s on {c['gpu']} (read + write of "
+                   f"{c['bytes'] / 2**21:.0f} MiB, median; {c['note']}): cells below are % of "
+                   "the copy bandwidth of their own run")
     for op in THROUGHPUT_OPS:
         for dtype in _ordered({r["dtype"] for r in records if r["op"] == op}):
             rows = [r for r in records if r["op"] == op and r["dtype"] == dtype]
@@ -187,12 +193,17 @@ def summary(records) -> str:
             what = "eager, wall clock" if op == "latency" else "replayed in a CUDA graph"
             out.append(_table(f"{op} {dtype} N={fmt_n(n)}: us per call ({what})", rows, ms_, str,
                               "M", _us_cell))
-    bad = [r for r in records if r["status"] != "ok"]
+    bad = {}  # (provider, status, note) -> the cases it happened in
+    for r in records:
+        if r["status"] != "ok":
+            size = f"M={r['M']}" if r["op"] in LATENCY_OPS else f"N={fmt_n(r['N'])}"
+            where = "" if r["op"] == "import" else f"{r['op']} {r['dtype']} {size}"
+            bad.setdefault((r["provider"], r["status"], r["note"]), []).append(where)
     if bad:
         lines = ["not measured (reported and skipped):"]
-        for r in bad:
-            where = "" if r["op"] == "import" else f" {r['op']} {r['dtype']} M={r['M']} N={fmt_n(r['N'])}"
-            lines.append(f"  {r['provider']}{where}: {r['status']}: {r['note']}")
+        for (prov, status, note), where in bad.items():
+            cases = f" in {len(where)} case(s): {', '.join(where)}" if where[0] else ""
+            lines.append(f"  {prov} {status}{cases}\n      {note}")
         out.append("\n".join(lines))
     return "\n\n".join(out)
 

@@ -1,0 +1,194 @@
+"""The bench on the CPU, through Triton's interpreter: a smoke run of the whole command (tiny
+M * N, two sizes, this library + torch eager + F.rms_norm), its files and plots, and providers
+that are missing, raise or return wrong results. Timings are never compared to numbers.
+In a process that runs Triton compiled for a GPU, the same tiny runs go to CUDA instead."""
+
+import math
+
+import pytest
+import torch
+
+import rmsnorm_triton
+from rmsnorm_triton import cli
+from rmsnorm_triton.bench import cases, harness, report
+from rmsnorm_triton.bench import providers as P
+from rmsnorm_triton.testing import max_scaled_error
+
+DEVICE = "cpu" if rmsnorm_triton.interpreted() else "cuda"
+PROVS = ["rmsnorm_triton", "torch_eager", "torch_native"]
+SIZES = [64, 256]
+TINY = ["--device", DEVICE, "--mn", "2**10", "--dtypes", "bf16,fp16,fp32", "--latency-m", "1,4",
+        "--latency-n", "64", "--copy-mib", "1", "--rep-ms", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    argv = ["bench", *TINY, "--sizes", ",".join(map(str, SIZES)), "--providers", ",".join(PROVS),
+            "--out", str(out)]
+    assert cli.main(argv) == 0
+    return out
+
+
+def test_smoke_records_have_every_field_and_consistent_numbers(smoke):
+    records = report.read_records(smoke / "results.json")
+    assert all(tuple(r) == report.FIELDS for r in records)
+    (copy,) = [r for r in records if r["op"] == "copy"]
+    assert copy["status"] == "ok" and copy["bytes"] == 2 * 2**20
+    assert math.isclose(copy["pct_copy"], 100)
+    want = {(p, op, dt, n) for p in PROVS for op in ("fwd", "bwd", "fwd_residual")
+            for dt in ("bf16", "fp16", "fp32") for n in SIZES
+            if op in P.make([p])[0].ops}
+    got = {(r["provider"], r["op"], r["dtype"], r["N"]) for r in records
+           if r["op"] in report.THROUGHPUT_OPS}
+    assert got == want
+    lat = {(r["provider"], r["M"]) for r in records if r["op"] == "latency"}
+    assert lat == {(p, m) for p in PROVS for m in (1, 4)}
+    for r in records:
+        assert r["status"] == "ok", r
+        assert r["gpu"] and set(r["versions"]) == {"torch", "triton", "rmsnorm_triton", "liger",
+                                                   "quack", "cuda", "driver"}
+        assert r["ms"] > 0 and r["gbps"] > 0
+        assert math.isclose(r["gbps"], r["bytes"] / (r["ms"] * 1e6))
+        assert math.isclose(r["pct_copy"], 100 * r["gbps"] / copy["gbps"])
+        if r["op"] != "copy":
+            assert r["M"] == (1024 // r["N"] if r["op"] in report.THROUGHPUT_OPS else r["M"])
+            dtype = cases.DTYPES[r["dtype"]]
+            assert r["bytes"] == cases.min_bytes(r["op"], r["M"], r["N"], dtype)
+            assert 0 <= r["error"] <= 2, r  # checked against float64 before it was timed
+
+
+def test_csv_and_json_round_trip(smoke, tmp_path):
+    from_json = report.read_records(smoke / "results.json")
+    from_csv = report.read_records(smoke / "results.csv")
+    assert from_csv == from_json
+    report.write_records(from_csv, tmp_path)
+    assert report.read_records(tmp_path / "results.csv") == from_json
+    assert report.read_records(tmp_path) == from_json
+
+
+def test_plots_are_drawn_from_the_data(smoke, tmp_path):
+    for name in ("throughput.png", "latency.png"):
+        assert (smoke / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pytest.importorskip("matplotlib")
+    from rmsnorm_triton.bench.plot import plot
+
+    paths = plot(smoke / "results.csv", tmp_path)  # from the CSV alone, into another folder
+    assert sorted(p.name for p in paths) == ["latency.png", "throughput.png"]
+    assert all(p.stat().st_size > 10_000 for p in paths)
+
+
+class _Missing(P.Provider):
+    name = "fake_missing"
+
+    def load(self):
+        raise ImportError("No module named 'fake_peer'")
+
+
+class _Raises(P.TorchEager):
+    name = "fake_raises"
+
+    def fwd(self, x, w, eps):
+        raise RuntimeError("kernel exploded")
+
+
+class _Wrong(P.TorchEager):
+    name = "fake_wrong"
+
+    def fwd(self, x, w, eps):
+        return super().fwd(x, w, eps) * 1.25
+
+
+class _NaN(P.TorchEager):
+    name = "fake_nan"
+
+    def fwd(self, x, w, eps):
+        y = super().fwd(x, w, eps)
+        y[0, 0] = float("nan")
+        return y
+
+
+class _WrongDtype(P.TorchEager):
+    name = "fake_fp32_out"
+
+    def fwd(self, x, w, eps):
+        return super().fwd(x.float(), w.float(), eps)
+
+
+def test_failing_and_missing_providers_are_reported_and_skipped(tmp_path, capsys):
+    provs = [_Missing(), P.TorchEager(), _Raises(), _Wrong(), _NaN(), _WrongDtype()]
+    argv = [*TINY, "--dtypes", "bf16", "--sizes", "64", "--ops", "fwd,latency", "--out",
+            str(tmp_path), "--no-plot"]
+    assert harness.main(argv, providers=provs) == 0
+    records = report.read_records(tmp_path)
+    by = {}
+    for r in records:
+        by.setdefault(r["provider"], []).append(r)
+    (miss,) = by["fake_missing"]
+    assert (miss["op"], miss["status"]) == ("import", "missing")
+    assert "ImportError: No module named 'fake_peer'" in miss["note"]
+    per = 3 if DEVICE == "cpu" else 5  # fwd N=64; latency M=1, M=4 (and in a CUDA graph)
+    assert {r["status"] for r in by["torch_eager"]} == {"ok"} and len(by["torch_eager"]) == per
+    for name, status, note in [("fake_raises", "failed", "RuntimeError: kernel exploded"),
+                               ("fake_wrong", "wrong", "tolerance"),
+                               ("fake_nan", "wrong", "NaN or inf"),
+                               ("fake_fp32_out", "failed", "dtype torch.float32, expected")]:
+        assert len(by[name]) == per
+        for r in by[name]:
+            assert r["status"] == status and note in r["note"] and r["ms"] is None, r
+            assert r["gbps"] is None and r["pct_copy"] is None
+    assert all(r["error"] > cases.WRONG_AT for r in by["fake_wrong"])
+    assert all(r["error"] is None for r in by["fake_nan"])  # inf is not written: JSON stays strict
+    shown = capsys.readouterr().out
+    assert "kernel exploded" in shown and "fake_peer" in shown and "fake_wrong" in shown
+
+
+def test_append_replaces_same_cells_and_keeps_others(tmp_path):
+    base = [*TINY, "--dtypes", "fp32", "--ops", "fwd", "--providers", "torch_eager",
+            "--out", str(tmp_path), "--no-plot"]
+    assert harness.main([*base, "--sizes", "64,256"]) == 0
+    assert harness.main([*base, "--sizes", "256", "--append"]) == 0
+    records = report.read_records(tmp_path)
+    assert sorted(r["N"] for r in records if r["op"] == "fwd") == [64, 256]
+    assert len([r for r in records if r["op"] == "copy"]) == 2  # each run keeps its ceiling
+    assert [run["argv"][-1] for run in report.read_meta(tmp_path)["runs"]] == ["64,256", "--append"]
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_scaled_error_is_testing_max_scaled_error(grad):
+    g = torch.Generator().manual_seed(1)
+    ref = torch.randn(64, 33, generator=g, dtype=torch.float64)
+    for dtype in (torch.bfloat16, torch.float16, torch.float32):
+        out = (ref * (1 + 1e-3 * torch.randn(ref.shape, generator=g, dtype=torch.float64)))
+        out = out.to(dtype)
+        e = cases.scaled_error(out, ref, dtype, grad=grad)
+        if not grad:
+            assert e == pytest.approx(max_scaled_error(out, ref), rel=1e-12)
+        else:  # the gradient form only adds rms(ref) to the scale: never larger
+            assert 0 < e <= max_scaled_error(out, ref)
+    special = ref.clone()
+    special[0, 0], special[1, 1] = float("nan"), float("inf")
+    assert cases.scaled_error(special, special, torch.float32, grad) == 0.0
+    out = special.clone()
+    out[2, 2] = float("nan")
+    assert cases.scaled_error(out, special, torch.float32, grad) == math.inf
+
+
+def test_min_bytes_counts_each_tensor_once():
+    m, n = 3, 5
+    assert cases.min_bytes("fwd", m, n, torch.bfloat16) == (2 * m * n + n) * 2
+    assert cases.min_bytes("bwd", m, n, torch.float32) == (3 * m * n + 2 * n) * 4
+    assert cases.min_bytes("fwd_residual", m, n, torch.float16) == (4 * m * n + n) * 2
+
+
+def test_sizes_parse():
+    assert [harness.parse_int(s) for s in ("512", "1K", "256k", "2**26", "64M")] == [
+        512, 1024, 262144, 2**26, 64 * 2**20]
+    with pytest.raises(Exception, match="not a size"):
+        harness.parse_int("lots")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given without CUDA")
+def test_cuda_default_without_cuda_says_what_to_do(capsys):
+    assert harness.main([]) == 2
+    assert "--device cpu" in capsys.readouterr().out
