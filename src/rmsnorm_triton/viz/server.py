@@ -141,10 +141,12 @@ def main(argv=None) -> int:
                    help="write one self-contained page with one trace and exit")
     p.add_argument("--verbose", action="store_true", help="log every request")
     g = p.add_argument_group("the trace --export writes (the page's controls, for the server)")
-    from ..trace import DEFAULTS
+    from ..trace import DEFAULTS, DTYPES, NORMS
 
+    choices = {"dtype": list(DTYPES), "norm": list(NORMS)}
     for key, val in DEFAULTS.items():
-        g.add_argument("--" + key.replace("_", "-"), type=type(val), default=val)
+        g.add_argument("--" + key.replace("_", "-"), type=type(val), default=val,
+                       choices=choices.get(key))
     args = p.parse_args(argv)
     if args.export:
         from .export import export

@@ -180,8 +180,16 @@
       R.progress.setAttribute("aria-valuemax", st.total); R.progress.setAttribute("aria-valuenow", S.pos);
       R.stepText.textContent = `step ${S.pos} of ${st.total}` + (st.cur ? ` · row ${st.row}: ${V.PASS_LABEL[st.cur.pass]}${st.block === null ? "" : ` b = ${st.block}`}` : " · before the launch");
       element.dataset.pos = String(S.pos);
-      V.follow(R.inWrap, S.views.in, st);
-      V.follow(R.outWrap, S.views.out, st);
+      // Two frames on: rows and blocks out of view (content-visibility) get their real size
+      // only in the frame that first shows them.
+      const follow = () => {
+        V.follow(R.inWrap, S.views.in, st); V.follow(R.outWrap, S.views.out, st);
+        if (st.row === null) return;
+        V.scrollWithin(R.calcWrap, S.views.table[st.row].tr);
+        V.scrollWithin(R.programs, S.views.progs[st.row], 0);
+        for (const hot of R.partials.querySelectorAll(".psum.hot")) V.scrollWithin(hot.parentElement, hot, 0);
+      };
+      requestAnimationFrame(() => requestAnimationFrame(follow));
       if (!S.playing || S.pos % 10 === 0) writeURL(S);
     }
 

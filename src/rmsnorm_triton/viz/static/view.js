@@ -13,6 +13,12 @@
     if (a >= 1e5 || a < 1e-3) return v.toExponential(sig - 1).replace(/\.?0+e/, "e");
     return String(Number(v.toPrecision(sig)));
   };
+  /** At most 7 characters, for grid cells: 4 significant digits where they fit, else fewer. */
+  V.fmtCell = function (v) {
+    if (typeof v !== "number") return V.fmt(v);
+    for (const sig of [4, 3]) { const t = V.fmt(v, sig); if (t.length <= 7) return t; }
+    return v.toExponential(v < 0 ? 1 : 2).replace(/\.?0+e/, "e");
+  };
   V.exact = (v) => (typeof v === "string" ? SPECIAL[v] || v : String(v));
   V.bytes = (b) => b.toLocaleString("en-US") + " B";
   V.count = (b) => b.toLocaleString("en-US");
@@ -82,7 +88,7 @@
     </section>
     <section class="panel">
       <h2>Per-row calculations</h2>
-      <div class="table-wrap"><table class="calc" data-ref="calc"></table></div>
+      <div class="table-wrap calc-wrap" data-ref="calcWrap"><table class="calc" data-ref="calc"></table></div>
     </section>
     <section class="panel">
       <h2>Output y <small data-ref="outNote"></small></h2>
@@ -122,103 +128,129 @@
     return refs;
   };
 
-  // ---- grids -----------------------------------------------------------------------------
-  const MANY_MASKED = 8; // past this, the masked tail is drawn as one wide cell
+  // ---- grids ----------------------------------------------------------------------------
+  // A grid is rows of blocks of cells. State lives on the block element (one class change per
+  // block per step) and offscreen rows and blocks skip rendering (content-visibility), so that
+  // a 64 x 256 grid of 16,384 cells still steps quickly.
+  const MANY_MASKED = 8; // past this, a block's masked lanes are drawn as one wide cell
 
-  /** Builds a tensor grid: rows of values (x or y), optionally a weight row. Returns cells. */
+  /** Builds a tensor grid: rows of values (x or y), optionally the weight row. */
   V.buildGrid = function (gridEl, data, values, opts) {
-    const n = data.params.n, blocks = data.blocks, last = blocks[blocks.length - 1];
-    const masked = last.mask.filter((m) => !m).length;
-    const extra = masked > MANY_MASKED ? 3 : masked;
-    gridEl.style.gridTemplateColumns = `2.6em repeat(${n + extra}, var(--cell-w))`;
+    const n = data.params.n, bn = data.kernel.block_n, nb = data.blocks.length;
+    const masked = data.blocks[nb - 1].mask.filter((m) => !m).length;
     gridEl.replaceChildren();
-    const blockOf = (c) => Math.floor(c / data.kernel.block_n);
-    const head = [h("div", { class: "corner" })];
-    for (let c = 0; c < n; c++) {
-      head.push(h("div", { class: "colhead" + (c % data.kernel.block_n === 0 ? " bstart" : ""), text: c }));
-    }
-    if (masked) head.push(h("div", { class: "colhead masked-head", style: `grid-column: span ${extra}`, text: "masked" }));
-    gridEl.append(...head);
+    const blockEls = (label, make) => data.blocks.map((blk) => {
+      const kids = [];
+      for (let c = blk.start; c < blk.end; c++) kids.push(make(c));
+      if (blk.index === nb - 1 && masked) kids.push(...make(null));
+      const lanes = blk.end - blk.start + (blk.index === nb - 1 ? Math.min(masked, MANY_MASKED + 1) : 0);
+      return h("div", { class: "blk", "data-b": blk.index,
+        style: `contain-intrinsic-size: auto calc(${lanes} * (var(--cell-w) + 2px)) auto 22px` }, kids);
+    });
+    const head = blockEls("", (c) => {
+      if (c !== null) return h("div", { class: "colhead", text: c });
+      if (masked > MANY_MASKED) return [h("div", { class: "colhead masked-head wide", text: "masked" })];
+      return Array.from({ length: masked }, (_, k) => h("div", { class: "colhead masked-head", title: "masked lane", text: n + k }));
+    });
+    gridEl.append(h("div", { class: "grow head" }, h("div", { class: "rowlabel corner" }), head));
     const addRow = (label, vals, r, kind) => {
-      const row = { label: h("div", { class: "rowlabel", text: label }), cells: [], tail: [] };
-      gridEl.append(row.label);
-      vals.forEach((v, c) => {
-        const cell = h("div", {
-          class: "cell" + (c % data.kernel.block_n === 0 ? " bstart" : ""), "data-r": r, "data-c": c,
-          "data-kind": kind, title: `${label}[${c}] = ${V.exact(v)} (block ${blockOf(c)})`,
-        }, V.fmt(v, 4));
-        row.cells.push(cell);
-        gridEl.append(cell);
-      });
-      if (masked > MANY_MASKED) {
-        row.tail.push(h("div", { class: "cell masked wide", style: `grid-column: span ${extra}`,
-          title: `lanes ${n}..${n + masked - 1} of block ${last.index}: masked, nothing loaded or stored` }, `+${masked} lanes`));
-      } else {
-        for (let k = 0; k < masked; k++) {
-          row.tail.push(h("div", { class: "cell masked", title: `lane ${n + k} of block ${last.index}: masked (c ≥ N = ${n}), not loaded; reads as 0` }, "×"));
+      const row = { cells: [], state: [], cls: "" };
+      const tail = () => {
+        if (masked > MANY_MASKED) {
+          return [h("div", { class: "cell masked wide", title: `lanes ${n}..${n + masked - 1} of block ${nb - 1}: masked, nothing loaded or stored` }, `+${masked} lanes`)];
         }
-      }
-      gridEl.append(...row.tail);
+        return Array.from({ length: masked }, (_, k) => h("div", { class: "cell masked",
+          title: `lane ${n + k} of block ${nb - 1}: masked (c ≥ N = ${n}), not loaded; reads as 0` }, "×"));
+      };
+      row.blocks = blockEls(label, (c) => {
+        if (c === null) return tail();
+        const v = vals[c];
+        const cell = h("div", { class: "cell", "data-r": r, "data-c": c, "data-kind": kind,
+          title: v === null ? `${label}[${c}]` : `${label}[${c}] = ${V.exact(v)} (block ${Math.floor(c / bn)})` }, v === null ? "·" : V.fmtCell(v));
+        row.cells.push(cell);
+        return cell;
+      });
+      row.label = h("div", { class: "rowlabel", text: label });
+      row.el = h("div", { class: "grow" }, row.label, row.blocks);
+      gridEl.append(row.el);
       return row;
     };
     const rows = values.map((vals, r) => addRow(opts.prefix + r, opts.hide ? vals.map(() => null) : vals, r, opts.kind));
     const weight = opts.weight ? addRow("w", data.weight, 0, "w") : null;
-    if (weight) weight.label.classList.add("wlabel");
-    return { rows, weight, blockOf };
+    if (weight) weight.el.classList.add("wrow");
+    return { rows, weight, last: {} };
   };
-
-  /** Sets a class list once, touching the DOM only when it changed. */
-  function setCls(el, cls) { if (el.className !== cls) el.className = cls; }
 
   V.paintGrid = function (grid, data, st, kind) {
-    const bn = data.kernel.block_n;
+    const bn = data.kernel.block_n, n = data.params.n;
     grid.rows.forEach((row, r) => {
-      const cur = r === st.row;
-      setCls(row.label, "rowlabel" + (cur ? " cur" : "") + (st.rowState[r] === "done" ? " done" : ""));
-      row.cells.forEach((cell, c) => {
-        const b = Math.floor(c / bn);
-        let s = kind === "in" ? st.inState(r, b) : st.outState(r, b);
-        let cls = "cell" + (c % bn === 0 ? " bstart" : "") + (cur ? " cur" : "") + (s ? " " + s : "");
-        if (kind === "out") {
-          const shown = s === "processed" || s === "processing";
-          const text = shown ? V.fmt(data.y[r][c], 4) : "·";
-          if (cell.textContent !== text) cell.textContent = text;
-          cell.title = shown ? `y[${r}][${c}] = ${V.exact(data.y[r][c])}` : `y[${r}][${c}]: not stored yet`;
+      const cls = "grow" + (r === st.row ? " cur" : "") + (st.rowState[r] === "done" ? " done" : "");
+      if (row.cls !== cls) row.el.className = row.cls = cls;
+      row.blocks.forEach((blk, b) => {
+        const s = kind === "in" ? st.inState(r, b) : st.outState(r, b);
+        if (row.state[b] === s) return;
+        const shown = !!s, was = !!row.state[b];
+        row.state[b] = s;
+        blk.className = "blk" + (s ? " " + s : "");
+        if (kind === "out" && shown !== was) {
+          for (let c = b * bn; c < Math.min(n, (b + 1) * bn); c++) {
+            const cell = row.cells[c];
+            cell.textContent = shown ? V.fmtCell(data.y[r][c]) : "·";
+            cell.title = shown ? `y[${r}][${c}] = ${V.exact(data.y[r][c])}` : `y[${r}][${c}]: not stored yet`;
+          }
         }
-        setCls(cell, cls);
       });
-      const tailHot = cur && st.block === data.blocks.length - 1 && st.pass !== "stats";
-      row.tail.forEach((t) => setCls(t, "cell masked" + (t.classList.contains("wide") ? " wide" : "") + (tailHot ? " hot" : "")));
     });
   };
 
-  /** The weight row: its cells are loaded by the normalize steps. */
+  /** The weight row: its blocks are loaded by the normalize steps. */
   V.paintWeight = function (grid, data, st) {
     if (!grid.weight) return;
-    const bn = data.kernel.block_n, hot = st.pass === "normalize" ? st.block : null;
-    grid.weight.cells.forEach((cell, c) => {
-      setCls(cell, "cell wcell" + (c % bn === 0 ? " bstart" : "") + (Math.floor(c / bn) === hot ? " processing" : ""));
+    const hot = st.pass === "normalize" ? st.block : null;
+    grid.weight.blocks.forEach((blk, b) => {
+      const cls = "blk" + (b === hot ? " processing" : "");
+      if (blk.className !== cls) blk.className = cls;
     });
   };
 
-  /** Scrolls a grid's wrapper (not the page) so that the current row and block are visible. */
-  V.follow = function (wrap, grid, st) {
-    if (st.row === null || !grid.rows[st.row]) return;
-    const b = st.block === null ? 0 : st.block;
-    const cell = grid.rows[st.row].cells[Math.min(b * st.blockN, grid.rows[st.row].cells.length - 1)];
-    if (!cell) return;
-    const w = wrap.getBoundingClientRect(), c = cell.getBoundingClientRect();
-    if (c.left < w.left + 40 || c.right > w.right) wrap.scrollLeft += c.left - w.left - 40;
-    if (c.top < w.top + 20 || c.bottom > w.bottom) wrap.scrollTop += c.top - w.top - wrap.clientHeight / 2;
+  /** Scrolls a grid's wrapper (not the page) to the current row and block, when they change.
+      A row scrolled into view is laid out in the next frame, so the sideways scroll waits. */
+  V.follow = function (wrap, grid, st, again) {
+    const key = `${st.row}/${st.block}`;
+    if (st.row === null || !grid.rows[st.row] || grid.last.follow === key) return;
+    const blk = grid.rows[st.row].blocks[st.block === null ? 0 : st.block];
+    const w = wrap.getBoundingClientRect(), c = blk.getBoundingClientRect();
+    if (c.top < w.top + 24 || c.bottom > w.bottom) {
+      wrap.scrollTop += c.top - w.top - wrap.clientHeight / 2;
+      if (!again) {
+        requestAnimationFrame(() => requestAnimationFrame(() => V.follow(wrap, grid, st, true)));
+        return;
+      }
+    }
+    grid.last.follow = key;
+    const pad = 44; // the sticky row labels cover the left edge
+    if (c.left < w.left + pad) wrap.scrollLeft -= w.left + pad - c.left;
+    else if (c.right > w.right) wrap.scrollLeft += Math.min(c.right - w.right + 6, c.left - w.left - pad);
+  };
+
+  /** Scrolls container (not the page) so that el is in view, with room for a sticky header. */
+  V.scrollWithin = function (container, el, head = 30) {
+    if (!container || !el) return;
+    const w = container.getBoundingClientRect(), c = el.getBoundingClientRect();
+    if (c.top < w.top + head || c.bottom > w.bottom) container.scrollTop += c.top - w.top - container.clientHeight / 2;
+    if (c.left < w.left || c.right > w.right) container.scrollLeft += c.left - w.left - container.clientWidth / 2;
   };
 
   // ---- source ----------------------------------------------------------------------------
   V.buildSource = function (el, src) {
+    delete el.dataset.kind;
     el.replaceChildren(...src.lines.map((text, i) => h("div", { class: "line", "data-line": src.first_line + i },
       h("span", { class: "ln", text: src.first_line + i }), h("code", { text: text || " " }))));
   };
 
   V.paintSource = function (el, src, kind) {
+    if (el.dataset.kind === String(kind)) return;
+    el.dataset.kind = String(kind);
     const hot = new Set(kind ? src.step_lines[kind] || [] : []);
     let first = null;
     for (const line of el.children) {

@@ -1,0 +1,225 @@
+"""The visualizer in a real browser: Debian's chromium, headless, driven by Playwright for Python.
+
+Every number the page shows is checked against the API's JSON: the full value (each cell's
+title or data-value) exactly, the text shown to its displayed digits.
+"""
+
+import json
+import os
+import threading
+import urllib.request
+
+import pytest
+
+from rmsnorm_triton.viz import server
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def base():
+    srv = server.make_server("127.0.0.1", 0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/"
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install '.[viz-test]'")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = ctx.new_page()
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    ctx.close()
+    assert errors == [], errors
+
+
+def api(base, **params):
+    req = urllib.request.Request(base + "api/trace", json.dumps(params).encode(),
+                                 {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.load(r)
+
+
+def trace_id(page):
+    return page.get_attribute("#app", "data-trace-id")
+
+
+def wait_new_trace(page, old):
+    page.wait_for_function("old => { const a = document.querySelector('#app');"
+                           " return a.dataset.traceId && a.dataset.traceId !== old && !a.dataset.busy; }",
+                           arg=old, timeout=30000)
+
+
+def open_page(page, url):
+    page.goto(url)
+    page.wait_for_selector("#app[data-trace-id]", timeout=30000)
+
+
+def shown_close(text, value):
+    """The text shown is value rounded to the digits shown (non-finite values shown by name)."""
+    if isinstance(value, str):
+        return text == {"inf": "∞", "-inf": "-∞", "nan": "NaN"}[value]
+    text = text.rstrip(" …")
+    mant, _, exp = text.partition("e")
+    places = len(mant.split(".")[1]) if "." in mant else 0
+    half_ulp = 0.5 * 10.0 ** (int(exp or 0) - places)
+    return abs(float(text) - value) <= half_ulp * (1 + 1e-9)
+
+
+def check_table(page, t):
+    keys = ["sum_sq", "mean_sq", "rms", "rstd"] if t["params"]["norm"] == "rms" else \
+        ["sum", "mean", "sum_sq_dev", "var", "rstd"]
+    cells = page.eval_on_selector_all(".calc td[data-key]", "els => els.map(e => [e.dataset.key,"
+                                      " Number(e.dataset.row), e.dataset.value, e.textContent])")
+    assert len(cells) == len(keys) * t["params"]["rows"]
+    for key, r, full, text in cells:
+        assert float(full) == t[key][r], (key, r)
+        assert shown_close(text, t[key][r]), (key, r, text)
+
+
+def check_output(page, t):
+    cells = page.eval_on_selector_all("[data-ref=outGrid] .cell[data-r]", "els => els.map(e => "
+                                      "[Number(e.dataset.r), Number(e.dataset.c), e.title, e.textContent])")
+    assert len(cells) == t["params"]["rows"] * t["params"]["n"]
+    for r, c, title, text in cells:
+        assert float(title.split("= ")[1]) == t["y"][r][c]
+        assert shown_close(text, t["y"][r][c]), (r, c, text)
+        assert len(text) <= 7
+
+
+def test_controls_run_step_forward_and_back(page, base):
+    open_page(page, base)
+    old = trace_id(page)
+    page.fill("[data-ref=rows]", "3")
+    page.fill("[data-ref=n]", "11")
+    page.select_option("[data-ref=block]", "4")
+    page.fill("[data-ref=eps]", "1e-5")
+    page.select_option("[data-ref=dtype]", "fp16")
+    page.click("[data-ref=run]")  # runs the kernel with the controls' values and plays
+    wait_new_trace(page, old)
+    seed = int(page.evaluate("RmsViz.controller.data.params.seed"))
+    t = api(base, rows=3, n=11, block_size=4, eps=1e-5, dtype="fp16", seed=seed, norm="rms")
+    assert page.evaluate("RmsViz.controller.data.y") == t["y"]
+    page.click("[data-ref=play]")  # pause
+    page.keyboard.press("End")
+    assert page.get_attribute("#app", "data-pos") == str(len(t["steps"]))
+    check_table(page, t)
+    check_output(page, t)
+    page.keyboard.press("Home")
+    for _ in range(6):
+        page.keyboard.press("ArrowRight")
+    for pos in (6, 5, 4):
+        s, blk = t["steps"][pos - 1], t["blocks"][t["steps"][pos - 1]["block"] or 0]
+        assert page.get_attribute("#app", "data-pos") == str(pos)
+        assert page.text_content("[data-ref=curRow]") == str(s["row"])
+        if s["block"] is not None:
+            assert page.text_content("[data-ref=blockRange]").startswith(f"[{blk['start']}, {blk['end']})")
+        assert page.text_content("[data-ref=counters] [data-key=loaded]") == f"{s['loaded']:,} B"
+        page.keyboard.press("ArrowLeft")
+    # position 3: row 0's tail block is being summed; its masked lane is marked
+    assert page.get_attribute("#app", "data-pos") == "3"
+    s = t["steps"][2]
+    assert (s["pass"], s["block"]) == ("sum_sq", 2)
+    assert page.text_content("[data-ref=blockRange]") == "[8, 11) + 1 masked"
+    assert page.locator("[data-ref=inGrid] .grow.cur .blk.processing .cell.masked").count() == 1
+    run = page.get_attribute(".partials .psum[data-block='2'] .run", "title")
+    assert float(run) == t["partial"]["sum_sq"]["running"][0][2]
+    hot = page.eval_on_selector_all(".source .line.hot", "els => els.map(e => Number(e.dataset.line))")
+    assert hot == t["source"]["step_lines"]["sum_sq"]
+
+
+def test_layernorm_toggle_and_link(page, base, browser):
+    open_page(page, base + "?rows=2&n=7&block=2&eps=0.001&dtype=bf16&seed=11&norm=rms")
+    old = trace_id(page)
+    page.click("[data-ref=normLayer]")
+    wait_new_trace(page, old)
+    t = api(base, rows=2, n=7, block_size=2, eps=1e-3, dtype="bf16", seed=11, norm="layer")
+    assert page.get_attribute("#app", "data-norm") == "layer"
+    page.keyboard.press("End")
+    check_table(page, t)
+    check_output(page, t)
+    page.keyboard.press("Home")
+    page.keyboard.press("ArrowRight")
+    assert "pass 1" in page.text_content("[data-ref=exTitle]")  # the mean pass comes first
+    page.keyboard.press("ArrowRight")
+    url = page.url
+    assert "norm=layer" in url and "step=2" in url
+    other = browser.new_page(viewport={"width": 900, "height": 800})
+    open_page(other, url)  # a shared link reproduces the view
+    assert other.get_attribute("#app", "data-pos") == "2"
+    assert other.input_value("[data-ref=block]") == "2" and other.input_value("[data-ref=dtype]") == "bf16"
+    assert other.evaluate("RmsViz.controller.data.y") == t["y"]
+    other.close()
+
+
+def test_edit_cell_and_weight_rerun(page, base):
+    open_page(page, base + "?rows=2&n=5&block=2&seed=4")
+    old = trace_id(page)
+    page.click("[data-ref=inGrid] .cell[data-kind=x][data-r='1'][data-c='3']")
+    page.fill("input.edit", "2.5")
+    page.keyboard.press("Enter")
+    wait_new_trace(page, old)
+    old = trace_id(page)
+    page.click("[data-ref=inGrid] .cell[data-kind=w][data-c='0']")
+    page.fill("input.edit", "-3")
+    page.keyboard.press("Enter")
+    wait_new_trace(page, old)
+    base_t = api(base, rows=2, n=5, block_size=2, eps=1e-6, dtype="fp32", seed=4, norm="rms")
+    x = base_t["x"]
+    x[1][3] = 2.5
+    t = api(base, rows=2, n=5, block_size=2, eps=1e-6, dtype="fp32", seed=4, norm="rms", x=x,
+            weight=[-3, 1, 1, 1, 1])
+    page.keyboard.press("End")
+    check_table(page, t)
+    check_output(page, t)
+    assert "x=1.3%3A2.5" in page.url and "w=0%3A-3" in page.url
+
+
+def test_bad_input_shows_the_servers_message(page, base):
+    open_page(page, base + "?rows=2&n=4&block=4")
+    page.fill("[data-ref=eps]", "5")
+    page.wait_for_selector("[data-ref=error]:not([hidden])")
+    assert "eps must be a finite number from 0 to 1" in page.text_content("[data-ref=error]")
+
+
+@pytest.mark.parametrize("query", ["?rows=4&n=10&block=4&step=9", "?rows=64&n=256&block=16&step=40&norm=layer"])
+def test_phone_width_has_no_horizontal_overflow(browser, base, query):
+    pg = browser.new_page(viewport={"width": 375, "height": 800})
+    open_page(pg, base + query)
+    widths = pg.evaluate("[document.documentElement.scrollWidth, document.body.scrollWidth, innerWidth]")
+    assert widths[0] <= widths[2] and widths[1] <= widths[2], widths
+    pg.close()
+
+
+def test_exported_file_plays_offline(browser, tmp_path):
+    out = tmp_path / "viz.html"
+    assert server.main(["--export", str(out), "--rows", "2", "--n", "6", "--block-size", "4"]) == 0
+    ctx = browser.new_context(offline=True)
+    pg = ctx.new_page()
+    requests = []
+    pg.on("request", lambda r: requests.append(r.url))
+    open_page(pg, out.as_uri())
+    pg.keyboard.press("End")
+    t = json.loads(pg.text_content("#trace-data"))
+    check_table(pg, t)
+    check_output(pg, t)
+    assert pg.is_disabled("[data-ref=rows]") and pg.is_visible("[data-ref=banner]")
+    assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+    ctx.close()
