@@ -15,6 +15,7 @@ from rmsnorm_triton.testing import TOLERANCE, assert_close
 from rmsnorm_triton.trace import DTYPES, MAX_BLOCKS, block_choices, trace
 
 # (rows, n, block): one-pass (n <= block), looping with and without a ragged tail, odd sizes.
+DEV = "cpu" if R.interpreted() else "cuda"  # where trace() runs the kernels
 SHAPES = [(1, 1, 1), (3, 10, 4), (2, 10, 16), (2, 127, 16), (4, 33, 4), (2, 256, 256), (1, 256, 16)]
 CASES = [(s, dt, norm) for s in SHAPES for dt in DTYPES for norm in ("rms", "layer")
          if dt == "fp32" or s[1] in (10, 127)]
@@ -45,8 +46,8 @@ def case(request):
 def test_values_are_the_kernels(case):
     ((m, n, block), dt, norm), t = case
     dtype = DTYPES[dt]
-    x, w = _t(t["x"]).to(dtype), _t(t["weight"]).to(dtype)
-    y = _t(t["y"])
+    x, w = _t(t["x"]).to(dtype).to(DEV), _t(t["weight"]).to(dtype).to(DEV)
+    y = _t(t["y"]).to(DEV)
     # JSON carries the kernel's values exactly: the same launch outside trace mode agrees bit
     # for bit, and the library's default path (other block sizes) within the dtype's tolerance.
     if norm == "rms":
@@ -54,20 +55,21 @@ def test_values_are_the_kernels(case):
         y_k, _, rstd_k, _ = launch.forward(x, w, None, 1e-5, 0.0, "llama", dtype, None,
                                            store_rstd=True, config=cfg)
         assert torch.equal(y.to(dtype), y_k)
-        assert torch.equal(_t(t["rstd"]), rstd_k.double())
+        assert torch.equal(_t(t["rstd"]), rstd_k.double().cpu())
         assert_close(y, R.rms_norm(x, w, eps=1e-5), dtype, "trace y vs rms_norm")
         ref, _ = rms_norm_ref(x, w, eps=1e-5)
         keys = ("sum_sq", "mean_sq", "rms", "rstd")
     else:
         y_k, mean_k, rstd_k = layer_norm(x, w, None, 1e-5, block_n=block, trace=True)[:3]
         assert torch.equal(y.to(dtype), y_k)
-        assert torch.equal(_t(t["mean"]), mean_k.double())
-        assert torch.equal(_t(t["rstd"]), rstd_k.double())
+        assert torch.equal(_t(t["mean"]), mean_k.double().cpu())
+        assert torch.equal(_t(t["rstd"]), rstd_k.double().cpu())
         assert_ln_close(y, F.layer_norm(x.float(), (n,), w.float(), None, 1e-5), x, w, dtype,
                         "trace y vs torch layer_norm")
         ref = F.layer_norm(x.double(), (n,), w.double(), None, 1e-5)
         keys = ("sum", "mean", "sum_sq_dev", "var", "rstd")
     check = assert_close if norm == "rms" else lambda a, b, d, what: assert_ln_close(a, b, x, w, d, what)
+    x, w, y, ref = x.cpu(), w.cpu(), y.cpu(), ref.cpu()
     check(y, ref, dtype, "trace y vs float64")
     check(y, _t(t["reference"]["y"]), dtype, "trace y vs its own float64 reference")
     torch.testing.assert_close(_t(t["reference"]["y"]), ref, rtol=1e-12, atol=1e-12)
@@ -130,6 +132,12 @@ def test_costs_add_up(case):
     assert t["cost"][norm]["minimum"]["loaded"] == (m * n + n) * es
     stored_y = sum(s["d_stored"] for s in steps if s["pass"] == "normalize")
     assert stored_y == m * n * es  # masked lanes store nothing
+    # every program loads w once; x once per walk over the row (walks: 1 in registers, else
+    # 2 for RMSNorm, 3 for LayerNorm)
+    walks = 1 if n <= block else (2 if norm == "rms" else 3)
+    assert t["cost"][norm]["total"]["loaded"] == (walks + 1) * m * n * es
+    flops = t["cost"][norm]
+    assert (flops["total"]["flops"] == flops["minimum"]["flops"]) == (n % block == 0)  # masked lanes
 
 
 def test_source_lines_found(case):
@@ -196,7 +204,7 @@ def test_layer_norm_kernel_against_torch():
         for n, block in ((1, 1), (7, 2), (100, 16), (300, 512), (4097, None)):
             x = (3 * torch.randn(5, n, generator=g) + 2).to(dtype)
             w, b = torch.randn(n, generator=g).to(dtype), torch.randn(n, generator=g).to(dtype)
-            y = layer_norm(x, w, b, 1e-5, block_n=block)
+            y = layer_norm(x.to(DEV), w.to(DEV), b.to(DEV), 1e-5, block_n=block).cpu()
             assert y.dtype == dtype and y.shape == x.shape
             ref = F.layer_norm(x.double(), (n,), w.double(), b.double(), 1e-5)
             assert_ln_close(y, ref, x, w, dtype, f"layer_norm {dtype} n={n} vs float64")

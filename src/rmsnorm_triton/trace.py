@@ -171,36 +171,50 @@ def _source(fn, spec):
             "first_line": first, "lines": lines, "step_lines": found, "missing": missing}
 
 
+# Each program's steps, in order. ("blocks", pass, reads x, FLOPs per lane, loads w + stores y):
+# a walk over the row's blocks; x is read on the first walk, and again on later walks only when
+# the row does not stay in registers ("again"). ("row", pass, bytes stored, FLOPs): one step.
+PLANS = {
+    "rms": [("blocks", "sum_sq", "first", 2, False),  # x*x, +
+            ("row", "stats", 4, 4),  # /N, +eps, sqrt, 1/; stores rstd (fp32)
+            ("blocks", "normalize", "again", 2, True)],  # *rstd, *w
+    "layer": [("blocks", "sum", "first", 1, False),  # +
+              ("row", "mean", 0, 1),  # /N
+              ("blocks", "sum_sq_dev", "again", 3, False),  # -mean, square, +
+              ("row", "stats", 8, 4),  # /N, +eps, sqrt, 1/; stores mean and rstd
+              ("blocks", "normalize", "again", 3, True)],  # -mean, *rstd, *w
+}
+
+
 def schedule(norm, m, n, block, es):
-    """The launch as the interpreter runs it: program p = row p, in program order; per program
-    its passes over the blocks. Each step carries the bytes its loads and stores move (masked
-    lanes move nothing) and the FLOPs its lanes execute (masked lanes compute on zeros too)."""
+    """The launch as the interpreter runs it: program p = row p, in program order. Each step
+    carries the bytes its loads and stores move (masked lanes move nothing) and the FLOPs its
+    lanes execute (masked lanes compute too, on the zeros they were given)."""
     one = n <= block
     nb = 1 if one else -(-n // block)
     valid = [min(n, (b + 1) * block) - b * block for b in range(nb)]
-    if norm == "rms":  # (pass, loads x again, per-lane FLOPs: x*x and + / x*rstd and *w)
-        plan = [("sum_sq", True, 2, False), ("stats", 4, 4), ("normalize", not one, 2, True)]
-    else:  # + / x-mean, square, + / x-mean, *rstd, *w;  stats: /N; /N, +eps, sqrt, 1/
-        plan = [("sum", True, 1, False), ("mean", 0, 1), ("sum_sq_dev", not one, 3, False),
-                ("stats", 8, 4), ("normalize", not one, 3, True)]
     steps, tot = [], {"loaded": 0, "stored": 0, "flops": 0}
     for p in range(m):
-        for entry in plan:
-            if len(entry) == 3:  # a per-row step: (name, bytes stored, FLOPs)
-                todo = [(entry[0], None, 0, entry[1], entry[2])]
+        for kind, name, *rest in PLANS[norm]:
+            if kind == "row":
+                todo = [(None, 0, rest[0], rest[1])]
             else:
-                name, loads_x, fl, out = entry
-                order = range(nb - 1, -1, -1) if name == "normalize" and norm == "rms" else range(nb)
-                todo = [(name, b, valid[b] * es * (loads_x + out), valid[b] * es * out, fl * block)
-                        for b in order]
-            for name, b, ld, st, fl in todo:
+                reads, per_lane, writes = rest
+                reads_x = reads == "first" or not one
+                # the RMSNorm kernel normalizes last block first (likeliest still in L2)
+                order = range(nb - 1, -1, -1) if (norm, name) == ("rms", "normalize") else range(nb)
+                todo = [(b, valid[b] * es * (reads_x + writes), valid[b] * es * writes,
+                         per_lane * block) for b in order]
+            for b, ld, st, fl in todo:
                 tot = {"loaded": tot["loaded"] + ld, "stored": tot["stored"] + st,
                        "flops": tot["flops"] + fl}
                 steps.append({"pass": name, "program": p, "row": p, "block": b,
                               "d_loaded": ld, "d_stored": st, "d_flops": fl, **tot})
-    per_row = 4 if norm == "rms" else 8
+    per_row = sum(r[2] for r in PLANS[norm] if r[0] == "row")
+    per_elem = sum(r[3] for r in PLANS[norm] if r[0] == "blocks")
+    per_row_flops = sum(r[3] for r in PLANS[norm] if r[0] == "row")
     minimum = {"loaded": (m * n + n) * es, "stored": m * n * es + per_row * m,
-               "flops": m * ((4 * n + 4) if norm == "rms" else (7 * n + 5))}
+               "flops": m * (per_elem * n + per_row_flops)}
     return steps, tot, minimum
 
 

@@ -107,6 +107,7 @@
     const S = { api: options.api || null, data: null, ix: null, pos: 0, playing: false, timer: null, speed: 3,
       edits: options.edits || { x: new Map(), w: new Map() }, seq: 0, reqSeq: 0, views: {} };
     element.classList.add("rmsviz");
+    element.dataset.api = S.api ? "server" : "none";
     if (!S.api) {
       R.banner.hidden = false;
       R.banner.textContent = "A static export: playback and stepping work offline. Changing the parameters or editing values runs the kernel, which needs `rmsnorm-triton viz`.";
@@ -138,6 +139,11 @@
 
     function setData(d, pos) {
       S.data = d; S.ix = indexSteps(d);
+      for (const rc of S.edits.x.keys()) {  // edits outside the new shape are dropped
+        const [r, c] = rc.split(".").map(Number);
+        if (r >= d.params.rows || c >= d.params.n) S.edits.x.delete(rc);
+      }
+      for (const c of S.edits.w.keys()) if (Number(c) >= d.params.n) S.edits.w.delete(c);
       S.pos = Math.max(0, Math.min(pos || 0, d.steps.length));
       showControls(d.params);
       R.device.textContent = d.device;

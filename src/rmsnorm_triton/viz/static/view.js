@@ -154,7 +154,7 @@
     });
     gridEl.append(h("div", { class: "grow head" }, h("div", { class: "rowlabel corner" }), head));
     const addRow = (label, vals, r, kind) => {
-      const row = { cells: [], state: [], cls: "" };
+      const row = { cells: [], state: [], cls: "" }, name = kind === "w" ? "w" : `${kind}[${r}]`;
       const tail = () => {
         if (masked > MANY_MASKED) {
           return [h("div", { class: "cell masked wide", title: `lanes ${n}..${n + masked - 1} of block ${nb - 1}: masked, nothing loaded or stored` }, `+${masked} lanes`)];
@@ -166,7 +166,7 @@
         if (c === null) return tail();
         const v = vals[c];
         const cell = h("div", { class: "cell", "data-r": r, "data-c": c, "data-kind": kind,
-          title: v === null ? `${label}[${c}]` : `${label}[${c}] = ${V.exact(v)} (block ${Math.floor(c / bn)})` }, v === null ? "·" : V.fmtCell(v));
+          title: v === null ? `${name}[${c}]` : `${name}[${c}] = ${V.exact(v)} (block ${Math.floor(c / bn)})` }, v === null ? "·" : V.fmtCell(v));
         row.cells.push(cell);
         return cell;
       });
