@@ -21,43 +21,73 @@ class Config:
     progs_per_sm: int = 1  # split: programs resident per multiprocessor (checked at launch)
 
 
-# Longest row kept in registers, by input element size. Past it: SPLIT on a GPU, LOOP otherwise.
-MAX_ONE_PASS = {2: 32768, 4: 32768, 8: 16384}
-MAX_ONE_PASS_BWD = {2: 8192, 4: 8192, 8: 4096}  # the backward holds x, dy, w and dw partials
-# Elements a program should hold when rows are short: bytes in flight hide DRAM latency.
+# Tables keyed by next_power_of_2(N): (BLOCK_M, BLOCK_N, num_warps, mode, programs per SM).
+# Runs are in benchmarks/results/NOTES.md; "r1" = run 1 (tune-run1-*.json) and so on. Entries for
+# the 2-byte dtypes were swept in bf16 and serve fp16 too (same bytes, same registers).
+_F, _S = False, True
+FWD = {  # bf16/fp16
+    512: (32, 512, 32, "1p", 1),  # r1: 94.4%
+    1024: (1, 1024, 4, "1p", 1),  # r1: 95.4%
+    2048: (2, 2048, 8, "1p", 1),  # r1: 95.1%
+    4096: (4, 4096, 8, "1p", 1),  # r1: 94.5%
+    8192: (1, 8192, 16, "1p", 1),  # r1: 94.5%
+    16384: (1, 16384, 8, "1p", 1),  # r1: 93.6%
+    32768: (1, 32768, 16, "1p", 1),  # r6: 92.3%
+    65536: (1, 8192, 8, "split", 2),  # r6: 70.2%
+    None: (1, 8192, 16, "split", 2),  # r6: 70.1-70.3% at 128K-256K
+}
+FWD_FP32 = {
+    32768: (1, 32768, 32, "1p", 1),  # r6: 96.1%
+    None: (1, 16384, 16, "split", 2),  # r6: 84.8-86.2% at 64K-256K
+}
+BWD = {  # all dtypes (swept in bf16, r6; fp32 one-pass reached 89-93% before the prefetch, r3)
+    512: (16, 512, 8, "1p", 1),  # r6: 87.7%
+    1024: (8, 1024, 8, "1p", 1),  # r6: 87.1%
+    2048: (4, 2048, 8, "1p", 1),  # r6: 87.8%
+    4096: (2, 4096, 8, "1p", 1),  # r6: 89.2%
+    8192: (1, 8192, 8, "1p", 1),  # r6: 88.8%
+    16384: (1, 8192, 8, "split", 1),  # r6: 64.8% (one-pass 1x16384 w16: 64.0%)
+    None: (1, 8192, 16, "split", 2),  # r6: 62.4-64.4% at 32K-256K
+}
+# Short rows (below the tables' first key): elements a program should hold, by element size.
 TILE_ELEMS = {2: 8192, 4: 4096, 8: 2048}
-SPLIT_FWD = Config(1, 8192, 8, False, True, 2)  # first guess, before a sweep
-SPLIT_BWD = Config(1, 4096, 8, False, True, 2)  # first guess, before a sweep
 # (largest tile in elements, num_warps); first row that fits wins.
 WARPS = [(1024, 2), (4096, 4), (8192, 8), (16384, 8), (32768, 16), (1 << 30, 32)]
-
-
-def _warps(elems: int) -> int:
-    return next(w for limit, w in WARPS if elems <= limit)
 
 
 def _size(dtype: torch.dtype) -> int:
     return torch.empty((), dtype=dtype).element_size()
 
 
+def _lookup(table, block_n: int, size: int) -> Config:
+    if block_n < 512:  # short rows: several rows a program, warps by tile size
+        block_m = max(1, min(256, TILE_ELEMS[size] // block_n))
+        e = block_m * block_n
+        return Config(block_m, block_n, next(w for lim, w in WARPS if e <= lim), True)
+    bm, bn, w, mode, pps = table.get(block_n) or table[None]
+    if size == 8 and mode == "1p" and block_n > 8192:  # fp64: twice the registers
+        mode, bn = "split", 4096
+    if mode == "1p":
+        return Config(bm, bn, w, True, False, pps)
+    return Config(1, bn, w, False, True, pps)
+
+
 @functools.lru_cache(maxsize=1024)
 def fwd_config(n: int, dtype: torch.dtype) -> Config:
     size = _size(dtype)
     block_n = triton.next_power_of_2(n)
-    if block_n > MAX_ONE_PASS[size]:
-        return SPLIT_FWD
-    block_m = max(1, min(256, TILE_ELEMS[size] // block_n))
-    return Config(block_m, block_n, _warps(block_m * block_n), True)
+    if size == 4 and block_n >= 32768:
+        return _lookup(FWD_FP32, block_n, size)
+    if size == 4 and block_n >= 512:  # fp32 below 32K: r1's defaults reached 95.2-97.9%
+        block_m = max(1, 4096 // block_n)
+        e = block_m * block_n
+        return Config(block_m, block_n, next(w for lim, w in WARPS if e <= lim), True)
+    return _lookup(FWD, block_n, size)
 
 
 @functools.lru_cache(maxsize=1024)
 def bwd_config(n: int, dtype: torch.dtype) -> Config:
-    size = _size(dtype)
-    block_n = triton.next_power_of_2(n)
-    if block_n > MAX_ONE_PASS_BWD[size]:
-        return SPLIT_BWD
-    block_m = max(1, min(256, TILE_ELEMS[size] // 2 // block_n))
-    return Config(block_m, block_n, _warps(block_m * block_n), True, False, 2)
+    return _lookup(BWD, triton.next_power_of_2(n), _size(dtype))
 
 
 @functools.lru_cache(maxsize=16)

@@ -36,26 +36,28 @@ def interpreted() -> bool:
 _COMPILED = {}
 
 
-def _spec(a):
-    """The part of a runtime argument that Triton specialises a compiled kernel on."""
-    if isinstance(a, torch.Tensor):
-        return a.dtype, a.data_ptr() % 16 == 0
-    if isinstance(a, int) and not isinstance(a, bool):  # 1 becomes a constant; % 16 allows
-        return a == 1, a % 16 == 0, -(2**31) <= a < 2**31  # wide accesses; i32 or i64
-    return type(a)
+_LAYOUT = {}  # kernel -> (tensor positions, int positions, first constexpr position)
 
 
-_CONSTEXPR = {}  # kernel -> positions of its tl.constexpr parameters
+def _layout(kernel, args):
+    first = min(i for i, p in enumerate(kernel.params) if p.is_constexpr)
+    tensors = tuple(i for i, a in enumerate(args[:first]) if isinstance(a, torch.Tensor))
+    ints = tuple(i for i, a in enumerate(args[:first])
+                 if isinstance(a, int) and not isinstance(a, bool))
+    return tensors, ints, first
 
 
 def compiled(kernel, args, num_warps):
-    """The compiled kernel for these args (compiling it on first use). Constexprs are keyed by
-    value, runtime arguments by what Triton specialises on."""
-    const = _CONSTEXPR.get(kernel)
-    if const is None:
-        const = _CONSTEXPR[kernel] = frozenset(
-            i for i, p in enumerate(kernel.params) if p.is_constexpr)
-    key = (kernel, num_warps, tuple(a if i in const else _spec(a) for i, a in enumerate(args)))
+    """The compiled kernel for these args, compiled on first use. The key holds what Triton
+    specialises on: each pointer's dtype and 16-byte alignment; each int's == 1, % 16 == 0 and
+    32-bit range; constexprs by value (they sit last in every kernel here)."""
+    lay = _LAYOUT.get(kernel)
+    if lay is None:
+        lay = _LAYOUT[kernel] = _layout(kernel, args)
+    tensors, ints, first = lay
+    key = (kernel, num_warps, tuple(args[first:]),
+           tuple([(args[i].dtype, args[i].data_ptr() & 15) for i in tensors]),
+           tuple([(a == 1, a & 15, -(2**31) <= a < 2**31) for a in [args[i] for i in ints]]))
     k = _COMPILED.get(key)
     if k is None:
         k = kernel.warmup(*args, grid=(1,), num_warps=num_warps)
@@ -108,6 +110,8 @@ def check_tensor(name: str, t, dtypes=FLOAT_DTYPES) -> None:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if t.dtype not in dtypes:
         raise TypeError(f"{name} has dtype {t.dtype}, expected one of {_names(dtypes)}")
+    if t.is_cuda:
+        return
     if t.device.type == "cpu" and not interpreted():
         raise RuntimeError(
             f"{name} is on the CPU, but this process runs Triton compiled for the GPU, and Triton "
