@@ -223,3 +223,22 @@ def test_exported_file_plays_offline(browser, tmp_path):
     assert pg.is_disabled("[data-ref=rows]") and pg.is_visible("[data-ref=banner]")
     assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
     ctx.close()
+
+
+def test_random_input_and_reset(page, base):
+    open_page(page, base + "?rows=3&n=6&block=2&dtype=bf16&norm=layer&seed=9")
+    old = trace_id(page)
+    page.click("[data-ref=random]")
+    wait_new_trace(page, old)
+    params = page.evaluate("RmsViz.controller.data.params")
+    assert params["seed"] != 9 and (params["rows"], params["n"], params["norm"]) == (3, 6, "layer")
+    t = api(base, **{k: params[k] for k in ("rows", "n", "block_size", "eps", "dtype", "seed", "norm")})
+    assert page.evaluate("RmsViz.controller.data.x") == t["x"]
+    old = trace_id(page)
+    page.click("[data-ref=reset]")
+    wait_new_trace(page, old)
+    defaults = page.evaluate("RmsViz.controller.data.limits.defaults")
+    got = page.evaluate("RmsViz.controller.data.params")
+    assert {k: got[k] for k in defaults} == defaults
+    assert page.input_value("[data-ref=n]") == str(defaults["n"])
+    assert page.get_attribute("#app", "data-pos") == "0"
