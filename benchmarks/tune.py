@@ -43,9 +43,9 @@ def fwd_variants(n, dt):
             if 1024 <= e * size <= 131072 and 4 <= e // (32 * w) <= 64:
                 out.append(Config(bm, bn, w, True))
     if bn >= 16384:
-        for blk, w, pps in itertools.product([8192, 16384, 32768], [8, 16], [1, 2]):
-            if blk < bn and 8 <= blk // (32 * w) <= 64:
-                out.append(Config(1, blk, w, False, True, pps))
+        for bm, blk, w, pps in itertools.product([1, 2, 4], [8192, 16384], [8, 16], [1, 2]):
+            if blk < bn and 8 <= bm * blk // (32 * w) <= 64:
+                out.append(Config(bm, blk, w, False, True, pps))
     return list(dict.fromkeys(out))
 
 
@@ -58,9 +58,9 @@ def bwd_variants(n, dt):
             if 2048 <= e <= 16384 and 8 <= e // (32 * w) <= 32:
                 out.append(Config(bm, bn, w, True, False, pps))
     if bn >= 4096:
-        for blk, w, pps in itertools.product([4096, 8192, 16384], [8, 16], [1, 2]):
-            if blk < bn and 8 <= blk // (32 * w) <= 32:
-                out.append(Config(1, blk, w, False, True, pps))
+        for bm, blk, w, pps in itertools.product([1, 2, 4], [4096, 8192], [8, 16], [1, 2]):
+            if blk < bn and 8 <= bm * blk // (32 * w) <= 32:
+                out.append(Config(bm, blk, w, False, True, pps))
     return list(dict.fromkeys(out))
 
 

@@ -92,7 +92,7 @@ def split_grid(kernel, args, group_index, cfg, m, n):
     chunks = -(-n // cfg.block_n)
     sms = heuristics.device_props(torch.cuda.current_device()).multi_processor_count
     for per_sm in (cfg.progs_per_sm, 1):
-        groups = min(m, sms * per_sm // chunks)
+        groups = min(triton_cdiv(m, cfg.block_m), sms * per_sm // chunks)
         if groups < 1:
             return None
         args[group_index] = groups if kernel is K.rms_norm_fwd else groups * chunks
@@ -215,10 +215,12 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
     dr = torch.empty((m, n), dtype=dr_dtype, device=dev) if dr_dtype is not None else None
     if dx is None:  # the kernel always writes DX; let it write the residual's gradient there
         dx, dr = dr, None
+    if dx is None:  # only dw is wanted: dx goes to a scratch buffer
+        dx = torch.empty((m, n), dtype=xin2.dtype, device=dev)
     need_dw = need_dw and weight is not None
     if m == 0:
         dw = torch.zeros_like(weight) if need_dw else None
-        return (dx, dr, dw) if dx_dtype is not None else (None, dx, dw)
+        return (dx, dr, dw) if dx_dtype is not None else (None, dx if dr_dtype else None, dw)
     cfg = config or heuristics.bwd_config(n, xin2.dtype)
     d = xin2  # stands in for pointers a specialisation never reads
     split = cfg.split and not INTERPRETED
@@ -257,7 +259,7 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
         block_n = 256 if n >= 256 else max(16, 1 << (n - 1).bit_length())
         run(K.dw_reduce, (triton_cdiv(n, block_n),), (part, dw, part_rows, n, 32, block_n), 4)
     if dx_dtype is None:
-        return None, dx, dw
+        return None, (dx if dr_dtype is not None else None), dw
     return dx, dr, dw
 
 
