@@ -211,6 +211,6 @@ def test_layer_norm_kernel_against_torch():
             assert_ln_close(y, F.layer_norm(x.float(), (n,), w.float(), b.float(), 1e-5), x, w,
                             dtype, f"layer_norm {dtype} n={n} vs torch")
     with pytest.raises(ValueError, match="weight has shape"):
-        layer_norm(torch.ones(2, 4), torch.ones(3))
+        layer_norm(torch.ones(2, 4, device=DEV), torch.ones(3, device=DEV))
     with pytest.raises(ValueError, match="power of two"):
-        layer_norm(torch.ones(2, 4), block_n=3)
+        layer_norm(torch.ones(2, 4, device=DEV), block_n=3)

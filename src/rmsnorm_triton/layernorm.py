@@ -20,7 +20,9 @@ from .kernels import _cast
 from .launch import check_scalar, check_tensor
 
 
-@triton.jit
+# N is not specialized: compiled Triton turns an int argument equal to 1 into a constant, where
+# (N * 1.0).to(...) fails to compile (seen on the H100 machine, triton 3.6, for N = 1).
+@triton.jit(do_not_specialize=["N"])
 def layer_norm_fwd(
     X, W, B, Y, MEAN, RSTD,  # x, weight, bias, y; saved per-row mean and rstd (fp32)
     TRACE_BLK,  # trace: per (row, block) [block sum, running sum, block sum of d^2, running]
