@@ -84,7 +84,7 @@ def _mean_rstd(ss, N, eps, ACC: tl.constexpr):
         ms = ss / N
         return ms, 1.0 / tl.sqrt(ms + eps)
     else:
-        ms = tl.div_rn(ss, (N * 1.0).to(tl.float32))
+        ms = tl.div_rn(ss, N + tl.zeros_like(ss))  # (N may be the constant 1 on a GPU)
         return ms, tl.div_rn(1.0, tl.sqrt_rn(ms + eps))
 
 
