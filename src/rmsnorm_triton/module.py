@@ -26,7 +26,10 @@ class RMSNorm(torch.nn.RMSNorm):
         if x.shape[-1:] != self.normalized_shape:
             raise ValueError(f"x has shape {tuple(x.shape)}, expected a last dim of "
                              f"{self.normalized_shape[0]} (normalized_shape)")
-        eps = self.eps if self.eps is not None else torch.finfo(x.dtype).eps
+        eps = self.eps
+        if eps is None:  # what torch.nn.RMSNorm computes with (ATen's rms_norm): the eps of its
+            # compute type, fp32 for fp16/bf16 input, not finfo(x.dtype).eps as its docs say
+            eps = torch.finfo(torch.float64 if x.dtype == torch.float64 else torch.float32).eps
         return rms_norm(x, self.weight, eps, residual=residual, offset=self.offset,
                         casting=self.casting)
 

@@ -188,7 +188,9 @@ def rms_norm(x, weight=None, eps=1e-6, *, residual=None, prenorm=False, offset=0
                                                casting, out_dtype, residual_dtype)
         if not ret_h:
             return y
-        return y, (h if residual is not None else x)
+        if residual is None:  # prenorm without a residual: h is x, as in eager (in residual_dtype)
+            h = x if residual_dtype in (None, x.dtype) else x.to(residual_dtype)
+        return y, h
     if torch.is_grad_enabled() and (x.requires_grad or _needs_grad(weight) or _needs_grad(residual)):
         return _RMSNormFn.apply(x, weight, residual, float(eps), float(offset), casting, out_dtype,
                                 residual_dtype, ret_h)
@@ -213,7 +215,7 @@ def fused_add_rms_norm_(x, residual, weight, eps=1e-6, *, offset=0.0, casting="l
     both keep their dtypes and layouts; nothing else is written. Returns (x, residual).
     """
     _validate(x, weight, eps, residual, offset, casting, None, None)
-    if x.data_ptr() == residual.data_ptr() or _overlap(x, residual):
+    if _overlap(x, residual):
         raise ValueError("x and residual share memory; fused_add_rms_norm_ needs two "
                          "separate tensors")
     n = x.shape[-1]
@@ -227,7 +229,10 @@ def fused_add_rms_norm_(x, residual, weight, eps=1e-6, *, offset=0.0, casting="l
 
 
 def _overlap(a, b) -> bool:
+    """True when the address ranges a and b span intersect (strided rows span past numel)."""
+    if a.numel() == 0 or b.numel() == 0:  # nothing is written; empty tensors may share ptr 0
+        return False
     a0, b0 = a.data_ptr(), b.data_ptr()
-    a1 = a0 + a.numel() * a.element_size()
-    b1 = b0 + b.numel() * b.element_size()
+    a1 = a0 + (1 + sum((s - 1) * st for s, st in zip(a.shape, a.stride()))) * a.element_size()
+    b1 = b0 + (1 + sum((s - 1) * st for s, st in zip(b.shape, b.stride()))) * b.element_size()
     return a0 < b1 and b0 < a1

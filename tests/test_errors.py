@@ -1,0 +1,161 @@
+"""Bad input raises at once, with a message naming the argument, the value and what was expected
+(issue 2). Nothing here launches a kernel except where a check must let a good call through."""
+
+import re
+
+import pytest
+import torch
+
+import rmsnorm_triton
+from conftest import DEVICES, randn
+from rmsnorm_triton import RMSNorm, fused_add_rms_norm_, rms_norm
+
+FLOAT_NAMES = "float32, float16, bfloat16, float64"
+
+
+def raises(exc, *fragments):
+    """pytest.raises whose message must contain every fragment, in order."""
+    return pytest.raises(exc, match=".*".join(re.escape(f) for f in fragments))
+
+
+BAD_DTYPES = [torch.int32, torch.int64, torch.int8, torch.uint8, torch.bool, torch.complex64]
+
+
+@pytest.mark.parametrize("dtype", BAD_DTYPES, ids=str)
+def test_x_dtype(device, dtype):
+    x = torch.ones((2, 8), device=device).to(dtype)
+    with raises(TypeError, f"x has dtype {dtype}", f"expected one of {FLOAT_NAMES}"):
+        rms_norm(x)
+
+
+@pytest.mark.parametrize("dtype", BAD_DTYPES, ids=str)
+def test_weight_and_residual_dtype(device, gen, dtype):
+    x = randn((2, 8), torch.float32, device, gen)
+    bad = torch.ones((8,), device=device).to(dtype)
+    with raises(TypeError, f"weight has dtype {dtype}", f"expected one of {FLOAT_NAMES}"):
+        rms_norm(x, bad)
+    with raises(TypeError, f"residual has dtype {dtype}", "expected one of"):
+        rms_norm(x, residual=torch.ones((2, 8), device=device).to(dtype))
+    with raises(TypeError, f"residual has dtype {dtype}", "expected one of"):
+        fused_add_rms_norm_(x, torch.ones((2, 8), device=device).to(dtype), None)
+
+
+@pytest.mark.parametrize("arg", ["out_dtype", "residual_dtype"])
+@pytest.mark.parametrize("dtype", [torch.int32, torch.bool, torch.complex64], ids=str)
+def test_dtype_arguments(device, gen, arg, dtype):
+    x = randn((2, 8), torch.float32, device, gen)
+    with raises(TypeError, f"{arg} is {dtype!r}", "expected None or one of", FLOAT_NAMES):
+        rms_norm(x, **{arg: dtype})
+
+
+def test_not_a_tensor():
+    with raises(TypeError, "x must be a torch.Tensor, got list"):
+        rms_norm([1.0, 2.0])
+    with raises(TypeError, "weight must be a torch.Tensor, got ndarray"):
+        rms_norm(torch.ones(2, 3), torch.ones(3).numpy())
+
+
+@pytest.mark.parametrize("wshape", [(9,), (7,), (1, 8), (8, 1), (), (0,)], ids=str)
+def test_weight_shape(device, gen, wshape):
+    x = randn((2, 3, 8), torch.float32, device, gen)
+    w = randn(wshape, torch.float32, device, gen)
+    with raises(ValueError, f"weight has shape {tuple(wshape)}", "expected (8,)"):
+        rms_norm(x, w)
+
+
+def test_residual_shape(device, gen):
+    x = randn((2, 8), torch.float32, device, gen)
+    with raises(ValueError, "residual has shape (2, 9)", "expected (2, 8)"):
+        rms_norm(x, residual=randn((2, 9), torch.float32, device, gen))
+    with raises(ValueError, "residual has shape (8,)", "expected (2, 8)"):
+        fused_add_rms_norm_(x, randn((8,), torch.float32, device, gen), None)
+
+
+def test_zero_dim_x(device):
+    x = torch.tensor(1.5, device=device)
+    with raises(ValueError, "x is a 0-dim tensor", "expected at least 1 dim"):
+        rms_norm(x)
+    with raises(ValueError, "x is a 0-dim tensor"):
+        rms_norm(x, torch.ones((), device=device))
+
+
+# x on one device, weight (or residual) on another. Without a second real device the "meta"
+# device stands in; with CUDA, CPU against CUDA too.
+OTHER = [(d, "meta") for d in DEVICES] + [("cuda", "cpu"), ("cpu", "cuda")] * (
+    "cuda" in DEVICES)
+
+
+@pytest.mark.parametrize("x_dev,other_dev", OTHER)
+@pytest.mark.parametrize("arg", ["weight", "residual"])
+def test_different_devices(gen, arg, x_dev, other_dev):
+    x = torch.randn((2, 8), generator=gen).to(x_dev)
+    other = torch.ones((8,) if arg == "weight" else (2, 8), device=other_dev)
+    # the argument, its device, and what was expected
+    pattern = (rf"{arg} is on .*{other_dev}.*(expected|but x is on)|"
+               rf"(x|{arg}) is on the CPU, but this process runs Triton compiled")
+    with pytest.raises((ValueError, RuntimeError), match=pattern):
+        if arg == "weight":
+            rms_norm(x, other)
+        else:
+            rms_norm(x, residual=other)
+
+
+@pytest.mark.parametrize("eps", [-1e-6, -1.0, float("nan"), float("inf"), float("-inf")])
+def test_eps_values(device, gen, eps):
+    x = randn((2, 8), torch.float32, device, gen)
+    with raises(ValueError, "eps must be a finite number >= 0", f"got {eps!r}"):
+        rms_norm(x, eps=eps)
+    with raises(ValueError, "eps must be a finite number >= 0", f"got {eps!r}"):
+        fused_add_rms_norm_(x, x.clone(), None, eps)
+
+
+@pytest.mark.parametrize("eps", ["1e-6", None, True, torch.tensor(1e-6)], ids=repr)
+def test_eps_types(device, gen, eps):
+    x = randn((2, 8), torch.float32, device, gen)
+    with raises(TypeError, "eps must be a float, got"):
+        rms_norm(x, eps=eps)
+
+
+@pytest.mark.parametrize("offset", [float("nan"), float("inf")])
+def test_offset_values(device, gen, offset):
+    x = randn((2, 8), torch.float32, device, gen)
+    with raises(ValueError, "offset must be a finite number", f"got {offset!r}"):
+        rms_norm(x, offset=offset)
+
+
+@pytest.mark.parametrize("casting", ["Llama", "hf", "", None, 1])
+def test_casting(device, gen, casting):
+    x = randn((2, 8), torch.float32, device, gen)
+    with raises(ValueError, f"casting is {casting!r}",
+                "expected one of ['gemma', 'llama', 'none']"):
+        rms_norm(x, casting=casting)
+    with raises(ValueError, f"casting is {casting!r}"):
+        fused_add_rms_norm_(x, x.clone(), None, casting=casting)
+
+
+def test_errors_come_before_any_write(device, gen):
+    x = randn((2, 8), torch.float32, device, gen)
+    r = randn((2, 8), torch.float32, device, gen)
+    x0, r0 = x.clone(), r.clone()
+    with pytest.raises(ValueError):
+        fused_add_rms_norm_(x, r, randn((7,), torch.float32, device, gen))
+    assert torch.equal(x, x0) and torch.equal(r, r0)
+
+
+def test_module_errors(device, gen):
+    with raises(ValueError, "normalized_shape is (4, 8)", "expected one dim (N,)"):
+        RMSNorm((4, 8))
+    with raises(ValueError, "normalized_shape is (2, 3, 8)", "expected one dim"):
+        RMSNorm([2, 3, 8])
+    m = RMSNorm(8, device=device)
+    with raises(ValueError, "x has shape (2, 7)", "expected a last dim of 8"):
+        m(randn((2, 7), torch.float32, device, gen))
+
+
+def test_cpu_tensors_need_the_interpreter():
+    x = torch.randn(2, 8)
+    if rmsnorm_triton.interpreted():  # this process runs Triton's interpreter: CPU works
+        assert rms_norm(x).shape == x.shape
+    else:  # Triton runs compiled for the GPU: a clear error that says what to do
+        with raises(RuntimeError, "x is on the CPU", "TRITON_INTERPRET=1"):
+            rms_norm(x)
