@@ -43,7 +43,7 @@ def fwd_variants(n, dt):
             if 1024 <= e * size <= 131072 and 4 <= e // (32 * w) <= 64:
                 out.append(Config(bm, bn, w, True))
     if bn >= 16384:
-        for bm, blk, w, pps in itertools.product([1, 2, 4], [8192, 16384], [8, 16], [1, 2]):
+        for bm, blk, w, pps in itertools.product([1], [8192, 16384], [8, 16], [1, 2]):
             if blk < bn and 8 <= bm * blk // (32 * w) <= 64:
                 out.append(Config(bm, blk, w, False, True, pps))
     return list(dict.fromkeys(out))
@@ -58,7 +58,7 @@ def bwd_variants(n, dt):
             if 2048 <= e <= 16384 and 8 <= e // (32 * w) <= 32:
                 out.append(Config(bm, bn, w, True, False, pps))
     if bn >= 4096:
-        for bm, blk, w, pps in itertools.product([1, 2, 4], [4096, 8192], [8, 16], [1, 2]):
+        for bm, blk, w, pps in itertools.product([1], [4096, 8192], [8, 16], [1, 2]):
             if blk < bn and 8 <= bm * blk // (32 * w) <= 32:
                 out.append(Config(bm, blk, w, False, True, pps))
     return list(dict.fromkeys(out))

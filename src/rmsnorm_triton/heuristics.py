@@ -69,7 +69,7 @@ def _lookup(table, block_n: int, size: int) -> Config:
         mode, bn = "split", 4096
     if mode == "1p":
         return Config(bm, bn, w, True, False, pps)
-    return Config(bm, bn, w, False, True, pps)
+    return Config(1, bn, w, False, True, pps)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -89,27 +89,24 @@ def _mean_rstd(ss, N, eps, ACC: tl.constexpr):
 
 
 @triton.jit
-def _publish(PART, CNT, rows, row_ok, s, S, value):
-    """SPLIT: this program's partial sums for (rows, chunk s); CNT[row] counts the arrivals."""
-    tl.store(PART + rows * S + s, value, mask=row_ok)
+def _publish(PART, CNT, row, s, S, value):
+    """SPLIT: this program's partial sum for (row, chunk s); CNT[row] counts the arrivals."""
+    tl.store(PART + row * S + s, value)
     tl.debug_barrier()  # every thread's stores happen before the release below
-    tl.atomic_add(CNT + rows, 1, mask=row_ok, sem="release", scope="gpu")
+    tl.atomic_add(CNT + row, 1, sem="release", scope="gpu")
 
 
 @triton.jit
-def _total(PART, CNT, rows, row_ok, S, S_POW2: tl.constexpr):
-    """SPLIT: waits for the S partial sums of each row and adds them in chunk order, so that
-    the totals are bitwise the same in every program and every run."""
-    cnt = tl.atomic_add(CNT + rows, 0, mask=row_ok, sem="acquire", scope="gpu")
-    arrived = tl.min(tl.where(row_ok, cnt, S), axis=0)  # rows past M count as arrived
+def _total(PART, CNT, row, S, S_POW2: tl.constexpr):
+    """SPLIT: waits for the S partial sums of a row and adds them in chunk order, so that the
+    total is bitwise the same in every program and every run."""
+    arrived = tl.atomic_add(CNT + row, 0, sem="acquire", scope="gpu")
     while arrived < S:
-        cnt = tl.atomic_add(CNT + rows, 0, mask=row_ok, sem="acquire", scope="gpu")
-        arrived = tl.min(tl.where(row_ok, cnt, S), axis=0)
+        arrived = tl.atomic_add(CNT + row, 0, sem="acquire", scope="gpu")
     tl.debug_barrier()
     i = tl.arange(0, S_POW2)
-    parts = tl.load(PART + rows[:, None] * S + i[None, :], mask=row_ok[:, None] & (i < S)[None, :],
-                    other=0.0, cache_modifier=".cg")  # .cg: from L2, never a stale L1 line
-    return tl.sum(parts, axis=1)
+    parts = tl.load(PART + row * S + i, mask=i < S, other=0.0, cache_modifier=".cg")  # not L1
+    return tl.sum(parts, axis=0)
 
 
 @triton.jit
@@ -174,38 +171,34 @@ def rms_norm_fwd(
             tl.store(TRACE_ROW + rows * 4 + 1, ms, mask=rows < M)
             tl.store(TRACE_ROW + rows * 4 + 2, tl.sqrt(ms.to(tl.float64)).to(ACC), mask=rows < M)
             tl.store(TRACE_ROW + rows * 4 + 3, rstd, mask=rows < M)
-    elif SPLIT:  # BLOCK_M rows a round: one meeting of the row's programs per BLOCK_M rows
+    elif SPLIT:
         S = tl.cdiv(N, BLOCK_N)
         s = pid % S
         c = s * BLOCK_N + cols
         m = c < N
         if HAS_W:  # kept in its own dtype: registers are what limits the chunk size here
-            w = tl.load(W + c, mask=m, other=0.0)[None, :]
+            w = tl.load(W + c, mask=m, other=0.0)
         else:
-            w = tl.full([1, BLOCK_N], 1.0, ACC) - offset
-        rows = (pid // S) * BLOCK_M + tl.arange(0, BLOCK_M)
-        row_ok = rows < M
-        rows64 = rows.to(tl.int64)[:, None]
-        mask = row_ok[:, None] & m[None, :]
-        x = tl.load(X + rows64 * stride_x + c[None, :], mask=mask, other=0.0)
-        r = tl.load(R + rows64 * stride_r + c[None, :], mask=mask, other=0.0) if HAS_R else x
-        for _ in range(pid // S, tl.cdiv(M, BLOCK_M), NUM_GROUPS):
-            h = _to_h(x, r, H, rows64 * stride_h, c[None, :], mask, HAS_R, ACC)
-            _publish(PART, CNT, rows, row_ok, s, S, tl.sum(h * h, axis=1))
-            # The next rows' chunks are loaded while the other programs of these rows catch up.
-            rows_n = rows + NUM_GROUPS * BLOCK_M
-            ok_n = rows_n < M
-            rn64 = rows_n.to(tl.int64)[:, None]
-            mask_n = ok_n[:, None] & m[None, :]
-            x = tl.load(X + rn64 * stride_x + c[None, :], mask=mask_n, other=0.0)
+            w = tl.full([BLOCK_N], 1.0, ACC) - offset
+        row = pid // S
+        x = tl.load(X + row.to(tl.int64) * stride_x + c, mask=m, other=0.0)
+        r = tl.load(R + row.to(tl.int64) * stride_r + c, mask=m, other=0.0) if HAS_R else x
+        for _ in range(pid // S, M, NUM_GROUPS):
+            row64 = row.to(tl.int64)
+            h = _to_h(x, r, H, row64 * stride_h, c, m, HAS_R, ACC)
+            _publish(PART, CNT, row64, s, S, tl.sum(h * h, axis=0))
+            # The next row's chunk is loaded while the other programs of this row catch up.
+            nxt = row + NUM_GROUPS
+            n64 = nxt.to(tl.int64)
+            x = tl.load(X + n64 * stride_x + c, mask=m & (nxt < M), other=0.0)
             if HAS_R:
-                r = tl.load(R + rn64 * stride_r + c[None, :], mask=mask_n, other=0.0)
-            ms, rstd = _mean_rstd(_total(PART, CNT, rows, row_ok, S, S_POW2), N, eps, ACC)
+                r = tl.load(R + n64 * stride_r + c, mask=m & (nxt < M), other=0.0)
+            ms, rstd = _mean_rstd(_total(PART, CNT, row64, S, S_POW2), N, eps, ACC)
             if STORE_RSTD:
-                tl.store(RSTD + rows, rstd, mask=row_ok & (s == 0))
-            y = _apply_weight(h, rstd[:, None], w.to(ACC), offset, CASTING, IN_TY, ACC)
-            tl.store(Y + rows64 * stride_y + c[None, :], _cast(y, Y.dtype.element_ty), mask=mask)
-            rows, row_ok, rows64, mask = rows_n, ok_n, rn64, mask_n
+                tl.store(RSTD + row64, rstd, mask=s == 0)
+            y = _apply_weight(h, rstd, w.to(ACC), offset, CASTING, IN_TY, ACC)
+            tl.store(Y + row64 * stride_y + c, _cast(y, Y.dtype.element_ty), mask=m)
+            row = nxt
     else:
         row = pid.to(tl.int64)
         num_blocks = tl.cdiv(N, BLOCK_N)
@@ -295,48 +288,44 @@ def rms_norm_bwd(
             rows, mask, rows64 = rows_n, mask_n, rn64
         if STORE_DW:
             tl.store(DW_PART + pid.to(tl.int64) * N + cols, tl.sum(dw, axis=0), mask=col_ok)
-    elif SPLIT:  # as in rms_norm_fwd: BLOCK_M rows a round
+    elif SPLIT:
         S = tl.cdiv(N, BLOCK_N)
         s = pid % S
         g = pid // S
         c = s * BLOCK_N + cols
         m = c < N
         if HAS_W:
-            w = tl.load(W + c, mask=m, other=0.0)[None, :]  # own dtype: registers limit chunks
+            w = tl.load(W + c, mask=m, other=0.0)  # own dtype: registers limit the chunk size
         else:
-            w = tl.full([1, BLOCK_N], 1.0, ACC) - offset
-        dw = tl.zeros([BLOCK_M, BLOCK_N], ACC)
+            w = tl.full([BLOCK_N], 1.0, ACC) - offset
+        dw = tl.zeros([BLOCK_N], ACC)
         groups = NUM_PROGS // S
-        rows = g * BLOCK_M + tl.arange(0, BLOCK_M)
-        row_ok = rows < M
-        rows64 = rows.to(tl.int64)[:, None]
-        mask = row_ok[:, None] & m[None, :]
-        x = tl.load(X + rows64 * stride_x + c[None, :], mask=mask, other=0.0)
-        dy = tl.load(DY + rows64 * stride_dy + c[None, :], mask=mask, other=0.0)
-        for _ in range(g, tl.cdiv(M, BLOCK_M), groups):
-            rstd = tl.load(RSTD + rows, mask=row_ok, other=0.0)[:, None]
+        row = g
+        x = tl.load(X + row.to(tl.int64) * stride_x + c, mask=m, other=0.0)
+        dy = tl.load(DY + row.to(tl.int64) * stride_dy + c, mask=m, other=0.0)
+        for _ in range(g, M, groups):
+            row64 = row.to(tl.int64)
+            rstd = tl.load(RSTD + row64)
             x_hat = x.to(ACC) * rstd
             dyf = dy.to(ACC)
             wdy = (offset + w.to(ACC)) * dyf
-            _publish(PART, CNT, rows, row_ok, s, S, tl.sum(x_hat * wdy, axis=1))
-            rows_n = rows + groups * BLOCK_M  # loaded while the row's other programs catch up
-            ok_n = rows_n < M
-            rn64 = rows_n.to(tl.int64)[:, None]
-            mask_n = ok_n[:, None] & m[None, :]
-            x = tl.load(X + rn64 * stride_x + c[None, :], mask=mask_n, other=0.0)
-            dy = tl.load(DY + rn64 * stride_dy + c[None, :], mask=mask_n, other=0.0)
-            c1 = _total(PART, CNT, rows, row_ok, S, S_POW2)[:, None] / N
+            _publish(PART, CNT, row64, s, S, tl.sum(x_hat * wdy, axis=0))
+            nxt = row + groups  # loaded while the other programs of this row catch up
+            n64 = nxt.to(tl.int64)
+            x = tl.load(X + n64 * stride_x + c, mask=m & (nxt < M), other=0.0)
+            dy = tl.load(DY + n64 * stride_dy + c, mask=m & (nxt < M), other=0.0)
+            c1 = _total(PART, CNT, row64, S, S_POW2) / N
             dx = (wdy - x_hat * c1) * rstd
             if HAS_DH:
-                dx += tl.load(DH + rows64 * stride_dh + c[None, :], mask=mask, other=0.0).to(ACC)
-            tl.store(DX + rows64 * stride_dx + c[None, :], _cast(dx, DX.dtype.element_ty), mask=mask)
+                dx += tl.load(DH + row64 * stride_dh + c, mask=m, other=0.0).to(ACC)
+            tl.store(DX + row64 * stride_dx + c, _cast(dx, DX.dtype.element_ty), mask=m)
             if STORE_DR:
-                tl.store(DR + rows64 * stride_dr + c[None, :], _cast(dx, DR.dtype.element_ty), mask=mask)
+                tl.store(DR + row64 * stride_dr + c, _cast(dx, DR.dtype.element_ty), mask=m)
             if STORE_DW:
                 dw += dyf * x_hat
-            rows, row_ok, rows64, mask = rows_n, ok_n, rn64, mask_n
+            row = nxt
         if STORE_DW:
-            tl.store(DW_PART + g.to(tl.int64) * N + c, tl.sum(dw, axis=0), mask=m)
+            tl.store(DW_PART + g.to(tl.int64) * N + c, dw, mask=m)
     else:
         num_blocks = tl.cdiv(N, BLOCK_N)
         for row in range(pid, M, NUM_PROGS):

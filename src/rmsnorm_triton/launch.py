@@ -3,6 +3,7 @@
 Nothing here knows about autograd; ops.py builds the differentiable op on top.
 """
 
+import dataclasses
 import math
 
 import torch
@@ -92,7 +93,7 @@ def split_grid(kernel, args, group_index, cfg, m, n):
     chunks = -(-n // cfg.block_n)
     sms = heuristics.device_props(torch.cuda.current_device()).multi_processor_count
     for per_sm in (cfg.progs_per_sm, 1):
-        groups = min(triton_cdiv(m, cfg.block_m), sms * per_sm // chunks)
+        groups = min(m, sms * per_sm // chunks)
         if groups < 1:
             return None
         args[group_index] = groups if kernel is K.rms_norm_fwd else groups * chunks
@@ -164,6 +165,8 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
         h = torch.empty((m, n), dtype=h_dtype, device=x2.device)
     rstd = torch.empty((m,), dtype=acc, device=x2.device) if store_rstd or trace else None
     cfg = config or heuristics.fwd_config(n, x2.dtype)
+    if cfg.one_pass and m < cfg.block_m:  # a few rows (decoding): no idle rows in the tile
+        cfg = dataclasses.replace(cfg, block_m=triton.next_power_of_2(m))
     tr_blk = tr_row = None
     if trace:
         nb = 1 if cfg.one_pass else -(-n // cfg.block_n)
