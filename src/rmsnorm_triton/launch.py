@@ -3,11 +3,9 @@
 Nothing here knows about autograd; ops.py builds the differentiable op on top.
 """
 
-import dataclasses
 import math
 
 import torch
-import triton
 
 from . import heuristics
 from . import kernels as K
@@ -166,7 +164,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     rstd = torch.empty((m,), dtype=acc, device=x2.device) if store_rstd or trace else None
     cfg = config or heuristics.fwd_config(n, x2.dtype)
     if cfg.one_pass and m < cfg.block_m:  # a few rows (decoding): no idle rows in the tile
-        cfg = dataclasses.replace(cfg, block_m=triton.next_power_of_2(m))
+        cfg = heuristics.with_rows(cfg, m)
     tr_blk = tr_row = None
     if trace:
         nb = 1 if cfg.one_pass else -(-n // cfg.block_n)
@@ -186,7 +184,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
         h.stride(0) if h is not None else 0,
         m, n, eps, offset, 1,  # ..., NUM_GROUPS
         cfg.block_m, cfg.block_n, cfg.one_pass and not split,  # BLOCK_M, BLOCK_N, ONE_PASS
-        split, triton.next_power_of_2(chunks),  # SPLIT, S_POW2
+        split, heuristics.pow2(chunks),  # SPLIT, S_POW2
         weight is not None, residual2 is not None, rstd is not None,  # HAS_W, HAS_R, STORE_RSTD
         CASTINGS[casting], trace,  # CASTING, TRACE
     ]
@@ -236,7 +234,7 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
         dr.stride(0) if dr is not None else 0,
         m, n, offset, 1,  # ..., NUM_PROGS
         cfg.block_m, cfg.block_n, cfg.one_pass and not split,  # BLOCK_M, BLOCK_N, ONE_PASS
-        split, triton.next_power_of_2(chunks),  # SPLIT, S_POW2
+        split, heuristics.pow2(chunks),  # SPLIT, S_POW2
         weight is not None, need_dw, dh2 is not None, dr is not None,  # HAS_W, STORE_DW, HAS_DH, STORE_DR
     ]
     gs = None
