@@ -235,6 +235,17 @@ def rms_norm_fwd(
 
 
 @triton.jit
+def _store_dx(DX, DR, DH, dx, off_dx, off_dr, off_dh, cols, mask, HAS_DH: tl.constexpr,
+              STORE_DR: tl.constexpr, ACC: tl.constexpr):
+    """dx (+ the gradient that reached h directly) to DX, and to DR in the residual's dtype."""
+    if HAS_DH:
+        dx += tl.load(DH + off_dh + cols, mask=mask, other=0.0).to(ACC)
+    tl.store(DX + off_dx + cols, _cast(dx, DX.dtype.element_ty), mask=mask)
+    if STORE_DR:
+        tl.store(DR + off_dr + cols, _cast(dx, DR.dtype.element_ty), mask=mask)
+
+
+@triton.jit
 def rms_norm_bwd(
     DY, X, W, RSTD, DH, DX, DR, DW_PART,  # X is the normalized input (h when there was a residual)
     PART, CNT,  # SPLIT: per (row, chunk) partial sums of x_hat * wdy; per row arrivals
@@ -278,11 +289,8 @@ def rms_norm_bwd(
             wdy = wo[None, :] * dyf
             c1 = tl.sum(x_hat * wdy, axis=1)[:, None] / N
             dx = (wdy - x_hat * c1) * rstd
-            if HAS_DH:
-                dx += tl.load(DH + rows64 * stride_dh + cols[None, :], mask=mask, other=0.0).to(ACC)
-            tl.store(DX + rows64 * stride_dx + cols[None, :], _cast(dx, DX.dtype.element_ty), mask=mask)
-            if STORE_DR:
-                tl.store(DR + rows64 * stride_dr + cols[None, :], _cast(dx, DR.dtype.element_ty), mask=mask)
+            _store_dx(DX, DR, DH, dx, rows64 * stride_dx, rows64 * stride_dr, rows64 * stride_dh,
+                      cols[None, :], mask, HAS_DH, STORE_DR, ACC)
             if STORE_DW:
                 dw += dyf * x_hat
             rows, mask, rows64 = rows_n, mask_n, rn64
@@ -316,11 +324,8 @@ def rms_norm_bwd(
             dy = tl.load(DY + n64 * stride_dy + c, mask=m & (nxt < M), other=0.0)
             c1 = _total(PART, CNT, row64, S, S_POW2) / N
             dx = (wdy - x_hat * c1) * rstd
-            if HAS_DH:
-                dx += tl.load(DH + row64 * stride_dh + c, mask=m, other=0.0).to(ACC)
-            tl.store(DX + row64 * stride_dx + c, _cast(dx, DX.dtype.element_ty), mask=m)
-            if STORE_DR:
-                tl.store(DR + row64 * stride_dr + c, _cast(dx, DR.dtype.element_ty), mask=m)
+            _store_dx(DX, DR, DH, dx, row64 * stride_dx, row64 * stride_dr, row64 * stride_dh, c, m,
+                      HAS_DH, STORE_DR, ACC)
             if STORE_DW:
                 dw += dyf * x_hat
             row = nxt
@@ -351,11 +356,8 @@ def rms_norm_bwd(
                 else:
                     wdy = dy
                 dx = (wdy - x_hat * c1) * rstd
-                if HAS_DH:
-                    dx += tl.load(DH + row64 * stride_dh + c, mask=m, other=0.0).to(ACC)
-                tl.store(DX + row64 * stride_dx + c, _cast(dx, DX.dtype.element_ty), mask=m)
-                if STORE_DR:
-                    tl.store(DR + row64 * stride_dr + c, _cast(dx, DR.dtype.element_ty), mask=m)
+                _store_dx(DX, DR, DH, dx, row64 * stride_dx, row64 * stride_dr, row64 * stride_dh, c,
+                          m, HAS_DH, STORE_DR, ACC)
                 if STORE_DW:  # this program's own partial row: no other program touches it
                     part = DW_PART + pid.to(tl.int64) * N + c
                     # (c * 0 + row): a vector, since the interpreter rejects a scalar bool here
