@@ -48,11 +48,11 @@ def test_dtype_arguments(device, gen, arg, dtype):
         rms_norm(x, **{arg: dtype})
 
 
-def test_not_a_tensor():
+def test_not_a_tensor(device):
     with raises(TypeError, "x must be a torch.Tensor, got list"):
         rms_norm([1.0, 2.0])
     with raises(TypeError, "weight must be a torch.Tensor, got ndarray"):
-        rms_norm(torch.ones(2, 3), torch.ones(3).numpy())
+        rms_norm(torch.ones(2, 3, device=device), torch.ones(3).numpy())
 
 
 @pytest.mark.parametrize("wshape", [(9,), (7,), (1, 8), (8, 1), (), (0,)], ids=str)
