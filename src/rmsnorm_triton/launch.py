@@ -29,12 +29,12 @@ def interpreted() -> bool:
 
 
 # ---- launching ------------------------------------------------------------------------------
-# Triton's own launch path (JITFunction.run) costs ~30 us of host time per call on the H100
-# machine (triton 3.6, 30 arguments): more than the kernel at small M. Compiled kernels are
-# kept here per specialisation key instead and called through their launcher directly.
+# Compiled kernels are kept here per specialisation key and called through their CUDA launcher
+# directly, skipping JITFunction.run's binding and cache lookup. Measured on the H100 machine
+# (benchmarks/results/latency-run*.log, M = 1): launch.forward took 29-42 us per call through
+# JITFunction.run (run 1) and 29-34 us this way (runs 3, 6): a smaller gain than hoped; the rest
+# is Python around the launch (see NOTES.md, "open").
 _COMPILED = {}
-
-
 _LAYOUT = {}  # kernel -> (tensor positions, int positions, first constexpr position)
 
 
@@ -54,7 +54,7 @@ def compiled(kernel, args, num_warps):
     if lay is None:
         lay = _LAYOUT[kernel] = _layout(kernel, args)
     tensors, ints, first = lay
-    key = (kernel, num_warps, tuple(args[first:]),
+    key = (kernel, num_warps, torch.cuda.current_device(), tuple(args[first:]),
            tuple([(args[i].dtype, args[i].data_ptr() & 15) for i in tensors]),
            tuple([(a == 1, a & 15, -(2**31) <= a < 2**31) for a in [args[i] for i in ints]]))
     k = _COMPILED.get(key)
@@ -71,8 +71,12 @@ def run(kernel, grid, args, num_warps):
     if INTERPRETED:
         kernel[grid](*args, num_warps=num_warps)
         return
+    dev = args[0].get_device()
+    if dev != torch.cuda.current_device():  # kernels load per device: launch on the tensors'
+        with torch.cuda.device(dev):
+            return run(kernel, grid, args, num_warps)
     k = compiled(kernel, args, num_warps)
-    stream = torch._C._cuda_getCurrentRawStream(torch.cuda.current_device())
+    stream = torch._C._cuda_getCurrentRawStream(dev)
     k.run(grid[0], grid[1], grid[2], stream, k.function, k.packed_metadata, None, None, None, *args)
 
 
