@@ -24,7 +24,6 @@ class Config:
 # Tables keyed by next_power_of_2(N): (BLOCK_M, BLOCK_N, num_warps, mode, programs per SM).
 # Runs are in benchmarks/results/NOTES.md; "r1" = run 1 (tune-run1-*.json) and so on. Entries for
 # the 2-byte dtypes were swept in bf16 and serve fp16 too (same bytes, same registers).
-_F, _S = False, True
 FWD = {  # bf16/fp16
     512: (32, 512, 32, "1p", 1),  # r1: 94.4%
     1024: (1, 1024, 4, "1p", 1),  # r1: 95.4%

@@ -84,7 +84,7 @@ def resident_per_sm(k, num_warps) -> int:
     """How many programs of compiled kernel k one multiprocessor holds at once."""
     props = heuristics.device_props(torch.cuda.current_device())
     threads = num_warps * 32
-    by_regs = props.regs_per_multiprocessor // max(1, -(-k.n_regs // 8) * 8 * threads)
+    by_regs = props.regs_per_multiprocessor // max(1, cdiv(k.n_regs, 8) * 8 * threads)
     by_smem = props.shared_memory_per_multiprocessor // max(1, k.metadata.shared)
     return max(0, min(by_regs, by_smem, props.max_threads_per_multi_processor // threads, 32))
 
@@ -92,7 +92,7 @@ def resident_per_sm(k, num_warps) -> int:
 def split_grid(kernel, args, group_index, cfg, m, n):
     """SPLIT: (groups, chunks) so that every program is resident at once, or None if N is too
     long for that. args[group_index] is the groups argument, filled in here."""
-    chunks = -(-n // cfg.block_n)
+    chunks = cdiv(n, cfg.block_n)
     sms = heuristics.device_props(torch.cuda.current_device()).multi_processor_count
     for per_sm in (cfg.progs_per_sm, 1):
         groups = min(m, sms * per_sm // chunks)
@@ -102,6 +102,10 @@ def split_grid(kernel, args, group_index, cfg, m, n):
         if resident_per_sm(compiled(kernel, args, cfg.num_warps), cfg.num_warps) >= per_sm:
             return groups, chunks
     return None
+
+
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def _names(dtypes) -> str:
@@ -169,16 +173,16 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     cfg = config or heuristics.fwd_config(n, x2.dtype)
     if cfg.one_pass and m < cfg.block_m:  # a few rows (decoding): no idle rows in the tile
         cfg = heuristics.with_rows(cfg, m)
+    chunks = cdiv(n, cfg.block_n)
     tr_blk = tr_row = None
     if trace:
-        nb = 1 if cfg.one_pass else -(-n // cfg.block_n)
+        nb = 1 if cfg.one_pass else chunks
         tr_blk = torch.full((m, nb, 2), float("nan"), dtype=acc, device=x2.device)
         tr_row = torch.full((m, 4), float("nan"), dtype=acc, device=x2.device)
     if m == 0:
         return y, h, rstd, (tr_blk, tr_row)
     d = x2  # stands in for pointers a specialisation never reads
     split = cfg.split and not INTERPRETED and not trace
-    chunks = -(-n // cfg.block_n)
     args = [
         x2, residual2 if residual2 is not None else d, weight if weight is not None else d,
         y, h if h is not None else d, rstd if rstd is not None else d,
@@ -202,7 +206,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     else:
         args[8] = args[9] = d
         args[22] = False  # SPLIT off: walk the row in blocks instead
-        grid = (triton_cdiv(m, cfg.block_m) if args[21] else m,)
+        grid = (cdiv(m, cfg.block_m) if args[21] else m,)
     run(K.rms_norm_fwd, grid, args, cfg.num_warps)
     return y, h, rstd, (tr_blk, tr_row)
 
@@ -229,7 +233,7 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
     cfg = config or heuristics.bwd_config(n, xin2.dtype)
     d = xin2  # stands in for pointers a specialisation never reads
     split = cfg.split and not INTERPRETED
-    chunks = -(-n // cfg.block_n)
+    chunks = cdiv(n, cfg.block_n)
     args = [
         dy2, xin2, weight if weight is not None else d, rstd,
         dh2 if dh2 is not None else d, dx, dr if dr is not None else d, d,  # ..., DW_PART
@@ -252,7 +256,7 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
     else:
         args[8] = args[9] = d
         args[22] = False
-        tiles = triton_cdiv(m, cfg.block_m) if args[21] else m
+        tiles = cdiv(m, cfg.block_m) if args[21] else m
         progs = part_rows = min(tiles, programs or heuristics.num_programs(dev, cfg))
     args[18] = progs
     part = torch.empty((part_rows, n), dtype=rstd.dtype, device=dev) if need_dw else None
@@ -262,12 +266,8 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
     if need_dw:
         dw = torch.empty_like(weight)
         block_n = 256 if n >= 256 else max(16, 1 << (n - 1).bit_length())
-        run(K.dw_reduce, (triton_cdiv(n, block_n),), (part, dw, part_rows, n, 32, block_n), 4)
+        run(K.dw_reduce, (cdiv(n, block_n),), (part, dw, part_rows, n, 32, block_n), 4)
     if dx_dtype is None:
         return None, (dx if dr_dtype is not None else None), dw
     return dx, dr, dw
-
-
-def triton_cdiv(a: int, b: int) -> int:
-    return -(-a // b)
 
