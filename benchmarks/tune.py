@@ -33,6 +33,14 @@ def copy_gbps():
     return 2 * src.numel() * 4 / ms / 1e6
 
 
+# SPLIT sweeps: (chunk, warps, programs per SM to try), the counts chosen from what fits in the
+# register file (benchmarks/regs.py: registers per thread of each layout, compiled for sm_90).
+SPLIT_FWD = [(2048, 4, (2, 4, 6, 8)), (2048, 8, (2, 4, 6)), (4096, 4, (2, 3, 4)),
+             (4096, 8, (2, 3)), (8192, 8, (1, 2)), (8192, 16, (1,)), (16384, 16, (1,))]
+SPLIT_BWD = [(2048, 4, (2, 3, 4)), (2048, 8, (1, 2, 3)), (4096, 4, (1, 2)), (4096, 8, (1, 2)),
+             (8192, 8, (1,)), (8192, 16, (1,))]
+
+
 def fwd_variants(n, dt):
     size = torch.empty((), dtype=dt).element_size()
     bn = triton.next_power_of_2(n)
@@ -42,10 +50,9 @@ def fwd_variants(n, dt):
             e = bm * bn
             if 1024 <= e * size <= 131072 and 4 <= e // (32 * w) <= 64:
                 out.append(Config(bm, bn, w, True))
-    if bn >= 16384:
-        for bm, blk, w, pps in itertools.product([1], [8192, 16384], [8, 16], [1, 2]):
-            if blk < bn and 8 <= bm * blk // (32 * w) <= 64:
-                out.append(Config(bm, blk, w, False, True, pps))
+    if bn >= 16384:  # SPLIT: chunk, warps, programs per SM (a layout that does not fit falls back)
+        for blk, w, ppss in SPLIT_FWD:
+            out += [Config(1, blk, w, False, True, pps) for pps in ppss if blk < bn]
     return list(dict.fromkeys(out))
 
 
@@ -57,10 +64,9 @@ def bwd_variants(n, dt):
             e = bm * bn
             if 2048 <= e <= 16384 and 8 <= e // (32 * w) <= 32:
                 out.append(Config(bm, bn, w, True, False, pps))
-    if bn >= 4096:
-        for bm, blk, w, pps in itertools.product([1], [4096, 8192], [8, 16], [1, 2]):
-            if blk < bn and 8 <= bm * blk // (32 * w) <= 32:
-                out.append(Config(bm, blk, w, False, True, pps))
+    if bn >= 8192:
+        for blk, w, ppss in SPLIT_BWD:
+            out += [Config(1, blk, w, False, True, pps) for pps in ppss if blk < bn]
     return list(dict.fromkeys(out))
 
 

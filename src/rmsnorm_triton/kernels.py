@@ -15,10 +15,12 @@ Three ways to walk a row, chosen per (N, dtype) by heuristics.py:
 - ONE_PASS: the row fits in one block, is held in registers and read once; BLOCK_M rows share a
   program so that short rows still give every program enough bytes in flight.
 - SPLIT (GPU only): a long row is cut into S chunks of BLOCK_N, each held in the registers of its
-  own program; the S programs of a row add their partial sums through a small buffer (_publish, _total)
-  and each then finishes its chunk. One read of x, like ONE_PASS. The programs wait for each
-  other, so the launcher sizes the grid to what is resident at once; the interpreter, which runs
-  programs one after another, never takes this path.
+  own program; the S programs of a row meet through a small buffer of partial sums (_publish,
+  _poll, _total) and each then finishes its chunk. One read of x, like ONE_PASS. Each program
+  publishes the next row's partial sum before it finishes the current row, so the meeting is
+  rarely waited for. The programs wait for each other, so the launcher sizes the grid to what is
+  resident at once; the interpreter, which runs programs one after another, never takes this
+  path, nor does fp64 (its sums would need another EMPTY).
 - otherwise (LOOP): the row is walked block by block twice, the second walk backwards so that it
   starts with the blocks most recently pulled into L2. This is the seed's kernel, and the one the
   visualizer traces.
@@ -28,6 +30,9 @@ import triton
 import triton.language as tl
 
 CAST_NONE, CAST_LLAMA, CAST_GEMMA = 0, 1, 2
+# SPLIT's empty partial-sum slot: the bits 0xFFFFFFFF, a NaN no arithmetic on the GPU produces
+# (its NaN results are 0x7FFFFFFF), so any computed sum, NaN and inf included, reads as arrived.
+EMPTY = tl.constexpr(-1)
 
 
 def _interpreter_truncates_bf16() -> bool:
@@ -89,24 +94,44 @@ def _mean_rstd(ss, N, eps, ACC: tl.constexpr):
 
 
 @triton.jit
-def _publish(PART, CNT, row, s, S, value):
-    """SPLIT: this program's partial sum for (row, chunk s); CNT[row] counts the arrivals."""
-    tl.store(PART + row * S + s, value)
-    tl.debug_barrier()  # every thread's stores happen before the release below
-    tl.atomic_add(CNT + row, 1, sem="release", scope="gpu")
+def _publish(PART, row, s, S, value, live):
+    """SPLIT: this program's partial sum for (row, chunk s), into a slot the launcher filled with
+    EMPTY. The value is its own arrival flag: no fence, so nothing waits for earlier stores."""
+    tl.atomic_xchg(PART + row * S + s, value, mask=live, sem="relaxed", scope="gpu")
 
 
 @triton.jit
-def _total(PART, CNT, row, S, S_POW2: tl.constexpr):
-    """SPLIT: waits for the S partial sums of a row and adds them in chunk order, so that the
-    total is bitwise the same in every program and every run."""
-    arrived = tl.atomic_add(CNT + row, 0, sem="acquire", scope="gpu")
-    while arrived < S:
-        arrived = tl.atomic_add(CNT + row, 0, sem="acquire", scope="gpu")
-    tl.debug_barrier()
+def _poll(PART, row, S, S_POW2: tl.constexpr):
+    """SPLIT: reads the S partial-sum slots of a row as they are now (some may still be EMPTY)."""
     i = tl.arange(0, S_POW2)
-    parts = tl.load(PART + row * S + i, mask=i < S, other=0.0, cache_modifier=".cg")  # not L1
+    return tl.load(PART + row * S + i, mask=i < S, other=0.0, volatile=True)
+
+
+@triton.jit
+def _total(PART, row, S, parts, S_POW2: tl.constexpr):
+    """SPLIT: the row's total from a first poll, polling again until no slot is EMPTY, added in
+    chunk order: the same bits in every program and every run."""
+    while tl.sum((parts.to(tl.int32, bitcast=True) == EMPTY).to(tl.int32), axis=0) > 0:
+        parts = _poll(PART, row, S, S_POW2)
     return tl.sum(parts, axis=0)
+
+
+@triton.jit
+def _chunk(P, row, stride, c, m, M):
+    """SPLIT: a row's chunk as stored (zeros past the last row)."""
+    return tl.load(P + row.to(tl.int64) * stride + c, mask=m & (row < M), other=0.0)
+
+
+@triton.jit
+def _split_start(X, R, H, PART, row, s, S, c, m, M, stride_x, stride_r, stride_h,
+                 HAS_R: tl.constexpr, ACC: tl.constexpr):
+    """SPLIT: loads and starts a row (its partial sum published); returns h as stored."""
+    x = _chunk(X, row, stride_x, c, m, M)
+    r = _chunk(R, row, stride_r, c, m, M) if HAS_R else x
+    r64 = row.to(tl.int64)
+    h = _to_h(x, r, H, r64 * stride_h, c, m & (row < M), HAS_R, ACC)
+    _publish(PART, r64, s, S, tl.sum(h * h, axis=0), row < M)
+    return h.to(H.dtype.element_ty) if HAS_R else x
 
 
 @triton.jit
@@ -130,7 +155,7 @@ def _load_h(X, R, H, x_off, r_off, h_off, cols, mask, HAS_R: tl.constexpr, ACC: 
 def rms_norm_fwd(
     X, R, W, Y, H, RSTD,  # x, residual, weight, y, h = x + residual, saved rstd (ACC)
     TRACE_BLK, TRACE_ROW,  # trace: per (row, block) [block sum, running sum]; per row [ss, ms, rms, rstd]
-    PART, CNT,  # SPLIT: per (row, chunk) partial sums; per row arrivals (zeroed by the launcher)
+    PART,  # SPLIT: per (row, chunk) partial sums (fp32), filled with EMPTY by the launcher
     stride_x, stride_r, stride_y, stride_h,  # elements between the starts of two rows
     M, N,  # rows, elements per row
     eps, offset,  # fp32 scalars
@@ -180,25 +205,35 @@ def rms_norm_fwd(
             w = tl.load(W + c, mask=m, other=0.0)
         else:
             w = tl.full([BLOCK_N], 1.0, ACC) - offset
+        # A pipeline two rows deep: each round starts row `row + 2 G` (h, its partial sum
+        # published) and finishes row `row`, whose partial sums the other programs published two
+        # rounds ago: a program a little behind its partners is not waited for. h is held in
+        # its storage dtype (exact); the next round's chunk is loaded a round ahead.
         row = pid // S
-        x = tl.load(X + row.to(tl.int64) * stride_x + c, mask=m, other=0.0)
-        r = tl.load(R + row.to(tl.int64) * stride_r + c, mask=m, other=0.0) if HAS_R else x
-        for _ in range(pid // S, M, NUM_GROUPS):
+        G = NUM_GROUPS
+        hs = _split_start(X, R, H, PART, row, s, S, c, m, M, stride_x, stride_r, stride_h, HAS_R, ACC)
+        hs2 = _split_start(X, R, H, PART, row + G, s, S, c, m, M, stride_x, stride_r, stride_h,
+                           HAS_R, ACC)
+        x = _chunk(X, row + 2 * G, stride_x, c, m, M)
+        r = _chunk(R, row + 2 * G, stride_r, c, m, M) if HAS_R else x
+        for _ in range(pid // S, M, G):
             row64 = row.to(tl.int64)
-            h = _to_h(x, r, H, row64 * stride_h, c, m, HAS_R, ACC)
-            _publish(PART, CNT, row64, s, S, tl.sum(h * h, axis=0))
-            # The next row's chunk is loaded while the other programs of this row catch up.
-            nxt = row + NUM_GROUPS
-            n64 = nxt.to(tl.int64)
-            x = tl.load(X + n64 * stride_x + c, mask=m & (nxt < M), other=0.0)
-            if HAS_R:
-                r = tl.load(R + n64 * stride_r + c, mask=m & (nxt < M), other=0.0)
-            ms, rstd = _mean_rstd(_total(PART, CNT, row64, S, S_POW2), N, eps, ACC)
+            parts = _poll(PART, row64, S, S_POW2)  # its answer is waited for only below
+            new = row + 2 * G
+            n64 = new.to(tl.int64)
+            h = _to_h(x, r, H, n64 * stride_h, c, m & (new < M), HAS_R, ACC)
+            _publish(PART, n64, s, S, tl.sum(h * h, axis=0), new < M)
+            hs3 = h.to(H.dtype.element_ty) if HAS_R else x
+            x = _chunk(X, new + G, stride_x, c, m, M)
+            r = _chunk(R, new + G, stride_r, c, m, M) if HAS_R else x
+            ms, rstd = _mean_rstd(_total(PART, row64, S, parts, S_POW2), N, eps, ACC)
             if STORE_RSTD:
                 tl.store(RSTD + row64, rstd, mask=s == 0)
-            y = _apply_weight(h, rstd, w.to(ACC), offset, CASTING, IN_TY, ACC)
+            y = _apply_weight(hs.to(ACC), rstd, w.to(ACC), offset, CASTING, IN_TY, ACC)
             tl.store(Y + row64 * stride_y + c, _cast(y, Y.dtype.element_ty), mask=m)
-            row = nxt
+            hs = hs2
+            hs2 = hs3
+            row += G
     else:
         row = pid.to(tl.int64)
         num_blocks = tl.cdiv(N, BLOCK_N)
@@ -246,9 +281,22 @@ def _store_dx(DX, DR, DH, dx, off_dx, off_dr, off_dh, cols, mask, HAS_DH: tl.con
 
 
 @triton.jit
+def _bwd_start(X, DY, RSTD, PART, row, s, S, c, m, M, w, offset, stride_x, stride_dy,
+               ACC: tl.constexpr):
+    """SPLIT backward: loads and starts a row (its partial of x_hat * wdy published)."""
+    x = _chunk(X, row, stride_x, c, m, M)
+    dy = _chunk(DY, row, stride_dy, c, m, M)
+    r64 = row.to(tl.int64)
+    rstd = tl.load(RSTD + r64, mask=row < M, other=0.0)
+    wdy = (offset + w.to(ACC)) * dy.to(ACC)
+    _publish(PART, r64, s, S, tl.sum(x.to(ACC) * rstd * wdy, axis=0), row < M)
+    return x, dy, rstd
+
+
+@triton.jit
 def rms_norm_bwd(
     DY, X, W, RSTD, DH, DX, DR, DW_PART,  # X is the normalized input (h when there was a residual)
-    PART, CNT,  # SPLIT: per (row, chunk) partial sums of x_hat * wdy; per row arrivals
+    PART,  # SPLIT: per (row, chunk) partial sums of x_hat * wdy, filled with EMPTY
     stride_dy, stride_x, stride_dh, stride_dx, stride_dr,  # elements between two rows' starts
     M, N, offset,
     NUM_PROGS,  # persistent grid size; program p owns row tiles p, p + NUM_PROGS, ...
@@ -308,27 +356,38 @@ def rms_norm_bwd(
             w = tl.full([BLOCK_N], 1.0, ACC) - offset
         dw = tl.zeros([BLOCK_N], ACC)
         groups = NUM_PROGS // S
+        # The forward's pipeline (two rows deep): publish row `row + 2 G`'s partial sum of
+        # x_hat * wdy, then finish row `row`. Rows are held as loaded (x, dy in their dtypes).
         row = g
-        x = tl.load(X + row.to(tl.int64) * stride_x + c, mask=m, other=0.0)
-        dy = tl.load(DY + row.to(tl.int64) * stride_dy + c, mask=m, other=0.0)
-        for _ in range(g, M, groups):
+        G = groups
+        xa, dya, ra = _bwd_start(X, DY, RSTD, PART, row, s, S, c, m, M, w, offset, stride_x,
+                                 stride_dy, ACC)
+        xb, dyb, rb = _bwd_start(X, DY, RSTD, PART, row + G, s, S, c, m, M, w, offset, stride_x,
+                                 stride_dy, ACC)
+        x = _chunk(X, row + 2 * G, stride_x, c, m, M)
+        dy = _chunk(DY, row + 2 * G, stride_dy, c, m, M)
+        for _ in range(g, M, G):
             row64 = row.to(tl.int64)
-            rstd = tl.load(RSTD + row64)
-            x_hat = x.to(ACC) * rstd
-            dyf = dy.to(ACC)
+            parts = _poll(PART, row64, S, S_POW2)  # its answer is waited for only below
+            new = row + 2 * G
+            rn = tl.load(RSTD + new.to(tl.int64), mask=new < M, other=0.0)
+            wdy = (offset + w.to(ACC)) * dy.to(ACC)
+            _publish(PART, new.to(tl.int64), s, S, tl.sum(x.to(ACC) * rn * wdy, axis=0), new < M)
+            xn, dyn = x, dy
+            x = _chunk(X, new + G, stride_x, c, m, M)
+            dy = _chunk(DY, new + G, stride_dy, c, m, M)
+            x_hat = xa.to(ACC) * ra
+            dyf = dya.to(ACC)
             wdy = (offset + w.to(ACC)) * dyf
-            _publish(PART, CNT, row64, s, S, tl.sum(x_hat * wdy, axis=0))
-            nxt = row + groups  # loaded while the other programs of this row catch up
-            n64 = nxt.to(tl.int64)
-            x = tl.load(X + n64 * stride_x + c, mask=m & (nxt < M), other=0.0)
-            dy = tl.load(DY + n64 * stride_dy + c, mask=m & (nxt < M), other=0.0)
-            c1 = _total(PART, CNT, row64, S, S_POW2) / N
-            dx = (wdy - x_hat * c1) * rstd
+            c1 = _total(PART, row64, S, parts, S_POW2) / N
+            dx = (wdy - x_hat * c1) * ra
             _store_dx(DX, DR, DH, dx, row64 * stride_dx, row64 * stride_dr, row64 * stride_dh, c, m,
                       HAS_DH, STORE_DR, ACC)
             if STORE_DW:
                 dw += dyf * x_hat
-            row = nxt
+            xa, dya, ra = xb, dyb, rb
+            xb, dyb, rb = xn, dyn, rn
+            row += G
         if STORE_DW:
             tl.store(DW_PART + g.to(tl.int64) * N + c, dw, mask=m)
     else:

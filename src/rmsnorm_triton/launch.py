@@ -104,6 +104,11 @@ def split_grid(kernel, args, group_index, cfg, m, n):
     return None
 
 
+def empty_slots(m: int, chunks: int, device) -> torch.Tensor:
+    """SPLIT's (M, S) fp32 partial-sum slots, each holding kernels.EMPTY's bits until written."""
+    return torch.full((m, chunks), K.EMPTY.value, dtype=torch.int32, device=device).view(torch.float32)
+
+
 def cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -171,8 +176,9 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
         h = torch.empty((m, n), dtype=h_dtype, device=x2.device)
     rstd = torch.empty((m,), dtype=acc, device=x2.device) if store_rstd or trace else None
     cfg = config or heuristics.fwd_config(n, x2.dtype)
-    if cfg.one_pass and m < cfg.block_m:  # a few rows (decoding): no idle rows in the tile
-        cfg = heuristics.with_rows(cfg, m)
+    if cfg.one_pass and cfg.block_m > 1:  # a few rows (decoding): spread them over the SMs
+        sms = heuristics.device_props(x2.device.index).multi_processor_count if x2.is_cuda else 1
+        cfg = heuristics.with_rows(cfg, m, sms)
     chunks = cdiv(n, cfg.block_n)
     tr_blk = tr_row = None
     if trace:
@@ -182,12 +188,12 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     if m == 0:
         return y, h, rstd, (tr_blk, tr_row)
     d = x2  # stands in for pointers a specialisation never reads
-    split = cfg.split and not INTERPRETED and not trace
+    split = cfg.split and not INTERPRETED and not trace and acc == torch.float32
     args = [
         x2, residual2 if residual2 is not None else d, weight if weight is not None else d,
         y, h if h is not None else d, rstd if rstd is not None else d,
         tr_blk if trace else d, tr_row if trace else d,
-        d, d,  # PART, CNT (SPLIT)
+        d,  # PART (SPLIT)
         x2.stride(0), residual2.stride(0) if residual2 is not None else 0, y.stride(0),
         h.stride(0) if h is not None else 0,
         m, n, eps, offset, 1,  # ..., NUM_GROUPS
@@ -198,15 +204,14 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     ]
     gs = None
     if split:
-        args[8] = torch.empty((m, chunks), dtype=acc, device=x2.device)
-        args[9] = torch.zeros((m,), dtype=torch.int32, device=x2.device)
-        gs = split_grid(K.rms_norm_fwd, args, 18, cfg, m, n)
+        args[8] = empty_slots(m, chunks, x2.device)
+        gs = split_grid(K.rms_norm_fwd, args, 17, cfg, m, n)
     if gs:
         grid = (gs[0] * gs[1],)
     else:
-        args[8] = args[9] = d
-        args[22] = False  # SPLIT off: walk the row in blocks instead
-        grid = (cdiv(m, cfg.block_m) if args[21] else m,)
+        args[8] = d
+        args[21] = False  # SPLIT off: walk the row in blocks instead
+        grid = (cdiv(m, cfg.block_m) if args[20] else m,)
     run(K.rms_norm_fwd, grid, args, cfg.num_warps)
     return y, h, rstd, (tr_blk, tr_row)
 
@@ -232,12 +237,12 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
         return (dx, dr, dw) if dx_dtype is not None else (None, dx if dr_dtype else None, dw)
     cfg = config or heuristics.bwd_config(n, xin2.dtype)
     d = xin2  # stands in for pointers a specialisation never reads
-    split = cfg.split and not INTERPRETED
+    split = cfg.split and not INTERPRETED and rstd.dtype == torch.float32
     chunks = cdiv(n, cfg.block_n)
     args = [
         dy2, xin2, weight if weight is not None else d, rstd,
         dh2 if dh2 is not None else d, dx, dr if dr is not None else d, d,  # ..., DW_PART
-        d, d,  # PART, CNT (SPLIT)
+        d,  # PART (SPLIT)
         dy2.stride(0), xin2.stride(0), dh2.stride(0) if dh2 is not None else 0, dx.stride(0),
         dr.stride(0) if dr is not None else 0,
         m, n, offset, 1,  # ..., NUM_PROGS
@@ -247,18 +252,17 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
     ]
     gs = None
     if split:
-        args[8] = torch.empty((m, chunks), dtype=rstd.dtype, device=dev)
-        args[9] = torch.zeros((m,), dtype=torch.int32, device=dev)
+        args[8] = empty_slots(m, chunks, dev)
         args[7] = torch.empty((1,), dtype=rstd.dtype, device=dev) if need_dw else d
-        gs = split_grid(K.rms_norm_bwd, args, 18, cfg, m, n)
+        gs = split_grid(K.rms_norm_bwd, args, 17, cfg, m, n)
     if gs:
         progs, part_rows = gs[0] * gs[1], gs[0]
     else:
-        args[8] = args[9] = d
-        args[22] = False
-        tiles = cdiv(m, cfg.block_m) if args[21] else m
+        args[8] = d
+        args[21] = False
+        tiles = cdiv(m, cfg.block_m) if args[20] else m
         progs = part_rows = min(tiles, programs or heuristics.num_programs(dev, cfg))
-    args[18] = progs
+    args[17] = progs
     part = torch.empty((part_rows, n), dtype=rstd.dtype, device=dev) if need_dw else None
     args[7] = part if need_dw else d
     run(K.rms_norm_bwd, (progs,), args, cfg.num_warps)

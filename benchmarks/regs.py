@@ -1,0 +1,102 @@
+"""Compiles the kernels for Hopper (sm_90) on any machine, GPU or not, and prints what the cubin
+reports per configuration: registers per thread, stack bytes (spills).
+
+    python benchmarks/regs.py [--dtype bf16] [--src kernels.py]
+
+A compile error or a spill shows here, before any time on the GPU machine is spent. Triton's
+bundled ptxas does the work; no CUDA device is needed.
+"""
+
+import argparse
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+os.environ.pop("TRITON_INTERPRET", None)  # compile for real even where rmsnorm_triton would not
+
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.join(HERE, "..", "src", "rmsnorm_triton", "kernels.py")
+TY = {"bf16": "bf16", "fp16": "fp16", "fp32": "fp32"}
+
+
+def load_kernels(path=SRC):
+    spec = importlib.util.spec_from_file_location("_kernels_sm90", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def compile_one(fn, types, consts, num_warps):
+    sig = {p.name: ("constexpr" if p.is_constexpr else types[p.name]) for p in fn.params}
+    cx = {(i,): consts[p.name] for i, p in enumerate(fn.params) if p.is_constexpr}
+    # As the launcher's tensors and sizes are (16-byte aligned pointers, strides and N % 16 == 0):
+    # without this, loads are not vectorized and the register counts mean little.
+    div = {(i,): [["tt.divisibility", 16]] for i, p in enumerate(fn.params)
+           if not p.is_constexpr and (types[p.name].startswith("*") or types[p.name] == "i32")
+           and p.name not in ("M", "NUM_GROUPS", "NUM_PROGS")}
+    src = triton.compiler.ASTSource(fn=fn, signature=sig, constexprs=cx, attrs=div)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
+
+
+def usage(k):
+    """(registers per thread, spill store bytes, spill load bytes) of the compiled cubin."""
+    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+    with tempfile.TemporaryDirectory() as d:
+        f = os.path.join(d, "k.cubin")
+        with open(f, "wb") as fh:
+            fh.write(k.asm["cubin"])
+        out = subprocess.run([tool, "--dump-resource-usage", f], capture_output=True, text=True,
+                             check=True).stdout
+    regs = int(re.search(r"REG:(\d+)", out).group(1))
+    st = int(re.search(r"STACK:(\d+)", out).group(1))
+    return regs, st, out.count("spill")
+
+
+def fwd(K, dt, block_n, warps, split, has_r=False, block_m=1):
+    types = dict(X=f"*{dt}", R=f"*{dt}", W=f"*{dt}", Y=f"*{dt}", H=f"*{dt}", RSTD="*fp32",
+                 TRACE_BLK="*fp32", TRACE_ROW="*fp32", PART="*fp32", stride_x="i32",
+                 stride_r="i32", stride_y="i32", stride_h="i32", M="i32", N="i32", eps="fp32",
+                 offset="fp32", NUM_GROUPS="i32")
+    consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split, S_POW2=32,
+                  HAS_W=True, HAS_R=has_r, STORE_RSTD=True, CASTING=1, TRACE=False)
+    return compile_one(K.rms_norm_fwd, types, consts, warps)
+
+
+def bwd(K, dt, block_n, warps, split, block_m=1):
+    types = dict(DY=f"*{dt}", X=f"*{dt}", W=f"*{dt}", RSTD="*fp32", DH=f"*{dt}", DX=f"*{dt}",
+                 DR=f"*{dt}", DW_PART="*fp32", PART="*fp32", stride_dy="i32",
+                 stride_x="i32", stride_dh="i32", stride_dx="i32", stride_dr="i32", M="i32",
+                 N="i32", offset="fp32", NUM_PROGS="i32")
+    consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split, S_POW2=32,
+                  HAS_W=True, STORE_DW=True, HAS_DH=False, STORE_DR=False)
+    return compile_one(K.rms_norm_bwd, types, consts, warps)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--dtype", default="bf16", choices=sorted(TY))
+    p.add_argument("--src", default=SRC, help="another kernels.py (e.g. from `git show`)")
+    args = p.parse_args()
+    K = load_kernels(args.src)
+    dt = TY[args.dtype]
+    rows = []
+    for bn, w in [(2048, 4), (2048, 8), (4096, 4), (4096, 8), (8192, 8), (8192, 16), (16384, 16)]:
+        rows.append(("fwd split", bn, w, fwd(K, dt, bn, w, True)))
+        rows.append(("fwd+res split", bn, w, fwd(K, dt, bn, w, True, has_r=True)))
+        rows.append(("bwd split", bn, w, bwd(K, dt, bn, w, True)))
+    for bn, w in [(16384, 8), (32768, 16), (65536, 32)]:
+        rows.append(("fwd one-pass", bn, w, fwd(K, dt, bn, w, False)))
+    print(f"{'kernel':>14} {'BLOCK_N':>8} {'warps':>5} {'regs':>5} {'stack':>9} {'spill':>9}")
+    for name, bn, w, k in rows:
+        r, st, ld = usage(k)
+        print(f"{name:>14} {bn:>8} {w:>5} {r:>5} {st:>9} {ld:>9}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
