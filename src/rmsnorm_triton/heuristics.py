@@ -31,22 +31,28 @@ FWD = {  # bf16/fp16
     4096: (4, 4096, 8, "1p", 1),  # r1: 94.5%
     8192: (1, 8192, 16, "1p", 1),  # r1: 94.5%
     16384: (1, 16384, 8, "1p", 1),  # r1: 93.6%
-    32768: (1, 32768, 16, "1p", 1),  # r6: 92.3%
-    65536: (1, 8192, 8, "split", 2),  # r6: 70.2%
-    None: (1, 8192, 16, "split", 2),  # r6: 70.1-70.3% at 128K-256K
+    32768: (1, 32768, 16, "1p", 1),  # r6: 92.3% (r16: 92.3%; every SPLIT layout <= 72%)
+    65536: (1, 4096, 4, "split", 3),  # r17: 78.0% (fused residual 93.4%)
+    None: (1, 4096, 4, "split", 3),  # r17: 76.9% at 256K (fused residual 94.2%)
 }
 FWD_FP32 = {
     32768: (1, 32768, 32, "1p", 1),  # r6: 96.1%
-    None: (1, 16384, 16, "split", 2),  # r6: 84.8-86.2% at 64K-256K
+    None: (1, 2048, 4, "split", 4),  # r17: 93.5% / 91.7% at 64K / 256K (residual 95.8 / 97.1%)
 }
-BWD = {  # all dtypes (swept in bf16, r6; fp32 one-pass reached 89-93% before the prefetch, r3)
+BWD = {  # bf16/fp16 (one-pass entries serve fp32 too: r3 reached 89-93% there)
     512: (16, 512, 8, "1p", 1),  # r6: 87.7%
     1024: (8, 1024, 8, "1p", 1),  # r6: 87.1%
     2048: (4, 2048, 8, "1p", 1),  # r6: 87.8%
     4096: (2, 4096, 8, "1p", 1),  # r6: 89.2%
     8192: (1, 8192, 8, "1p", 1),  # r6: 88.8%
-    16384: (1, 8192, 8, "split", 1),  # r6: 64.8% (one-pass 1x16384 w16: 64.0%)
-    None: (1, 8192, 16, "split", 2),  # r6: 62.4-64.4% at 32K-256K
+    16384: (1, 4096, 4, "split", 2),  # r17: 77.9% (one-pass: 64.0%, r6)
+    65536: (1, 4096, 4, "split", 2),  # r17: 76.2%
+    None: (1, 8192, 16, "split", 2),  # r17: 76.1% at 256K
+}
+BWD_FP32 = {  # fp32 SPLIT falls to 6-12% in layouts that spill (r17): only these were safe
+    16384: (1, 4096, 8, "split", 1),  # r17 at 64K (85.0%); 16K-32K not swept
+    65536: (1, 4096, 8, "split", 1),  # r17: 85.0%
+    None: (1, 2048, 4, "split", 2),  # r17: 84.0% at 256K
 }
 # Short rows (below the tables' first key): elements a program should hold, by element size.
 TILE_ELEMS = {2: 8192, 4: 4096, 8: 2048}
@@ -60,9 +66,17 @@ def pow2(v: int) -> int:
 
 
 @functools.lru_cache(maxsize=1024)
-def with_rows(cfg: Config, m: int) -> Config:
-    """cfg with BLOCK_M cut to the rows there are (decoding's M = 1: no idle rows a tile)."""
-    return dataclasses.replace(cfg, block_m=pow2(m))
+def with_rows(cfg: Config, m: int, sms: int) -> Config:
+    """cfg for only m rows: BLOCK_M no larger than the rows there are, then halved until the
+    tiles cover the `sms` multiprocessors (decoding's M = 1 .. a few hundred: one program a row
+    on as many SMs as there are rows, instead of a few full tiles), warps cut to match."""
+    bm = min(cfg.block_m, pow2(m))
+    while bm > 1 and -(-m // bm) < sms:
+        bm //= 2
+    if bm == cfg.block_m:
+        return cfg
+    warps = min(cfg.num_warps, max(1, bm * cfg.block_n // 256))  # >= 8 elements a thread
+    return dataclasses.replace(cfg, block_m=bm, num_warps=warps)
 
 
 def _size(dtype: torch.dtype) -> int:
@@ -75,11 +89,11 @@ def _lookup(table, block_n: int, size: int) -> Config:
         e = block_m * block_n
         return Config(block_m, block_n, next(w for lim, w in WARPS if e <= lim), True)
     bm, bn, w, mode, pps = table.get(block_n) or table[None]
-    if size == 8 and mode == "1p" and block_n > 8192:  # fp64: twice the registers
-        mode, bn = "split", 4096
+    if size == 8 and (mode != "1p" or block_n > 8192):  # fp64: twice the registers; no SPLIT
+        mode, bn = "loop", 4096
     if mode == "1p":
         return Config(bm, bn, w, True, False, pps)
-    return Config(1, bn, w, False, True, pps)
+    return Config(1, bn, w, False, mode == "split", pps)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -97,7 +111,8 @@ def fwd_config(n: int, dtype: torch.dtype) -> Config:
 
 @functools.lru_cache(maxsize=1024)
 def bwd_config(n: int, dtype: torch.dtype) -> Config:
-    return _lookup(BWD, pow2(n), _size(dtype))
+    size, block_n = _size(dtype), pow2(n)
+    return _lookup(BWD_FP32 if size == 4 and block_n >= 16384 else BWD, block_n, size)
 
 
 @functools.lru_cache(maxsize=16)
