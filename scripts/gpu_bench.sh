@@ -5,13 +5,13 @@
 #   bash scripts/gpu_bench.sh --quick                  # a small subset: bf16, N = 1K, 8K, 64K
 #   bash scripts/gpu_bench.sh --ops bwd --append       # more cells into the same results folder
 #
-# The full bench is estimated (not yet measured) at 12 to 15 minutes on an H100, most of it
-# torch.compile and Quack compiling each shape, so where one command may run 10 minutes at most,
-# run it in parts into one folder (each part measures its own copy bandwidth; every record's
-# % of copy is against its own part's):
-#   bash scripts/gpu_bench.sh --ops fwd,latency
-#   bash scripts/gpu_bench.sh --ops bwd --append
-#   bash scripts/gpu_bench.sh --ops fwd_residual --append
+# Measured on an H100 (run 19, --rep-ms 30, peers installed): bf16 with every op took ~3 min and
+# fp16 + fp32 forward, backward and fused residual ~4 min, most of it torch.compile and Quack
+# compiling each shape. Where one command may run 10 minutes at most, run it in parts into one
+# folder (each part measures its own copy bandwidth; every record's % of copy is against its own
+# part's):
+#   bash scripts/gpu_bench.sh --dtypes bf16
+#   bash scripts/gpu_bench.sh --dtypes fp16,fp32 --ops fwd,bwd,fwd_residual --append
 #
 # Arguments go to the bench (`--help` lists them). Results land in
 # benchmarks/results/<date>-<gpu>/ (results.json, results.csv, throughput.png, latency.png), and
