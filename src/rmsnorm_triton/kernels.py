@@ -17,8 +17,8 @@ Three ways to walk a row, chosen per (N, dtype) by heuristics.py:
 - SPLIT (GPU only): a long row is cut into S chunks of BLOCK_N, each held in the registers of its
   own program; the S programs of a row meet through a small buffer of partial sums (_publish,
   _poll, _total) and each then finishes its chunk. One read of x, like ONE_PASS. Each program
-  publishes the next row's partial sum before it finishes the current row, so the meeting is
-  rarely waited for. The programs wait for each other, so the launcher sizes the grid to what is
+  publishes a row's partial sum two rounds before it finishes that row, so the meeting is rarely
+  waited for; throughput then follows the bytes a multiprocessor holds (NOTES.md, runs 14-17). The programs wait for each other, so the launcher sizes the grid to what is
   resident at once; the interpreter, which runs programs one after another, never takes this
   path, nor does fp64 (its sums would need another EMPTY).
 - otherwise (LOOP): the row is walked block by block twice, the second walk backwards so that it
