@@ -92,6 +92,7 @@ def main():
         rows.append(("bwd split", bn, w, bwd(K, dt, bn, w, True)))
     for bn, w in [(16384, 8), (32768, 16), (65536, 32)]:
         rows.append(("fwd one-pass", bn, w, fwd(K, dt, bn, w, False)))
+    print(f"triton {triton.__version__}, sm_90, {args.dtype}")
     print(f"{'kernel':>14} {'BLOCK_N':>8} {'warps':>5} {'regs':>5} {'stack':>9} {'spill':>9}")
     for name, bn, w, k in rows:
         r, st, ld = usage(k)

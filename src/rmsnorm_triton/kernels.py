@@ -18,9 +18,10 @@ Three ways to walk a row, chosen per (N, dtype) by heuristics.py:
   own program; the S programs of a row meet through a small buffer of partial sums (_publish,
   _poll, _total) and each then finishes its chunk. One read of x, like ONE_PASS. Each program
   publishes a row's partial sum two rounds before it finishes that row, so the meeting is rarely
-  waited for; throughput then follows the bytes a multiprocessor holds (NOTES.md, runs 14-17). The programs wait for each other, so the launcher sizes the grid to what is
-  resident at once; the interpreter, which runs programs one after another, never takes this
-  path, nor does fp64 (its sums would need another EMPTY).
+  waited for; throughput then follows the bytes a multiprocessor holds (NOTES.md, runs 14-17).
+  The programs wait for each other, so the launcher sizes the grid to what is resident at once
+  (launch.split_allowed says when not to use it); the interpreter, which runs programs one
+  after another, never takes this path, nor does fp64 (its sums would need another EMPTY).
 - otherwise (LOOP): the row is walked block by block twice, the second walk backwards so that it
   starts with the blocks most recently pulled into L2. This is the seed's kernel, and the one the
   visualizer traces.
@@ -211,7 +212,8 @@ def rms_norm_fwd(
         # its storage dtype (exact); the next round's chunk is loaded a round ahead.
         row = pid // S
         G = NUM_GROUPS
-        hs = _split_start(X, R, H, PART, row, s, S, c, m, M, stride_x, stride_r, stride_h, HAS_R, ACC)
+        hs = _split_start(X, R, H, PART, row, s, S, c, m, M, stride_x, stride_r, stride_h,
+                          HAS_R, ACC)
         hs2 = _split_start(X, R, H, PART, row + G, s, S, c, m, M, stride_x, stride_r, stride_h,
                            HAS_R, ACC)
         x = _chunk(X, row + 2 * G, stride_x, c, m, M)

@@ -4,6 +4,7 @@ Nothing here knows about autograd; ops.py builds the differentiable op on top.
 """
 
 import math
+import os
 
 import torch
 
@@ -50,23 +51,35 @@ def compiled(kernel, args, num_warps):
     """The compiled kernel for these args, compiled on first use. The key holds what Triton
     specialises on: each pointer's dtype and 16-byte alignment; each int's == 1, % 16 == 0 and
     32-bit range; constexprs by value (they sit last in every kernel here)."""
+    return _lookup(kernel, args, num_warps)[0]
+
+
+def _lookup(kernel, args, num_warps):
+    """(compiled kernel, tensor positions, their data pointers)."""
     lay = _LAYOUT.get(kernel)
     if lay is None:
         lay = _LAYOUT[kernel] = _layout(kernel, args)
     tensors, ints, first = lay
+    ptrs = [args[i].data_ptr() for i in tensors]
     key = (kernel, num_warps, torch.cuda.current_device(), tuple(args[first:]),
-           tuple([(args[i].dtype, args[i].data_ptr() & 15) for i in tensors]),
+           tuple([(args[i].dtype, p & 15) for i, p in zip(tensors, ptrs)]),
            tuple([(a == 1, a & 15, -(2**31) <= a < 2**31) for a in [args[i] for i in ints]]))
     k = _COMPILED.get(key)
     if k is None:
         k = kernel.warmup(*args, grid=(1,), num_warps=num_warps)
         k._init_handles()
         _COMPILED[key] = k
-    return k
+    return k, tensors, ptrs
 
 
 def run(kernel, grid, args, num_warps):
-    """kernel[grid](*args) for positional args (constexprs included, in signature order)."""
+    """kernel[grid](*args) for positional args (constexprs included, in signature order).
+
+    Tensors reach Triton's launcher as their addresses: given an object, the launcher calls its
+    data_ptr() and asks the driver to check the pointer (cuPointerGetAttribute), once per
+    pointer argument per call; an int it takes as it is. The addresses were read here already
+    for the key, and a tensor on the wrong device was refused by the callers' checks.
+    """
     grid = tuple(grid) + (1,) * (3 - len(grid))
     if INTERPRETED:
         kernel[grid](*args, num_warps=num_warps)
@@ -75,9 +88,12 @@ def run(kernel, grid, args, num_warps):
     if dev != torch.cuda.current_device():  # kernels load per device: launch on the tensors'
         with torch.cuda.device(dev):
             return run(kernel, grid, args, num_warps)
-    k = compiled(kernel, args, num_warps)
+    k, tensors, ptrs = _lookup(kernel, args, num_warps)
+    call = list(args)
+    for i, p in zip(tensors, ptrs):
+        call[i] = p
     stream = torch._C._cuda_getCurrentRawStream(dev)
-    k.run(grid[0], grid[1], grid[2], stream, k.function, k.packed_metadata, None, None, None, *args)
+    k.run(grid[0], grid[1], grid[2], stream, k.function, k.packed_metadata, None, None, None, *call)
 
 
 def resident_per_sm(k, num_warps) -> int:
@@ -87,6 +103,14 @@ def resident_per_sm(k, num_warps) -> int:
     by_regs = props.regs_per_multiprocessor // max(1, cdiv(k.n_regs, 8) * 8 * threads)
     by_smem = props.shared_memory_per_multiprocessor // max(1, k.metadata.shared)
     return max(0, min(by_regs, by_smem, props.max_threads_per_multi_processor // threads, 32))
+
+
+def split_allowed() -> bool:
+    """SPLIT's programs wait for each other, so its grid is sized to what the whole GPU holds at
+    once. A process given only part of the multiprocessors (MPS with an active-thread percentage,
+    green contexts) could then wait forever: RMSNORM_TRITON_SPLIT=0 walks long rows in blocks
+    instead (slower past 32K, never waiting)."""
+    return os.environ.get("RMSNORM_TRITON_SPLIT", "1") != "0"
 
 
 def split_grid(kernel, args, group_index, cfg, m, n):
@@ -106,7 +130,8 @@ def split_grid(kernel, args, group_index, cfg, m, n):
 
 def empty_slots(m: int, chunks: int, device) -> torch.Tensor:
     """SPLIT's (M, S) fp32 partial-sum slots, each holding kernels.EMPTY's bits until written."""
-    return torch.full((m, chunks), K.EMPTY.value, dtype=torch.int32, device=device).view(torch.float32)
+    slots = torch.full((m, chunks), K.EMPTY.value, dtype=torch.int32, device=device)
+    return slots.view(torch.float32)
 
 
 def cdiv(a: int, b: int) -> int:
@@ -188,7 +213,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     if m == 0:
         return y, h, rstd, (tr_blk, tr_row)
     d = x2  # stands in for pointers a specialisation never reads
-    split = cfg.split and not INTERPRETED and not trace and acc == torch.float32
+    split = cfg.split and not INTERPRETED and not trace and acc == torch.float32 and split_allowed()
     args = [
         x2, residual2 if residual2 is not None else d, weight if weight is not None else d,
         y, h if h is not None else d, rstd if rstd is not None else d,
@@ -237,7 +262,7 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
         return (dx, dr, dw) if dx_dtype is not None else (None, dx if dr_dtype else None, dw)
     cfg = config or heuristics.bwd_config(n, xin2.dtype)
     d = xin2  # stands in for pointers a specialisation never reads
-    split = cfg.split and not INTERPRETED and rstd.dtype == torch.float32
+    split = cfg.split and not INTERPRETED and rstd.dtype == torch.float32 and split_allowed()
     chunks = cdiv(n, cfg.block_n)
     args = [
         dy2, xin2, weight if weight is not None else d, rstd,
