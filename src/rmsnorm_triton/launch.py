@@ -51,10 +51,10 @@ def compiled(kernel, args, num_warps):
     """The compiled kernel for these args, compiled on first use. The key holds what Triton
     specialises on: each pointer's dtype and 16-byte alignment; each int's == 1, % 16 == 0 and
     32-bit range; constexprs by value (they sit last in every kernel here)."""
-    return _lookup(kernel, args, num_warps)[0]
+    return _prepare(kernel, args, num_warps)[0]
 
 
-def _lookup(kernel, args, num_warps):
+def _prepare(kernel, args, num_warps):
     """(compiled kernel, tensor positions, their data pointers)."""
     lay = _LAYOUT.get(kernel)
     if lay is None:
@@ -88,7 +88,7 @@ def run(kernel, grid, args, num_warps):
     if dev != torch.cuda.current_device():  # kernels load per device: launch on the tensors'
         with torch.cuda.device(dev):
             return run(kernel, grid, args, num_warps)
-    k, tensors, ptrs = _lookup(kernel, args, num_warps)
+    k, tensors, ptrs = _prepare(kernel, args, num_warps)
     call = list(args)
     for i, p in zip(tensors, ptrs):
         call[i] = p
