@@ -126,9 +126,17 @@ def _chunk(P, row, stride, c, m, M):
 @triton.jit
 def _split_start(X, R, H, PART, row, s, S, c, m, M, stride_x, stride_r, stride_h,
                  HAS_R: tl.constexpr, ACC: tl.constexpr):
-    """SPLIT: loads and starts a row (its partial sum published); returns h as stored."""
+    """SPLIT: loads and starts a row; returns h as stored."""
     x = _chunk(X, row, stride_x, c, m, M)
     r = _chunk(R, row, stride_r, c, m, M) if HAS_R else x
+    return _split_publish(x, r, H, PART, row, s, S, c, m, M, stride_h, HAS_R, ACC)
+
+
+@triton.jit
+def _split_publish(x, r, H, PART, row, s, S, c, m, M, stride_h, HAS_R: tl.constexpr,
+                   ACC: tl.constexpr):
+    """SPLIT: starts a row from its loaded chunk (h stored, its partial sum published; nothing
+    past the last row); returns h as stored."""
     r64 = row.to(tl.int64)
     h = _to_h(x, r, H, r64 * stride_h, c, m & (row < M), HAS_R, ACC)
     _publish(PART, r64, s, S, tl.sum(h * h, axis=0), row < M)
@@ -222,10 +230,7 @@ def rms_norm_fwd(
             row64 = row.to(tl.int64)
             parts = _poll(PART, row64, S, S_POW2)  # its answer is waited for only below
             new = row + 2 * G
-            n64 = new.to(tl.int64)
-            h = _to_h(x, r, H, n64 * stride_h, c, m & (new < M), HAS_R, ACC)
-            _publish(PART, n64, s, S, tl.sum(h * h, axis=0), new < M)
-            hs3 = h.to(H.dtype.element_ty) if HAS_R else x
+            hs3 = _split_publish(x, r, H, PART, new, s, S, c, m, M, stride_h, HAS_R, ACC)
             x = _chunk(X, new + G, stride_x, c, m, M)
             r = _chunk(R, new + G, stride_r, c, m, M) if HAS_R else x
             ms, rstd = _mean_rstd(_total(PART, row64, S, parts, S_POW2), N, eps, ACC)
@@ -288,11 +293,18 @@ def _bwd_start(X, DY, RSTD, PART, row, s, S, c, m, M, w, offset, stride_x, strid
     """SPLIT backward: loads and starts a row (its partial of x_hat * wdy published)."""
     x = _chunk(X, row, stride_x, c, m, M)
     dy = _chunk(DY, row, stride_dy, c, m, M)
+    rstd = _bwd_publish(x, dy, RSTD, PART, row, s, S, M, w, offset, ACC)
+    return x, dy, rstd
+
+
+@triton.jit
+def _bwd_publish(x, dy, RSTD, PART, row, s, S, M, w, offset, ACC: tl.constexpr):
+    """SPLIT backward: a loaded row's partial of x_hat * wdy published; returns its rstd."""
     r64 = row.to(tl.int64)
     rstd = tl.load(RSTD + r64, mask=row < M, other=0.0)
     wdy = (offset + w.to(ACC)) * dy.to(ACC)
     _publish(PART, r64, s, S, tl.sum(x.to(ACC) * rstd * wdy, axis=0), row < M)
-    return x, dy, rstd
+    return rstd
 
 
 @triton.jit
@@ -372,9 +384,7 @@ def rms_norm_bwd(
             row64 = row.to(tl.int64)
             parts = _poll(PART, row64, S, S_POW2)  # its answer is waited for only below
             new = row + 2 * G
-            rn = tl.load(RSTD + new.to(tl.int64), mask=new < M, other=0.0)
-            wdy = (offset + w.to(ACC)) * dy.to(ACC)
-            _publish(PART, new.to(tl.int64), s, S, tl.sum(x.to(ACC) * rn * wdy, axis=0), new < M)
+            rn = _bwd_publish(x, dy, RSTD, PART, new, s, S, M, w, offset, ACC)
             xn, dyn = x, dy
             x = _chunk(X, new + G, stride_x, c, m, M)
             dy = _chunk(DY, new + G, stride_dy, c, m, M)

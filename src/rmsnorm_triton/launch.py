@@ -203,7 +203,8 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     cfg = config or heuristics.fwd_config(n, x2.dtype)
     if cfg.one_pass and cfg.block_m > 1:  # a few rows (decoding): spread them over the SMs
         sms = heuristics.device_props(x2.device.index).multi_processor_count if x2.is_cuda else 1
-        cfg = heuristics.with_rows(cfg, m, sms)
+        if m < cfg.block_m * sms:  # fewer tiles than SMs (or a tile larger than the rows)
+            cfg = heuristics.with_rows(cfg, m, sms)
     chunks = cdiv(n, cfg.block_n)
     tr_blk = tr_row = None
     if trace:

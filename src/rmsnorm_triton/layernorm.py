@@ -16,13 +16,11 @@ import torch
 import triton
 import triton.language as tl
 
-from .kernels import _cast
+from .kernels import _cast, _mean_rstd
 from .launch import check_scalar, check_tensor
 
 
-# N is not specialized: compiled Triton turns an int argument equal to 1 into a constant, where
-# (N * 1.0).to(...) fails to compile (seen on the H100 machine, triton 3.6, for N = 1).
-@triton.jit(do_not_specialize=["N"])
+@triton.jit
 def layer_norm_fwd(
     X, W, B, Y, MEAN, RSTD,  # x, weight, bias, y; saved per-row mean and rstd (fp32)
     TRACE_BLK,  # trace: per (row, block) [block sum, running sum, block sum of d^2, running]
@@ -43,11 +41,10 @@ def layer_norm_fwd(
         m = cols < N
         x = tl.load(X + cols, mask=m, other=0.0).to(tl.float32)
         s = tl.sum(x, axis=0)  # pass 1
-        mean = tl.div_rn(s, (N * 1.0).to(tl.float32))
+        mean, _ = _mean_rstd(s, N, eps, tl.float32)  # (its rstd is unused)
         d = tl.where(m, x - mean, 0.0)  # masked lanes would add mean^2 each
         sd = tl.sum(d * d, axis=0)  # pass 2
-        var = tl.div_rn(sd, (N * 1.0).to(tl.float32))
-        rstd = tl.div_rn(1.0, tl.sqrt_rn(var + eps))
+        var, rstd = _mean_rstd(sd, N, eps, tl.float32)
         tl.store(MEAN + row, mean)
         tl.store(RSTD + row, rstd)
         y = d * rstd  # pass 3
@@ -72,7 +69,7 @@ def layer_norm_fwd(
             if TRACE:
                 tl.store(TRACE_BLK + (row * num_blocks + b) * 4, block_sum)
                 tl.store(TRACE_BLK + (row * num_blocks + b) * 4 + 1, s)
-        mean = tl.div_rn(s, (N * 1.0).to(tl.float32))
+        mean, _ = _mean_rstd(s, N, eps, tl.float32)  # (its rstd is unused)
         sd = tl.zeros([], tl.float32)
         for b in range(0, num_blocks):  # pass 2: squared deviations from the mean
             c = b * BLOCK_N + cols
@@ -83,8 +80,7 @@ def layer_norm_fwd(
             if TRACE:
                 tl.store(TRACE_BLK + (row * num_blocks + b) * 4 + 2, block_sd)
                 tl.store(TRACE_BLK + (row * num_blocks + b) * 4 + 3, sd)
-        var = tl.div_rn(sd, (N * 1.0).to(tl.float32))
-        rstd = tl.div_rn(1.0, tl.sqrt_rn(var + eps))
+        var, rstd = _mean_rstd(sd, N, eps, tl.float32)
         tl.store(MEAN + row, mean)
         tl.store(RSTD + row, rstd)
         for b in range(0, num_blocks):  # pass 3: normalize, scale, shift

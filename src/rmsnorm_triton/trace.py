@@ -51,16 +51,16 @@ _RMS_LINES = {
             "normalize": (_P2, ["h = tl.load(X + row * stride_x", "w = tl.load(W + c",
                                 "y = _apply_weight(", "tl.store(Y + row * stride_y"])},
 }
-_STATS = ["var = tl.div_rn(sd", "rstd = tl.div_rn(1.0", "tl.store(MEAN + row,", "tl.store(RSTD + row,"]
+_STATS = ["var, rstd = _mean_rstd(sd", "tl.store(MEAN + row,", "tl.store(RSTD + row,"]
 _LN_LINES = {
     True: {"sum": ("if ONE_PASS:", ["x = tl.load(X + cols", "s = tl.sum(x"]),
-           "mean": ("if ONE_PASS:", ["mean = tl.div_rn(s"]),
+           "mean": ("if ONE_PASS:", ["mean, _ = _mean_rstd(s,"]),
            "sum_sq_dev": ("if ONE_PASS:", ["d = tl.where(m, x - mean", "sd = tl.sum(d * d"]),
            "stats": ("if ONE_PASS:", _STATS),
            "normalize": ("if ONE_PASS:", ["y = d * rstd", "y = y * tl.load(W + cols",
                                           "tl.store(Y + cols"])},
     False: {"sum": ("# pass 1:", ["x = tl.load(X + c,", "block_sum = tl.sum(x", "s += block_sum"]),
-            "mean": ("# pass 1:", ["mean = tl.div_rn(s"]),
+            "mean": ("# pass 1:", ["mean, _ = _mean_rstd(s,"]),
             "sum_sq_dev": ("# pass 2:", ["x = tl.load(X + c,", "d = tl.where(c < N",
                                          "block_sd = tl.sum(", "sd += block_sd"]),
             "stats": ("# pass 2:", _STATS),
