@@ -58,23 +58,23 @@ def usage(k):
     return regs, st, out.count("spill")
 
 
-def fwd(K, dt, block_n, warps, split, has_r=False, block_m=1):
+def fwd(K, dt, block_n, warps, split, has_r=False, block_m=1, pairs=False):
     types = dict(X=f"*{dt}", R=f"*{dt}", W=f"*{dt}", Y=f"*{dt}", H=f"*{dt}", RSTD="*fp32",
                  TRACE_BLK="*fp32", TRACE_ROW="*fp32", PART="*fp32", stride_x="i32",
                  stride_r="i32", stride_y="i32", stride_h="i32", M="i32", N="i32", eps="fp32",
                  offset="fp32", NUM_GROUPS="i32")
     consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split, S_POW2=32,
-                  HAS_W=True, HAS_R=has_r, STORE_RSTD=True, CASTING=1, TRACE=False)
+                  PAIRS=pairs, HAS_W=True, HAS_R=has_r, STORE_RSTD=True, CASTING=1, TRACE=False)
     return compile_one(K.rms_norm_fwd, types, consts, warps)
 
 
-def bwd(K, dt, block_n, warps, split, block_m=1):
+def bwd(K, dt, block_n, warps, split, block_m=1, pairs=False):
     types = dict(DY=f"*{dt}", X=f"*{dt}", W=f"*{dt}", RSTD="*fp32", DH=f"*{dt}", DX=f"*{dt}",
                  DR=f"*{dt}", DW_PART="*fp32", PART="*fp32", stride_dy="i32",
                  stride_x="i32", stride_dh="i32", stride_dx="i32", stride_dr="i32", M="i32",
                  N="i32", offset="fp32", NUM_PROGS="i32")
     consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split, S_POW2=32,
-                  HAS_W=True, STORE_DW=True, HAS_DH=False, STORE_DR=False)
+                  PAIRS=pairs, HAS_W=True, STORE_DW=True, HAS_DH=False, STORE_DR=False)
     return compile_one(K.rms_norm_bwd, types, consts, warps)
 
 
@@ -87,16 +87,17 @@ def main():
     dt = TY[args.dtype]
     rows = []
     for bn, w in [(2048, 4), (2048, 8), (4096, 4), (4096, 8), (8192, 8), (8192, 16), (16384, 16)]:
-        rows.append(("fwd split", bn, w, fwd(K, dt, bn, w, True)))
-        rows.append(("fwd+res split", bn, w, fwd(K, dt, bn, w, True, has_r=True)))
-        rows.append(("bwd split", bn, w, bwd(K, dt, bn, w, True)))
+        for tag, kw in (("split", {}), ("pairs", {"pairs": dt != "fp32"})):
+            rows.append((f"fwd {tag}", bn, w, fwd(K, dt, bn, w, True, **kw)))
+            rows.append((f"fwd+res {tag}", bn, w, fwd(K, dt, bn, w, True, has_r=True, **kw)))
+            rows.append((f"bwd {tag}", bn, w, bwd(K, dt, bn, w, True, **kw)))
     for bn, w in [(16384, 8), (32768, 16), (65536, 32)]:
         rows.append(("fwd one-pass", bn, w, fwd(K, dt, bn, w, False)))
     print(f"triton {triton.__version__}, sm_90, {args.dtype}")
-    print(f"{'kernel':>14} {'BLOCK_N':>8} {'warps':>5} {'regs':>5} {'stack':>9} {'spill':>9}")
+    print(f"{'kernel':>15} {'BLOCK_N':>8} {'warps':>5} {'regs':>5} {'stack':>9} {'spill':>9}")
     for name, bn, w, k in rows:
         r, st, ld = usage(k)
-        print(f"{name:>14} {bn:>8} {w:>5} {r:>5} {st:>9} {ld:>9}", flush=True)
+        print(f"{name:>15} {bn:>8} {w:>5} {r:>5} {st:>9} {ld:>9}", flush=True)
 
 
 if __name__ == "__main__":

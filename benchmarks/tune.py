@@ -35,39 +35,66 @@ def copy_gbps():
 
 # SPLIT sweeps: (chunk, warps, programs per SM to try), the counts chosen from what fits in the
 # register file (benchmarks/regs.py: registers per thread of each layout, compiled for sm_90).
-SPLIT_FWD = [(2048, 4, (2, 4, 6, 8)), (2048, 8, (2, 4, 6)), (4096, 4, (2, 3, 4)),
-             (4096, 8, (2, 3)), (8192, 8, (1, 2)), (8192, 16, (1,)), (16384, 16, (1,))]
+# Each layout is tried with PAIRS (16-bit chunks prefetched as 32-bit words, run 22) and without.
+SPLIT_FWD = [(2048, 4, (2, 4, 5, 6, 8)), (2048, 8, (2, 4, 6)), (4096, 4, (2, 3, 4)),
+             (4096, 8, (2, 3, 4)), (8192, 8, (1, 2)), (8192, 16, (1, 2)), (16384, 16, (1,))]
 SPLIT_BWD = [(2048, 4, (2, 3, 4)), (2048, 8, (1, 2, 3)), (4096, 4, (1, 2)), (4096, 8, (1, 2)),
              (8192, 8, (1,)), (8192, 16, (1,))]
+# Which families a --sweep times, beside the table's entry: TUNE_FAMILIES=split,pairs (say).
+FAMILIES = set(os.environ.get("TUNE_FAMILIES", "onepass,split,pairs").split(","))
+
+
+def split_variants(layouts, bn):
+    """SPLIT layouts shorter than the row; "split" without PAIRS, "pairs" with it where the
+    launcher allows it (16-bit data; for fp32 the two are the same kernel)."""
+    fams = [p for f, p in (("split", False), ("pairs", True)) if f in FAMILIES]
+    return [Config(1, blk, w, False, True, pps, pairs=p)
+            for blk, w, ppss in layouts for pps in ppss for p in fams if blk < bn]
 
 
 def fwd_variants(n, dt):
     size = torch.empty((), dtype=dt).element_size()
     bn = triton.next_power_of_2(n)
     out = [heuristics.fwd_config(n, dt)]
-    if bn <= 65536:
+    if bn <= 65536 and "onepass" in FAMILIES:
         for bm, w in itertools.product([1, 2, 4, 8, 16, 32], [2, 4, 8, 16, 32]):
             e = bm * bn
             if 1024 <= e * size <= 131072 and 4 <= e // (32 * w) <= 64:
                 out.append(Config(bm, bn, w, True))
     if bn >= 16384:  # SPLIT: chunk, warps, programs per SM (a layout that does not fit falls back)
-        for blk, w, ppss in SPLIT_FWD:
-            out += [Config(1, blk, w, False, True, pps) for pps in ppss if blk < bn]
+        out += split_variants(SPLIT_FWD, bn)
     return list(dict.fromkeys(out))
 
 
 def bwd_variants(n, dt):
     bn = triton.next_power_of_2(n)
     out = [heuristics.bwd_config(n, dt)]
-    if bn <= 16384:
+    if bn <= 16384 and "onepass" in FAMILIES:
         for bm, w, pps in itertools.product([1, 2, 4, 8, 16], [4, 8], [1, 2, 4]):
             e = bm * bn
             if 2048 <= e <= 16384 and 8 <= e // (32 * w) <= 32:
                 out.append(Config(bm, bn, w, True, False, pps))
     if bn >= 8192:
-        for blk, w, ppss in SPLIT_BWD:
-            out += [Config(1, blk, w, False, True, pps) for pps in ppss if blk < bn]
+        out += split_variants(SPLIT_BWD, bn)
     return list(dict.fromkeys(out))
+
+
+_GRID = [None]
+_split_grid = launch.split_grid
+
+
+def _spy(*a):  # records SPLIT's (groups, chunks): a layout that does not fit shows as fewer groups
+    _GRID[0] = _split_grid(*a)
+    return _GRID[0]
+
+
+launch.split_grid = _spy
+
+
+def mode(cfg):
+    if cfg.split:
+        return "pr" if cfg.pairs else "sp"
+    return "1p" if cfg.one_pass else "lp"
 
 
 def normwise(out, ref):
@@ -105,6 +132,7 @@ def main():
             cfgs = fwd_variants(n, dt) if args.sweep else [heuristics.fwd_config(n, dt)]
             nbytes = (4 if op == "res" else 2) * m * n * size + n * size
             for cfg in cfgs:
+                _GRID[0] = None
                 try:
                     y, h, _, _ = run_fwd(x, w, r, cfg)
                     ref, _ = rms_norm_ref(x[:64], w, residual=r[:64] if r is not None else None)
@@ -117,7 +145,7 @@ def main():
                 rows.append(dict(op=op, dtype=dname, N=n, M=m, cfg=cfg.__dict__, ms=ms, gbps=gbps,
                                  pct=100 * gbps / cbw, err=err))
                 print(f"{op} {dname} N={n:>6} {cfg.block_m:>3}x{cfg.block_n:<6} w{cfg.num_warps:<2}"
-                      f" {'sp' if cfg.split else '1p' if cfg.one_pass else 'lp'} pps {cfg.progs_per_sm}"
+                      f" {mode(cfg)} pps {cfg.progs_per_sm} G {_GRID[0] and _GRID[0][0]}"
                       f" {ms*1e3:8.1f} us {gbps:6.0f} GB/s"
                       f" {100*gbps/cbw:5.1f}% err {err:.2f}", flush=True)
         else:
@@ -131,6 +159,7 @@ def main():
             del xd, ref
             cfgs = bwd_variants(n, dt) if args.sweep else [heuristics.bwd_config(n, dt)]
             for cfg in cfgs:
+                _GRID[0] = None
                 f = lambda: launch.backward(dy, x, w, rstd, 0.0, None, dt, None, True, config=cfg)
                 try:
                     dx, _, dw = f()
@@ -143,7 +172,7 @@ def main():
                 rows.append(dict(op=op, dtype=dname, N=n, M=m, cfg=cfg.__dict__, ms=ms,
                                  gbps=gbps, pct=100 * gbps / cbw, err=err))
                 print(f"bwd {dname} N={n:>6} {cfg.block_m:>3}x{cfg.block_n:<6} w{cfg.num_warps:<2}"
-                      f" {'sp' if cfg.split else '1p' if cfg.one_pass else 'lp'} pps {cfg.progs_per_sm}"
+                      f" {mode(cfg)} pps {cfg.progs_per_sm} G {_GRID[0] and _GRID[0][0]}"
                       f" {ms*1e3:8.1f} us {gbps:6.0f} GB/s {100*gbps/cbw:5.1f}% err(norm) {err:.1e}",
                       flush=True)
             del gx, gw

@@ -135,9 +135,12 @@ def test_long_rows_with_residual(device, gen, dtype, casting, offset):
 # squares (summation order). That rarely flips a 16-bit rounding: measured over ~10^7 elements,
 # llama differs from LlamaRMSNorm on ~2e-5 of fp16 elements by up to 2 ulps (x_hat 1 ulp off,
 # times w) and on none in bf16; gemma differs from GemmaRMSNorm on ~3e-5 of elements by 1 ulp.
-# Asserted: at most MAX_ULPS ulps of the rounding dtype, and at most 1e-3 of elements differ (a
-# systematic rounding error, e.g. truncating instead of rounding to nearest, breaks the latter).
+# Asserted: at most MAX_ULPS ulps of the rounding dtype, and at most 1% of elements differ (a
+# systematic rounding error, e.g. truncating instead of rounding to nearest, moves ~50%).
+# Per row it is all or nothing: a row whose fp32 rstd is one bit off flips ~1e-3 of its roundings
+# (measured on the H100, run 20: 0.11% of one fp16 row of 32769, llama, fp32 residual).
 MAX_ULPS = {"llama": 2.0, "gemma": 1.0, "none": 3.0}
+MAX_DIFFER = 1e-2
 
 
 def none_formula(h, w, eps, offset, out_dtype):
@@ -157,7 +160,7 @@ def assert_matches_formula(y, expect, rounding_dtype, casting):
     u = ulps(y, expect, rounding_dtype)
     assert u.max().item() <= MAX_ULPS[casting], f"{u.max().item()} ulps from the formula"
     differ = (u > 0).float().mean().item()
-    assert differ <= 1e-3, f"{differ:.2%} of elements differ from the formula"
+    assert differ <= MAX_DIFFER, f"{differ:.2%} of elements differ from the formula"
 
 
 HF_CASES = [(d, c, wk, rk, (64, 127)) for d, c, wk, rk in itertools.product(

@@ -19,6 +19,7 @@ class Config:
     one_pass: bool  # the whole row fits in one block and stays in registers
     split: bool = False  # GPU only: a row's blocks spread over programs that meet (kernels.py)
     progs_per_sm: int = 1  # split: programs resident per multiprocessor (checked at launch)
+    pairs: bool = True  # split: 16-bit chunks prefetched as 32-bit words where rows align
 
 
 # Tables keyed by next_power_of_2(N): (BLOCK_M, BLOCK_N, num_warps, mode, programs per SM).
@@ -32,12 +33,13 @@ FWD = {  # bf16/fp16
     8192: (1, 8192, 16, "1p", 1),  # r1: 94.5%
     16384: (1, 16384, 8, "1p", 1),  # r1: 93.6%
     32768: (1, 32768, 16, "1p", 1),  # r6: 92.3% (r16: 92.3%; every SPLIT layout <= 72%)
-    65536: (1, 4096, 4, "split", 3),  # r17: 78.0% (fused residual 93.4%)
-    None: (1, 4096, 4, "split", 3),  # r17: 76.9% at 256K (fused residual 94.2%)
+    65536: (1, 2048, 4, "split", 6),  # r24: 85.8% (r23: 85.8%; fused residual 93.5%, r23)
+    None: (1, 4096, 4, "split", 3),  # r24: 83.0% / 77.3% at 128K / 256K (residual 94.3 / 94.6%)
 }
 FWD_FP32 = {
     32768: (1, 32768, 32, "1p", 1),  # r6: 96.1%
-    None: (1, 2048, 4, "split", 4),  # r17: 93.5% / 91.7% at 64K / 256K (residual 95.8 / 97.1%)
+    65536: (1, 2048, 4, "split", 4),  # r24: 94.5% (residual 96.1%)
+    None: (1, 8192, 8, "split", 2),  # r24: 92.7% at 256K (residual 95.9%)
 }
 BWD = {  # bf16/fp16 (one-pass entries serve fp32 too: r3 reached 89-93% there)
     512: (16, 512, 8, "1p", 1),  # r6: 87.7%
@@ -45,14 +47,17 @@ BWD = {  # bf16/fp16 (one-pass entries serve fp32 too: r3 reached 89-93% there)
     2048: (4, 2048, 8, "1p", 1),  # r6: 87.8%
     4096: (2, 4096, 8, "1p", 1),  # r6: 89.2%
     8192: (1, 8192, 8, "1p", 1),  # r6: 88.8%
-    16384: (1, 4096, 4, "split", 2),  # r17: 77.9% (one-pass: 64.0%, r6)
-    65536: (1, 4096, 4, "split", 2),  # r17: 76.2%
-    None: (1, 8192, 16, "split", 2),  # r17: 76.1% at 256K
+    16384: (1, 4096, 4, "split", 2),  # r24: 82.3% (one-pass: 64.0%, r6)
+    32768: (1, 4096, 4, "split", 2),  # r24: 82.1%
+    65536: (1, 4096, 4, "split", 2),  # r24: 81.8%
+    131072: (1, 4096, 4, "split", 2),  # r24: 81.8%
+    None: (1, 8192, 8, "split", 1),  # r24: 81.0% at 256K
 }
-BWD_FP32 = {  # fp32 SPLIT falls to 6-12% in layouts that spill (r17): only these were safe
-    16384: (1, 4096, 8, "split", 1),  # r17 at 64K (85.0%); 16K-32K not swept
-    65536: (1, 4096, 8, "split", 1),  # r17: 85.0%
-    None: (1, 2048, 4, "split", 2),  # r17: 84.0% at 256K
+BWD_FP32 = {  # fp32 SPLIT falls to 6-12% in layouts that spill (r17, r23): only these were safe
+    16384: (1, 2048, 8, "split", 2),  # r24: 90.2%
+    32768: (1, 2048, 8, "split", 2),  # r24: 90.2%
+    65536: (1, 2048, 8, "split", 2),  # r24: 91.5%
+    None: (1, 2048, 4, "split", 2),  # r24: 83.1% at 256K
 }
 # Short rows (below the tables' first key): elements a program should hold, by element size.
 TILE_ELEMS = {2: 8192, 4: 4096, 8: 2048}

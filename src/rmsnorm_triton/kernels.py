@@ -102,10 +102,10 @@ def _publish(PART, row, s, S, value, live):
 
 
 @triton.jit
-def _poll(PART, row, S, S_POW2: tl.constexpr):
+def _poll(PART, row, S, S_POW2: tl.constexpr, live=True):
     """SPLIT: reads the S partial-sum slots of a row as they are now (some may still be EMPTY)."""
     i = tl.arange(0, S_POW2)
-    return tl.load(PART + row * S + i, mask=i < S, other=0.0, volatile=True)
+    return tl.load(PART + row * S + i, mask=(i < S) & live, other=0.0, volatile=True)
 
 
 @triton.jit
@@ -121,6 +121,30 @@ def _total(PART, row, S, parts, S_POW2: tl.constexpr):
 def _chunk(P, row, stride, c, m, M):
     """SPLIT: a row's chunk as stored (zeros past the last row)."""
     return tl.load(P + row.to(tl.int64) * stride + c, mask=m & (row < M), other=0.0)
+
+
+@triton.jit
+def _prefetch(P, row, stride, c, m, cw, mw, M, PAIRS: tl.constexpr):
+    """SPLIT: the next round's chunk. PAIRS (16-bit data, aligned rows): loaded as 32-bit words,
+    which stay in the registers the load fills until used. As 16-bit values the compiler repacks
+    them into other registers within the round (sm_90 SASS: PRMT after the poll), which costs
+    registers: bf16 4096 x 4 warps needs 127 a thread instead of 158 (NOTES.md, run 22)."""
+    if PAIRS:
+        # launch.words: the row stride is a multiple of 8 elements (16 bytes), so 4 words
+        v = _chunk(P.to(tl.pointer_type(tl.int32)), row, tl.multiple_of(stride // 2, 4), cw, mw, M)
+    else:
+        v = _chunk(P, row, stride, c, m, M)
+    return v
+
+
+@triton.jit
+def _elements(v, TY: tl.constexpr, PAIRS: tl.constexpr):
+    """A _prefetch'ed chunk as values of TY, in element order."""
+    if PAIRS:
+        lo = v.to(tl.int16).to(TY, bitcast=True)  # little-endian: element 2i is the low half
+        hi = (v >> 16).to(tl.int16).to(TY, bitcast=True)
+        v = tl.interleave(lo, hi)
+    return v
 
 
 @triton.jit
@@ -173,6 +197,7 @@ def rms_norm_fwd(
     BLOCK_N: tl.constexpr,  # elements of a row per block
     ONE_PASS: tl.constexpr,  # N <= BLOCK_N: the row stays in registers
     SPLIT: tl.constexpr, S_POW2: tl.constexpr,  # SPLIT mode; next power of two >= S
+    PAIRS: tl.constexpr,  # SPLIT: x (and r) are 16-bit, rows aligned: prefetched as 32-bit words
     HAS_W: tl.constexpr, HAS_R: tl.constexpr, STORE_RSTD: tl.constexpr,
     CASTING: tl.constexpr,  # CAST_NONE / CAST_LLAMA / CAST_GEMMA
     TRACE: tl.constexpr,  # False in production: True writes the trace buffers
@@ -224,15 +249,22 @@ def rms_norm_fwd(
                           HAS_R, ACC)
         hs2 = _split_start(X, R, H, PART, row + G, s, S, c, m, M, stride_x, stride_r, stride_h,
                            HAS_R, ACC)
-        x = _chunk(X, row + 2 * G, stride_x, c, m, M)
-        r = _chunk(R, row + 2 * G, stride_r, c, m, M) if HAS_R else x
+        cw = s * (BLOCK_N // 2) + tl.arange(0, BLOCK_N // 2)  # PAIRS: words of this chunk
+        mw = cw < N // 2  # (N is even with PAIRS)
+        x = _prefetch(X, row + 2 * G, stride_x, c, m, cw, mw, M, PAIRS)
+        r = _prefetch(R, row + 2 * G, stride_r, c, m, cw, mw, M, PAIRS) if HAS_R else x
+        parts = _poll(PART, row.to(tl.int64), S, S_POW2)
         for _ in range(pid // S, M, G):
             row64 = row.to(tl.int64)
-            parts = _poll(PART, row64, S, S_POW2)  # its answer is waited for only below
+            # This row's slots were read a round ago (usually filled by then: no wait); the next
+            # row's are read now, their answer used next round.
+            ahead = _poll(PART, row64 + G, S, S_POW2, row + G < M)
             new = row + 2 * G
-            hs3 = _split_publish(x, r, H, PART, new, s, S, c, m, M, stride_h, HAS_R, ACC)
-            x = _chunk(X, new + G, stride_x, c, m, M)
-            r = _chunk(R, new + G, stride_r, c, m, M) if HAS_R else x
+            xe = _elements(x, X.dtype.element_ty, PAIRS)
+            re = _elements(r, R.dtype.element_ty, PAIRS) if HAS_R else xe
+            hs3 = _split_publish(xe, re, H, PART, new, s, S, c, m, M, stride_h, HAS_R, ACC)
+            x = _prefetch(X, new + G, stride_x, c, m, cw, mw, M, PAIRS)
+            r = _prefetch(R, new + G, stride_r, c, m, cw, mw, M, PAIRS) if HAS_R else x
             ms, rstd = _mean_rstd(_total(PART, row64, S, parts, S_POW2), N, eps, ACC)
             if STORE_RSTD:
                 tl.store(RSTD + row64, rstd, mask=s == 0)
@@ -240,6 +272,7 @@ def rms_norm_fwd(
             tl.store(Y + row64 * stride_y + c, _cast(y, Y.dtype.element_ty), mask=m)
             hs = hs2
             hs2 = hs3
+            parts = ahead
             row += G
     else:
         row = pid.to(tl.int64)
@@ -316,6 +349,7 @@ def rms_norm_bwd(
     NUM_PROGS,  # persistent grid size; program p owns row tiles p, p + NUM_PROGS, ...
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, ONE_PASS: tl.constexpr,
     SPLIT: tl.constexpr, S_POW2: tl.constexpr,  # as in rms_norm_fwd; dw partials: [groups, N]
+    PAIRS: tl.constexpr,  # as in rms_norm_fwd: x and dy prefetched as 32-bit words
     HAS_W: tl.constexpr,  # there is a weight
     STORE_DW: tl.constexpr,  # write this program's dw partial sums to DW_PART[p, :]
     HAS_DH: tl.constexpr,  # a gradient reached h directly (prenorm output): add it to dx
@@ -378,16 +412,20 @@ def rms_norm_bwd(
                                  stride_dy, ACC)
         xb, dyb, rb = _bwd_start(X, DY, RSTD, PART, row + G, s, S, c, m, M, w, offset, stride_x,
                                  stride_dy, ACC)
-        x = _chunk(X, row + 2 * G, stride_x, c, m, M)
-        dy = _chunk(DY, row + 2 * G, stride_dy, c, m, M)
+        cw = s * (BLOCK_N // 2) + tl.arange(0, BLOCK_N // 2)  # PAIRS: words of this chunk
+        mw = cw < N // 2
+        x = _prefetch(X, row + 2 * G, stride_x, c, m, cw, mw, M, PAIRS)
+        dy = _prefetch(DY, row + 2 * G, stride_dy, c, m, cw, mw, M, PAIRS)
+        parts = _poll(PART, row.to(tl.int64), S, S_POW2)
         for _ in range(g, M, G):
             row64 = row.to(tl.int64)
-            parts = _poll(PART, row64, S, S_POW2)  # its answer is waited for only below
+            ahead = _poll(PART, row64 + G, S, S_POW2, row + G < M)  # as in rms_norm_fwd
             new = row + 2 * G
-            rn = _bwd_publish(x, dy, RSTD, PART, new, s, S, M, w, offset, ACC)
-            xn, dyn = x, dy
-            x = _chunk(X, new + G, stride_x, c, m, M)
-            dy = _chunk(DY, new + G, stride_dy, c, m, M)
+            xn = _elements(x, X.dtype.element_ty, PAIRS)
+            dyn = _elements(dy, DY.dtype.element_ty, PAIRS)
+            rn = _bwd_publish(xn, dyn, RSTD, PART, new, s, S, M, w, offset, ACC)
+            x = _prefetch(X, new + G, stride_x, c, m, cw, mw, M, PAIRS)
+            dy = _prefetch(DY, new + G, stride_dy, c, m, cw, mw, M, PAIRS)
             x_hat = xa.to(ACC) * ra
             dyf = dya.to(ACC)
             wdy = (offset + w.to(ACC)) * dyf
@@ -399,6 +437,7 @@ def rms_norm_bwd(
                 dw += dyf * x_hat
             xa, dya, ra = xb, dyb, rb
             xb, dyb, rb = xn, dyn, rn
+            parts = ahead
             row += G
         if STORE_DW:
             tl.store(DW_PART + g.to(tl.int64) * N + c, dw, mask=m)

@@ -118,7 +118,9 @@ def split_grid(kernel, args, group_index, cfg, m, n):
     long for that. args[group_index] is the groups argument, filled in here."""
     chunks = cdiv(n, cfg.block_n)
     sms = heuristics.device_props(torch.cuda.current_device()).multi_processor_count
-    for per_sm in (cfg.progs_per_sm, 1):
+    # The table's count was chosen for the plain kernel; a variant with more registers (the fused
+    # residual: 2048 x 4 warps fits 6 an SM without it, 5 with it) takes the most that fit.
+    for per_sm in range(cfg.progs_per_sm, 0, -1):
         groups = min(m, sms * per_sm // chunks)
         if groups < 1:
             return None
@@ -126,6 +128,12 @@ def split_grid(kernel, args, group_index, cfg, m, n):
         if resident_per_sm(compiled(kernel, args, cfg.num_warps), cfg.num_warps) >= per_sm:
             return groups, chunks
     return None
+
+
+def words(t: torch.Tensor, n: int) -> bool:
+    """SPLIT's PAIRS: t's rows can be read as 32-bit words, four to a 16-byte load (16-bit
+    elements, an even N, rows and start 16-byte aligned)."""
+    return t.element_size() == 2 and n % 2 == 0 and t.stride(0) % 8 == 0 and t.data_ptr() % 16 == 0
 
 
 def empty_slots(m: int, chunks: int, device) -> torch.Tensor:
@@ -225,6 +233,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
         m, n, eps, offset, 1,  # ..., NUM_GROUPS
         cfg.block_m, cfg.block_n, cfg.one_pass and not split,  # BLOCK_M, BLOCK_N, ONE_PASS
         split, heuristics.pow2(chunks),  # SPLIT, S_POW2
+        split and cfg.pairs and words(x2, n) and (residual2 is None or words(residual2, n)),  # PAIRS
         weight is not None, residual2 is not None, rstd is not None,  # HAS_W, HAS_R, STORE_RSTD
         CASTINGS[casting], trace,  # CASTING, TRACE
     ]
@@ -274,6 +283,7 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
         m, n, offset, 1,  # ..., NUM_PROGS
         cfg.block_m, cfg.block_n, cfg.one_pass and not split,  # BLOCK_M, BLOCK_N, ONE_PASS
         split, heuristics.pow2(chunks),  # SPLIT, S_POW2
+        split and cfg.pairs and words(xin2, n) and words(dy2, n),  # PAIRS
         weight is not None, need_dw, dh2 is not None, dr is not None,  # HAS_W, STORE_DW, HAS_DH, STORE_DR
     ]
     gs = None
