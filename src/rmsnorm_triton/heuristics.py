@@ -54,6 +54,7 @@ BWD = {  # bf16/fp16 (one-pass entries serve fp32 too: r3 reached 89-93% there)
     None: (1, 8192, 8, "split", 1),  # r24: 81.0% at 256K
 }
 BWD_FP32 = {  # fp32 SPLIT falls to 6-12% in layouts that spill (r17, r23): only these were safe
+    512: (8, 512, 4, "1p", 2),  # r27: 92.8% (BWD's 16 x 512 x 8: 90.8%)
     16384: (1, 2048, 8, "split", 2),  # r24: 90.2%
     32768: (1, 2048, 8, "split", 2),  # r24: 90.2%
     65536: (1, 2048, 8, "split", 2),  # r24: 91.5%
@@ -117,7 +118,8 @@ def fwd_config(n: int, dtype: torch.dtype) -> Config:
 @functools.lru_cache(maxsize=1024)
 def bwd_config(n: int, dtype: torch.dtype) -> Config:
     size, block_n = _size(dtype), pow2(n)
-    return _lookup(BWD_FP32 if size == 4 and block_n >= 16384 else BWD, block_n, size)
+    fp32 = size == 4 and (block_n >= 16384 or block_n in BWD_FP32)
+    return _lookup(BWD_FP32 if fp32 else BWD, block_n, size)
 
 
 @functools.lru_cache(maxsize=16)

@@ -17,8 +17,8 @@ Three ways to walk a row, chosen per (N, dtype) by heuristics.py:
 - SPLIT (GPU only): a long row is cut into S chunks of BLOCK_N, each held in the registers of its
   own program; the S programs of a row meet through a small buffer of partial sums (_publish,
   _poll, _total) and each then finishes its chunk. One read of x, like ONE_PASS. Each program
-  publishes a row's partial sum two rounds before it finishes that row, so the meeting is rarely
-  waited for; throughput then follows the bytes a multiprocessor holds (NOTES.md, runs 14-17).
+  publishes a row's partial sum two rounds before it finishes that row and reads the slots a
+  round before it needs them, so the meeting is rarely waited for (NOTES.md, runs 14-23).
   The programs wait for each other, so the launcher sizes the grid to what is resident at once
   (launch.split_allowed says when not to use it); the interpreter, which runs programs one
   after another, never takes this path, nor does fp64 (its sums would need another EMPTY).
