@@ -1,8 +1,9 @@
 """Host cost per eager call at N = 4096: the library's paths and torch's, plain and in a CUDA graph.
 
-    python benchmarks/latency.py
+    python benchmarks/latency.py [--ab]     (--ab: int addresses vs tensors to Triton's launcher)
 """
 
+import sys
 import time
 
 import torch
@@ -61,6 +62,34 @@ def main():
             print(f"{m:>5} {name:>28} {per_call_us(fn):9.2f} {graph_us(fn):9.2f}", flush=True)
 
 
+def _run_with_tensors(kernel, grid, args, num_warps):
+    """launch.run as it was before run 20: Triton's launcher is handed the tensors themselves."""
+    grid = tuple(grid) + (1,) * (3 - len(grid))
+    k = launch._prepare(kernel, args, num_warps)[0]
+    stream = torch._C._cuda_getCurrentRawStream(args[0].get_device())
+    k.run(grid[0], grid[1], grid[2], stream, k.function, k.packed_metadata, None, None, None, *args)
+
+
+def ab(rounds=7):
+    """Int addresses vs tensors handed to Triton's launcher: the same call, alternated in one
+    process (the lent hosts' speed varies 2x between runs, so only an A/B in one run tells)."""
+    x = torch.randn(1, 4096, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(4096, device="cuda", dtype=torch.bfloat16)
+    fn = lambda: launch.forward(x, w, None, 1e-6, 0.0, "llama", x.dtype, x.dtype, False)
+    ints, tens, real = [], [], launch.run
+    for _ in range(rounds):
+        ints.append(per_call_us(fn))
+        launch.run = _run_with_tensors
+        try:
+            tens.append(per_call_us(fn))
+        finally:
+            launch.run = real
+    med = lambda v: sorted(v)[len(v) // 2]
+    print(f"A/B launch.forward M=1 N=4096, us per call over {rounds} alternations: "
+          f"addresses {med(ints):.2f} (min {min(ints):.2f}), tensors {med(tens):.2f} "
+          f"(min {min(tens):.2f})")
+
+
 def profile():
     import cProfile
     import pstats
@@ -79,5 +108,8 @@ def profile():
 
 
 if __name__ == "__main__":
-    main()
-    profile()
+    if "--ab" in sys.argv:
+        ab()
+    else:
+        main()
+        profile()

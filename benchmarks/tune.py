@@ -36,7 +36,7 @@ def copy_gbps():
 # SPLIT sweeps: (chunk, warps, programs per SM to try), the counts chosen from what fits in the
 # register file (benchmarks/regs.py: registers per thread of each layout, compiled for sm_90).
 # Each layout is tried with PAIRS (16-bit chunks prefetched as 32-bit words, run 22) and without.
-SPLIT_FWD = [(2048, 4, (2, 4, 5, 6, 8)), (2048, 8, (2, 4, 6)), (4096, 4, (2, 3, 4)),
+SPLIT_FWD = [(2048, 4, (4, 5, 6, 7, 8)), (2048, 8, (2, 4, 6)), (4096, 4, (2, 3, 4)),
              (4096, 8, (2, 3, 4)), (8192, 8, (1, 2)), (8192, 16, (1, 2)), (16384, 16, (1,))]
 SPLIT_BWD = [(2048, 4, (2, 3, 4)), (2048, 8, (1, 2, 3)), (4096, 4, (1, 2)), (4096, 8, (1, 2)),
              (8192, 8, (1,)), (8192, 16, (1,))]
