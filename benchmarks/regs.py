@@ -64,7 +64,8 @@ def fwd(K, dt, block_n, warps, split, has_r=False, block_m=1, pairs=False):
                  stride_r="i32", stride_y="i32", stride_h="i32", M="i32", N="i32", eps="fp32",
                  offset="fp32", NUM_GROUPS="i32")
     consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split, S_POW2=32,
-                  PAIRS=pairs, HAS_W=True, HAS_R=has_r, STORE_RSTD=True, CASTING=1, TRACE=False)
+                  PAIRS=pairs, EARLY=False,
+                  HAS_W=True, HAS_R=has_r, STORE_RSTD=True, CASTING=1, TRACE=False)
     return compile_one(K.rms_norm_fwd, types, consts, warps)
 
 
@@ -74,7 +75,7 @@ def bwd(K, dt, block_n, warps, split, block_m=1, pairs=False):
                  stride_x="i32", stride_dh="i32", stride_dx="i32", stride_dr="i32", M="i32",
                  N="i32", offset="fp32", NUM_PROGS="i32")
     consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split, S_POW2=32,
-                  PAIRS=pairs, HAS_W=True, STORE_DW=True, HAS_DH=False, STORE_DR=False)
+                  PAIRS=pairs, EARLY=False, HAS_W=True, STORE_DW=True, HAS_DH=False, STORE_DR=False)
     return compile_one(K.rms_norm_bwd, types, consts, warps)
 
 

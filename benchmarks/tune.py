@@ -41,15 +41,17 @@ SPLIT_FWD = [(2048, 4, (4, 5, 6, 7, 8)), (2048, 8, (2, 4, 6)), (4096, 4, (2, 3, 
 SPLIT_BWD = [(2048, 4, (2, 3, 4)), (2048, 8, (1, 2, 3)), (4096, 4, (1, 2)), (4096, 8, (1, 2)),
              (8192, 8, (1,)), (8192, 16, (1,))]
 # Which families a --sweep times, beside the table's entry: TUNE_FAMILIES=split,pairs (say).
-FAMILIES = set(os.environ.get("TUNE_FAMILIES", "onepass,split,pairs").split(","))
+FAMILIES = set(os.environ.get("TUNE_FAMILIES", "onepass,pairs,early").split(","))
 
 
 def split_variants(layouts, bn):
     """SPLIT layouts shorter than the row; "split" without PAIRS, "pairs" with it where the
-    launcher allows it (16-bit data; for fp32 the two are the same kernel)."""
-    fams = [p for f, p in (("split", False), ("pairs", True)) if f in FAMILIES]
-    return [Config(1, blk, w, False, True, pps, pairs=p)
-            for blk, w, ppss in layouts for pps in ppss for p in fams if blk < bn]
+    launcher allows it (16-bit data; for fp32 the two are the same kernel), "early" with PAIRS
+    and the next round's loads issued before the publish (run 31)."""
+    fams = [(p, e) for f, p, e in (("split", False, False), ("pairs", True, False),
+                                   ("early", True, True)) if f in FAMILIES]
+    return [Config(1, blk, w, False, True, pps, pairs=p, early=e)
+            for blk, w, ppss in layouts for pps in ppss for p, e in fams if blk < bn]
 
 
 def fwd_variants(n, dt):
@@ -93,7 +95,7 @@ launch.split_grid = _spy
 
 def mode(cfg):
     if cfg.split:
-        return "pr" if cfg.pairs else "sp"
+        return "ea" if cfg.early else "pr" if cfg.pairs else "sp"
     return "1p" if cfg.one_pass else "lp"
 
 

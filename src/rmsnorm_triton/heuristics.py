@@ -20,9 +20,11 @@ class Config:
     split: bool = False  # GPU only: a row's blocks spread over programs that meet (kernels.py)
     progs_per_sm: int = 1  # split: programs resident per multiprocessor (checked at launch)
     pairs: bool = True  # split: 16-bit chunks prefetched as 32-bit words where rows align
+    early: bool = False  # split: the next round's loads issued before this round's publish
 
 
-# Tables keyed by next_power_of_2(N): (BLOCK_M, BLOCK_N, num_warps, mode, programs per SM).
+# Tables keyed by next_power_of_2(N): (BLOCK_M, BLOCK_N, num_warps, mode, programs per SM); mode
+# "1p" one pass, "split" / "early" SPLIT with the next round's loads after / before the publish.
 # Runs are in benchmarks/results/NOTES.md; "r1" = run 1 (tune-run1-*.json) and so on. Entries for
 # the 2-byte dtypes were swept in bf16 and serve fp16 too (same bytes, same registers).
 FWD = {  # bf16/fp16
@@ -34,11 +36,13 @@ FWD = {  # bf16/fp16
     16384: (1, 16384, 8, "1p", 1),  # r1: 93.6%
     32768: (1, 32768, 16, "1p", 1),  # r6: 92.3% (r16: 92.3%; every SPLIT layout <= 72%)
     65536: (1, 2048, 4, "split", 6),  # r24: 85.8% (r23: 85.8%; fused residual 93.5%, r23)
-    None: (1, 4096, 4, "split", 3),  # r24: 83.0% / 77.3% at 128K / 256K (residual 94.3 / 94.6%)
+    131072: (1, 4096, 4, "early", 3),  # r31: 87.5% (residual 94.6%; "split": 83.1 / 94.3%)
+    None: (1, 2048, 4, "early", 6),  # r31: 78.4% at 256K, residual 95.1% (r24 4096 x 4 x 3
+    #       "split": 77.3 / 94.6%)
 }
 FWD_FP32 = {
     32768: (1, 32768, 32, "1p", 1),  # r6: 96.1%
-    65536: (1, 2048, 4, "split", 4),  # r24: 94.5% (residual 96.1%)
+    65536: (1, 2048, 4, "early", 4),  # r31: 95.0% ("split": 94.5%, residual 96.1%, r24)
     None: (1, 8192, 8, "split", 2),  # r24: 92.7% at 256K (residual 95.9%)
 }
 BWD = {  # bf16/fp16 (one-pass entries serve fp32 too: r3 reached 89-93% there)
@@ -51,13 +55,13 @@ BWD = {  # bf16/fp16 (one-pass entries serve fp32 too: r3 reached 89-93% there)
     32768: (1, 4096, 4, "split", 2),  # r24: 82.1%
     65536: (1, 4096, 4, "split", 2),  # r24: 81.8%
     131072: (1, 4096, 4, "split", 2),  # r24: 81.8%
-    None: (1, 8192, 8, "split", 1),  # r24: 81.0% at 256K
+    None: (1, 8192, 16, "early", 1),  # r31: 85.1% at 256K ("split" 8192 x 8 x 1: 81.0%, r24)
 }
 BWD_FP32 = {  # fp32 SPLIT falls to 6-12% in layouts that spill (r17, r23): only these were safe
     512: (8, 512, 4, "1p", 2),  # r27: 92.8% (BWD's 16 x 512 x 8: 90.8%)
     16384: (1, 2048, 8, "split", 2),  # r24: 90.2%
     32768: (1, 2048, 8, "split", 2),  # r24: 90.2%
-    65536: (1, 2048, 8, "split", 2),  # r24: 91.5%
+    65536: (1, 2048, 4, "early", 2),  # r31: 95.8% ("split" 2048 x 8 x 2: 91.5%, r24)
     None: (1, 2048, 4, "split", 2),  # r24: 83.1% at 256K
 }
 # Short rows (below the tables' first key): elements a program should hold, by element size.
@@ -99,7 +103,7 @@ def _lookup(table, block_n: int, size: int) -> Config:
         mode, bn = "loop", 4096
     if mode == "1p":
         return Config(bm, bn, w, True, False, pps)
-    return Config(1, bn, w, False, mode == "split", pps)
+    return Config(1, bn, w, False, mode in ("split", "early"), pps, early=mode == "early")
 
 
 @functools.lru_cache(maxsize=1024)

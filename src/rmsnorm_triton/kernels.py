@@ -198,6 +198,7 @@ def rms_norm_fwd(
     ONE_PASS: tl.constexpr,  # N <= BLOCK_N: the row stays in registers
     SPLIT: tl.constexpr, S_POW2: tl.constexpr,  # SPLIT mode; next power of two >= S
     PAIRS: tl.constexpr,  # SPLIT: x (and r) are 16-bit, rows aligned: prefetched as 32-bit words
+    EARLY: tl.constexpr,  # SPLIT: next round's loads issued before this round's publish (run 31)
     HAS_W: tl.constexpr, HAS_R: tl.constexpr, STORE_RSTD: tl.constexpr,
     CASTING: tl.constexpr,  # CAST_NONE / CAST_LLAMA / CAST_GEMMA
     TRACE: tl.constexpr,  # False in production: True writes the trace buffers
@@ -262,9 +263,13 @@ def rms_norm_fwd(
             new = row + 2 * G
             xe = _elements(x, X.dtype.element_ty, PAIRS)
             re = _elements(r, R.dtype.element_ty, PAIRS) if HAS_R else xe
+            if EARLY:  # the next round's loads go out before this chunk is summed and published
+                x = _prefetch(X, new + G, stride_x, c, m, cw, mw, M, PAIRS)
+                r = _prefetch(R, new + G, stride_r, c, m, cw, mw, M, PAIRS) if HAS_R else x
             hs3 = _split_publish(xe, re, H, PART, new, s, S, c, m, M, stride_h, HAS_R, ACC)
-            x = _prefetch(X, new + G, stride_x, c, m, cw, mw, M, PAIRS)
-            r = _prefetch(R, new + G, stride_r, c, m, cw, mw, M, PAIRS) if HAS_R else x
+            if not EARLY:  # after: one chunk fewer held while publishing (registers)
+                x = _prefetch(X, new + G, stride_x, c, m, cw, mw, M, PAIRS)
+                r = _prefetch(R, new + G, stride_r, c, m, cw, mw, M, PAIRS) if HAS_R else x
             ms, rstd = _mean_rstd(_total(PART, row64, S, parts, S_POW2), N, eps, ACC)
             if STORE_RSTD:
                 tl.store(RSTD + row64, rstd, mask=s == 0)
@@ -350,6 +355,7 @@ def rms_norm_bwd(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, ONE_PASS: tl.constexpr,
     SPLIT: tl.constexpr, S_POW2: tl.constexpr,  # as in rms_norm_fwd; dw partials: [groups, N]
     PAIRS: tl.constexpr,  # as in rms_norm_fwd: x and dy prefetched as 32-bit words
+    EARLY: tl.constexpr,  # as in rms_norm_fwd
     HAS_W: tl.constexpr,  # there is a weight
     STORE_DW: tl.constexpr,  # write this program's dw partial sums to DW_PART[p, :]
     HAS_DH: tl.constexpr,  # a gradient reached h directly (prenorm output): add it to dx
@@ -423,9 +429,13 @@ def rms_norm_bwd(
             new = row + 2 * G
             xn = _elements(x, X.dtype.element_ty, PAIRS)
             dyn = _elements(dy, DY.dtype.element_ty, PAIRS)
+            if EARLY:  # as in rms_norm_fwd
+                x = _prefetch(X, new + G, stride_x, c, m, cw, mw, M, PAIRS)
+                dy = _prefetch(DY, new + G, stride_dy, c, m, cw, mw, M, PAIRS)
             rn = _bwd_publish(xn, dyn, RSTD, PART, new, s, S, M, w, offset, ACC)
-            x = _prefetch(X, new + G, stride_x, c, m, cw, mw, M, PAIRS)
-            dy = _prefetch(DY, new + G, stride_dy, c, m, cw, mw, M, PAIRS)
+            if not EARLY:
+                x = _prefetch(X, new + G, stride_x, c, m, cw, mw, M, PAIRS)
+                dy = _prefetch(DY, new + G, stride_dy, c, m, cw, mw, M, PAIRS)
             x_hat = xa.to(ACC) * ra
             dyf = dya.to(ACC)
             wdy = (offset + w.to(ACC)) * dyf

@@ -234,6 +234,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
         cfg.block_m, cfg.block_n, cfg.one_pass and not split,  # BLOCK_M, BLOCK_N, ONE_PASS
         split, heuristics.pow2(chunks),  # SPLIT, S_POW2
         split and cfg.pairs and words(x2, n) and (residual2 is None or words(residual2, n)),  # PAIRS
+        split and cfg.early,  # EARLY
         weight is not None, residual2 is not None, rstd is not None,  # HAS_W, HAS_R, STORE_RSTD
         CASTINGS[casting], trace,  # CASTING, TRACE
     ]
@@ -284,6 +285,7 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
         cfg.block_m, cfg.block_n, cfg.one_pass and not split,  # BLOCK_M, BLOCK_N, ONE_PASS
         split, heuristics.pow2(chunks),  # SPLIT, S_POW2
         split and cfg.pairs and words(xin2, n) and words(dy2, n),  # PAIRS
+        split and cfg.early,  # EARLY
         weight is not None, need_dw, dh2 is not None, dr is not None,  # HAS_W, STORE_DW, HAS_DH, STORE_DR
     ]
     gs = None
