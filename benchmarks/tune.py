@@ -20,7 +20,7 @@ from triton.testing import do_bench
 from rmsnorm_triton import heuristics, launch
 from rmsnorm_triton.heuristics import Config
 from rmsnorm_triton.reference import rms_norm_ref
-from rmsnorm_triton.testing import max_scaled_error
+from rmsnorm_triton.testing import max_scaled_error, normwise_error
 
 DT = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 NS = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144]
@@ -99,12 +99,6 @@ def mode(cfg):
     return "1p" if cfg.one_pass else "lp"
 
 
-def normwise(out, ref):
-    """||out - ref|| / ||ref||: the gradient check (elementwise relative error is meaningless
-    where dx cancels to nearly zero)."""
-    return ((out.double() - ref).norm() / ref.norm()).item()
-
-
 def run_fwd(x, w, r, cfg):
     h_dtype = x.dtype
     return launch.forward(x, w, r, 1e-6, 0.0, "llama", x.dtype, h_dtype, False, config=cfg)
@@ -165,7 +159,7 @@ def main():
                 f = lambda: launch.backward(dy, x, w, rstd, 0.0, None, dt, None, True, config=cfg)
                 try:
                     dx, _, dw = f()
-                    err = max(normwise(dx, gx), normwise(dw, gw))
+                    err = max(normwise_error(dx, gx), normwise_error(dw, gw))
                     ms = do_bench(f, warmup=10, rep=60, return_mode="median")
                 except Exception as e:
                     print(f"bwd {dname} {n} {cfg} FAILED {type(e).__name__}: {str(e)[:100]}", flush=True)

@@ -155,23 +155,23 @@ def test_append_replaces_same_cells_and_keeps_others(tmp_path):
 
 
 @pytest.mark.parametrize("grad", [False, True])
-def test_scaled_error_is_testing_max_scaled_error(grad):
+def test_scaled_error_gradient_form_and_special_values(grad):
     g = torch.Generator().manual_seed(1)
     ref = torch.randn(64, 33, generator=g, dtype=torch.float64)
     for dtype in (torch.bfloat16, torch.float16, torch.float32):
         out = (ref * (1 + 1e-3 * torch.randn(ref.shape, generator=g, dtype=torch.float64)))
         out = out.to(dtype)
-        e = cases.scaled_error(out, ref, dtype, grad=grad)
+        e = max_scaled_error(out, ref, dtype, grad=grad)
         if not grad:
             assert e == pytest.approx(max_scaled_error(out, ref), rel=1e-12)
         else:  # the gradient form only adds rms(ref) to the scale: never larger
             assert 0 < e <= max_scaled_error(out, ref)
     special = ref.clone()
     special[0, 0], special[1, 1] = float("nan"), float("inf")
-    assert cases.scaled_error(special, special, torch.float32, grad) == 0.0
+    assert max_scaled_error(special, special, torch.float32, grad) == 0.0
     out = special.clone()
     out[2, 2] = float("nan")
-    assert cases.scaled_error(out, special, torch.float32, grad) == math.inf
+    assert max_scaled_error(out, special, torch.float32, grad) == math.inf
 
 
 def test_min_bytes_counts_each_tensor_once():

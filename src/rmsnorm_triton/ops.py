@@ -188,16 +188,17 @@ def rms_norm(x, weight=None, eps=1e-6, *, residual=None, prenorm=False, offset=0
     if torch.compiler.is_compiling():
         y, h, _ = torch.ops.rmsnorm_triton.fwd(x, weight, residual, float(eps), float(offset),
                                                casting, out_dtype, residual_dtype)
-        if not ret_h:
-            return y
-        if residual is None:  # prenorm without a residual: h is x, as in eager (in residual_dtype)
-            h = x if residual_dtype in (None, x.dtype) else x.to(residual_dtype)
-        return y, h
+        return _result(x, y, h if residual is not None else None, ret_h, residual_dtype)
     if torch.is_grad_enabled() and (x.requires_grad or _needs_grad(weight) or _needs_grad(residual)):
         return _RMSNormFn.apply(x, weight, residual, float(eps), float(offset), casting, out_dtype,
                                 residual_dtype, ret_h)
     # Nothing to differentiate: skip autograd's bookkeeping (a few us per call).
     y, h, _ = _fwd_impl(x, weight, residual, eps, offset, casting, out_dtype, residual_dtype, False)
+    return _result(x, y, h, ret_h, residual_dtype)
+
+
+def _result(x, y, h, ret_h, residual_dtype):
+    """y, or (y, h); h None (prenorm without a residual) is x itself, in residual_dtype."""
     if not ret_h:
         return y
     if h is None:

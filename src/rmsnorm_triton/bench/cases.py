@@ -10,6 +10,8 @@ recomputed, so it is not a byte the job must move.
 
 import torch
 
+from ..testing import max_scaled_error
+
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 EPS = 1e-6
 # A result more than this many times the dtype's tolerance is wrong: reported, not timed.
@@ -57,33 +59,6 @@ def reference(op, t) -> dict:
     return {"y": y, "h": h} if op == "fwd_residual" else {"y": y}
 
 
-def scaled_error(out, ref, dtype, grad=False) -> float:
-    """testing.max_scaled_error computed on the tensors' device: max |out - ref| / (rel |ref| + abs)
-    with (rel, abs) = testing.TOLERANCE[dtype]; <= 1 passes, NaN never does. (That function
-    copies to the CPU, seconds per 2^26 elements; this gives the same number on the GPU.)
-
-    grad=True measures a gradient against rel * (|ref| + rms(ref)): dx is the difference of two
-    terms of similar size, so where they cancel, |dx| says nothing of the rounding the terms
-    carry, and an elementwise relative error there grows without bound for any correct code.
-    """
-    from ..testing import TOLERANCE
-
-    if out.shape != ref.shape:
-        raise AssertionError(f"shape {tuple(out.shape)} != reference {tuple(ref.shape)}")
-    if out.numel() == 0:
-        return 0.0
-    rel, abs_ = TOLERANCE[dtype]
-    out, ref = out.double(), ref.to(out.device, torch.float64)
-    scale = ref.abs()
-    if grad:
-        finite = ref[torch.isfinite(ref)]
-        scale = scale + (finite.pow(2).mean().sqrt() if finite.numel() else 0.0)
-    err = (out - ref).abs() / (rel * scale + abs_)
-    same = (torch.isnan(out) & torch.isnan(ref)) | (torch.isinf(out) & (out == ref))
-    err = torch.where(same, torch.zeros_like(err), err)
-    return torch.nan_to_num(err, nan=float("inf")).max().item()
-
-
 def check(op, out, ref, t) -> float:
     """The largest scaled error over a provider's outputs, after checking their dtypes."""
     names = {"fwd": ("y",), "latency": ("y",), "fwd_residual": ("y", "h"), "bwd": ("dx", "dw")}[op]
@@ -95,5 +70,5 @@ def check(op, out, ref, t) -> float:
         like = t["w"] if name == "dw" else t["x"]
         if o.dtype != like.dtype:
             raise AssertionError(f"{name} has dtype {o.dtype}, expected {like.dtype}")
-        err = max(err, scaled_error(o, ref[name], like.dtype, grad=op == "bwd"))
+        err = max(err, max_scaled_error(o, ref[name], like.dtype, grad=op == "bwd"))
     return err
