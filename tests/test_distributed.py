@@ -4,7 +4,9 @@ Two processes, started with torch.multiprocessing (spawn) and joined with a dead
 the same tiny Llama (2 layers, hidden 64; seed 0), patch it with patch_model and train it for
 STEPS steps of SGD on their half of one global batch: first wrapped in DistributedDataParallel,
 then (a fresh model) sharded with FSDP2's fully_shard, which runs on the CPU over gloo.
-The same steps on the whole batch in this process are the reference.
+The same steps on the whole batch in a third process are the reference. All three run the
+kernels through Triton's interpreter on CPU tensors (TRITON_INTERPRET=1 in their environment), so
+the test means the same where this process runs Triton compiled for a GPU.
 
 Tolerance: the processes' gradients differ from the reference's only in rounding: each process
 sums half of the batch's rows and the two halves are then averaged (gloo), where the reference
@@ -17,6 +19,7 @@ Per norm call M * N = (2 x 8) x 64; the file takes ~8 s on 2 idle cores, most of
 starting the two processes (torch, transformers, Triton's interpreter).
 """
 
+import os
 import socket
 import time
 
@@ -71,7 +74,15 @@ def _full(p):
 
 
 def _worker(rank, port, out_dir):
-    torch.set_num_threads(1)  # 2 processes on 2 cores
+    torch.set_num_threads(1)  # 3 processes on 2 cores
+    if rank == WORLD:  # the reference: the same steps on the whole batch, in one process
+        model, n = _model()
+        init = {k: p.detach().clone() for k, p in model.named_parameters()}
+        losses = _train(model, _batch(), lambda loss: loss.item())
+        torch.save(dict(losses=losses, patched=n, init=init,
+                        params={k: p.detach().clone() for k, p in model.named_parameters()}),
+                   f"{out_dir}/single.pt")
+        return
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                             world_size=WORLD)
     try:
@@ -118,8 +129,16 @@ def _free_port():
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
-    ctx = mp.start_processes(_worker, args=(_free_port(), str(out)), nprocs=WORLD,
-                             join=False, start_method="spawn")
+    before = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"  # the children's Triton: the interpreter, CPU tensors
+    try:
+        ctx = mp.start_processes(_worker, args=(_free_port(), str(out)), nprocs=WORLD + 1,
+                                 join=False, start_method="spawn")
+    finally:
+        if before is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = before
     deadline = time.monotonic() + DEADLINE_S
     try:
         # join returns when any one process ends (False while others run) and raises if one failed
@@ -131,16 +150,11 @@ def runs(tmp_path_factory):
             if p.is_alive():
                 p.kill()
                 p.join(10)
-    assert finished, f"the {WORLD} processes did not finish within {DEADLINE_S} s"
+    assert finished, f"the {WORLD + 1} processes did not finish within {DEADLINE_S} s"
     assert all(p.exitcode == 0 for p in ctx.processes)
     ranks = [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
-
-    model, n = _model()
-    init = {k: p.detach().clone() for k, p in model.named_parameters()}
-    losses = _train(model, _batch(), lambda loss: loss.item())
-    single = dict(losses=losses, patched=n,
-                  params={k: p.detach().clone() for k, p in model.named_parameters()})
-    return ranks, single, init
+    single = torch.load(out / "single.pt")
+    return ranks, single, single.pop("init")
 
 
 @pytest.mark.parametrize("engine", ["ddp", "fsdp2"])

@@ -25,11 +25,14 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from rmsnorm_triton import patch_model, patch_transformers, unpatch_model  # noqa: E402
+from rmsnorm_triton import interpreted, patch_model, patch_transformers, unpatch_model  # noqa: E402
 from rmsnorm_triton.hf import FAMILIES, HFRMSNorm  # noqa: E402
 from rmsnorm_triton.testing import TOLERANCE  # noqa: E402
 
 TOL = 1e-4
+# Models and inputs live where this process's kernels run: the CPU under Triton's interpreter,
+# the GPU where Triton is compiled for it (such a process cannot run CPU tensors).
+DEV = "cpu" if interpreted() else "cuda"
 VOCAB, BATCH, SEQ = 96, 2, 8
 TINY = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
             num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=64,
@@ -70,7 +73,7 @@ def _build(family, seed=0):
     cfg = transformers.AutoConfig.for_model(model_type, **TINY, **extra)
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager")
-    return model.float().eval()
+    return model.float().eval().to(DEV)
 
 
 def _perturb_norms(model, seed=1):
@@ -79,7 +82,7 @@ def _perturb_norms(model, seed=1):
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "norm" in name:
-                p.add_(0.2 * torch.randn(p.shape, generator=g))
+                p.add_(0.2 * torch.randn(p.shape, generator=g).to(p.device))
 
 
 def _hf_norms(model, family):
@@ -88,7 +91,7 @@ def _hf_norms(model, family):
 
 def _batch(seed=2):
     g = torch.Generator().manual_seed(seed)
-    return torch.randint(3, VOCAB, (BATCH, SEQ), generator=g)
+    return torch.randint(3, VOCAB, (BATCH, SEQ), generator=g).to(DEV)
 
 
 def _run(model, ids):
@@ -177,7 +180,7 @@ def test_from_pretrained_under_patch_transformers(family, tmp_path):  # the zero
     reference.save_pretrained(tmp_path)
     with patch_transformers(family):
         model = transformers.AutoModelForCausalLM.from_pretrained(
-            tmp_path, attn_implementation="eager").float().eval()
+            tmp_path, attn_implementation="eager").float().eval().to(DEV)
     assert sum(isinstance(m, HFRMSNorm) for m in model.modules()) == len(
         _hf_norms(reference, family))
     ids = _batch()
@@ -220,11 +223,11 @@ def test_module_matches_hf(family, x_dtype, w_dtype):
     modeling = importlib.import_module(f"transformers.models.{family}.modeling_{family}")
     torch.manual_seed(3)
     n = 127
-    hf = getattr(modeling, FAMILIES[family][0][0])(n, 0.25).to(w_dtype)  # an eps that shows
+    hf = getattr(modeling, FAMILIES[family][0][0])(n, 0.25).to(DEV, w_dtype)  # an eps that shows
     with torch.no_grad():
         hf.weight.normal_(0.5, 0.5)
     holder = torch.nn.ModuleList([hf])
-    x = (3 * torch.randn(5, 3, n)).to(x_dtype)
+    x = (3 * torch.randn(5, 3, n)).to(DEV, x_dtype)
     ref = hf(x)
     assert patch_model(holder) == 1
     out = holder[0](x)
