@@ -1,15 +1,21 @@
 """GPU-only correctness: the SPLIT path at many (M, N), dw determinism, M*N > 2^31, N = 2^20.
 
-    python benchmarks/gpu_check.py [--big]
+    python benchmarks/gpu_check.py [--big] [--early] [--cap] [--shapes M:N,...]
+
+--early / --cap turn every SPLIT table entry into that variant (--cap: registers capped to fit
+one more program an SM than the entry's), to check a variant before a table takes it.
 """
 
 import argparse
+import dataclasses
+import functools
 import itertools
 import sys
 
 import torch
 
 import rmsnorm_triton as R
+from rmsnorm_triton import heuristics
 from rmsnorm_triton.reference import rms_norm_ref
 from rmsnorm_triton.testing import max_scaled_error, normwise_error
 
@@ -40,14 +46,36 @@ def case(m, n, dt, residual):
     return ok, e_y, e_g, det
 
 
+def variant(early, cap):
+    """Every SPLIT entry of the tables as this variant."""
+    def wrap(f):
+        @functools.lru_cache(maxsize=None)
+        def g(n, dtype, *rest):
+            c = f(n, dtype, *rest)
+            if not c.split:
+                return c
+            pps = c.progs_per_sm + cap
+            regs = min(255, 65536 // (pps * c.num_warps * 32) // 8 * 8) if cap else c.maxnreg
+            return dataclasses.replace(c, early=early or c.early, progs_per_sm=pps, maxnreg=regs)
+        return g
+    heuristics.fwd_config = wrap(heuristics.fwd_config)
+    heuristics.bwd_config = wrap(heuristics.bwd_config)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--big", action="store_true")
+    p.add_argument("--early", action="store_true")
+    p.add_argument("--cap", action="store_true")
+    p.add_argument("--shapes", help="M:N,M:N,... instead of the default list")
     args = p.parse_args()
+    if args.early or args.cap:
+        variant(args.early, args.cap)
     torch.manual_seed(0)
     bad = 0
     print(f"{'M':>6} {'N':>8} {'dtype':>9} {'res':>4} {'y/tol':>7} {'grad norm err':>13} {'dw det':>6}")
     for (m, n), dt, res in itertools.product(
+            [tuple(map(int, t.split(":"))) for t in args.shapes.split(",")] if args.shapes else
             [(1, 8193), (3, 16384), (77, 40000), (1000, 65537), (5, 131072), (33, 262144),
              (2, 1 << 20), (300, 12289), (4096, 5000)],
             [torch.float32, torch.bfloat16, torch.float16], [False, True]):

@@ -1,6 +1,9 @@
 """Host cost per eager call at N = 4096: the library's paths and torch's, plain and in a CUDA graph.
 
-    python benchmarks/latency.py [--ab]     (--ab: int addresses vs tensors to Triton's launcher)
+    python benchmarks/latency.py [--ab] [--plans]
+        --ab: int addresses vs tensors to Triton's launcher (run 30)
+        --plans: the eager fast path (launch._PLANS, run 36) on and off, alternated
+        --wfirst: CUDA-graph replay with w loaded beside x (launch.W_FIRST_WAVES) and after the sum
 """
 
 import sys
@@ -90,6 +93,55 @@ def ab(rounds=7):
           f"(min {min(tens):.2f})")
 
 
+class _NoPlans(dict):
+    """launch._PLANS that never holds a plan: every call takes the full path."""
+
+    def __setitem__(self, key, value):
+        pass
+
+
+def plans_ab(rounds=7):
+    """rms_norm (no grad) and launch.forward with and without the replayed launch, alternated in
+    one process, at M = 1, 8, 32, 256 and N = 4096."""
+    w = torch.randn(4096, device="cuda", dtype=torch.bfloat16)
+    real = launch._PLANS
+    print(f"{'M':>5} {'path':>16} {'plans us':>9} {'no plans':>9}  (median of {rounds}; min)")
+    for m in (1, 8, 32, 256):
+        x = torch.randn(m, 4096, device="cuda", dtype=torch.bfloat16)
+        for name, fn in (("rms_norm", lambda: R.rms_norm(x, w)),
+                         ("launch.forward", lambda: launch.forward(
+                             x, w, None, 1e-6, 0.0, "llama", x.dtype, x.dtype, False))):
+            on, off = [], []
+            for _ in range(rounds):
+                launch._PLANS = real
+                on.append(per_call_us(fn))
+                launch._PLANS = _NoPlans()
+                off.append(per_call_us(fn))
+            launch._PLANS = real
+            med = lambda v: sorted(v)[len(v) // 2]
+            print(f"{m:>5} {name:>16} {med(on):9.2f} {med(off):9.2f}  ({min(on):.2f}; "
+                  f"{min(off):.2f})", flush=True)
+
+
+def wfirst_ab(rounds=5):
+    """Graph replay per call, M = 1, 8, 32, 256 at N = 4096: W_FIRST on and off, alternated."""
+    w = torch.randn(4096, device="cuda", dtype=torch.bfloat16)
+    print(f"{'M':>5} {'w first us':>10} {'w after us':>10}  (median of {rounds}; min)")
+    for m in (1, 8, 32, 256):
+        x = torch.randn(m, 4096, device="cuda", dtype=torch.bfloat16)
+        on, off = [], []
+        for _ in range(rounds):
+            for waves, acc in ((2, on), (0, off)):
+                launch.W_FIRST_WAVES = waves
+                launch._PLANS.clear()  # a plan holds its launch's arguments
+                acc.append(graph_us(lambda: R.rms_norm(x, w)))
+        launch.W_FIRST_WAVES = 2
+        launch._PLANS.clear()
+        med = lambda v: sorted(v)[len(v) // 2]
+        print(f"{m:>5} {med(on):10.3f} {med(off):10.3f}  ({min(on):.3f}; {min(off):.3f})",
+              flush=True)
+
+
 def profile():
     import cProfile
     import pstats
@@ -110,6 +162,10 @@ def profile():
 if __name__ == "__main__":
     if "--ab" in sys.argv:
         ab()
+    elif "--plans" in sys.argv:
+        plans_ab()
+    elif "--wfirst" in sys.argv:
+        wfirst_ab()
     else:
         main()
         profile()

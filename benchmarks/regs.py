@@ -58,24 +58,26 @@ def usage(k):
     return regs, st, out.count("spill")
 
 
-def fwd(K, dt, block_n, warps, split, has_r=False, block_m=1, pairs=False):
+def fwd(K, dt, block_n, warps, split, has_r=False, block_m=1, pairs=False, early=False,
+        w_first=False):
     types = dict(X=f"*{dt}", R=f"*{dt}", W=f"*{dt}", Y=f"*{dt}", H=f"*{dt}", RSTD="*fp32",
                  TRACE_BLK="*fp32", TRACE_ROW="*fp32", PART="*fp32", stride_x="i32",
                  stride_r="i32", stride_y="i32", stride_h="i32", M="i32", N="i32", eps="fp32",
                  offset="fp32", NUM_GROUPS="i32")
     consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split, S_POW2=32,
-                  PAIRS=pairs, EARLY=False,
-                  HAS_W=True, HAS_R=has_r, STORE_RSTD=True, CASTING=1, TRACE=False)
+                  PAIRS=pairs, EARLY=early,
+                  HAS_W=True, HAS_R=has_r, STORE_RSTD=True, CASTING=1, TRACE=False,
+                  W_FIRST=w_first)
     return compile_one(K.rms_norm_fwd, types, consts, warps)
 
 
-def bwd(K, dt, block_n, warps, split, block_m=1, pairs=False):
+def bwd(K, dt, block_n, warps, split, block_m=1, pairs=False, early=False):
     types = dict(DY=f"*{dt}", X=f"*{dt}", W=f"*{dt}", RSTD="*fp32", DH=f"*{dt}", DX=f"*{dt}",
                  DR=f"*{dt}", DW_PART="*fp32", PART="*fp32", stride_dy="i32",
                  stride_x="i32", stride_dh="i32", stride_dx="i32", stride_dr="i32", M="i32",
                  N="i32", offset="fp32", NUM_PROGS="i32")
     consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split, S_POW2=32,
-                  PAIRS=pairs, EARLY=False, HAS_W=True, STORE_DW=True, HAS_DH=False, STORE_DR=False)
+                  PAIRS=pairs, EARLY=early, HAS_W=True, STORE_DW=True, HAS_DH=False, STORE_DR=False)
     return compile_one(K.rms_norm_bwd, types, consts, warps)
 
 

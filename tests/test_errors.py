@@ -159,3 +159,18 @@ def test_cpu_tensors_need_the_interpreter():
     else:  # Triton runs compiled for the GPU: a clear error that says what to do
         with raises(RuntimeError, "x is on the CPU", "TRITON_INTERPRET=1"):
             rms_norm(x)
+
+
+def test_an_interpreter_that_cannot_loop_is_named(monkeypatch):
+    """Triton 3.6's interpreter under NumPy 2.4 fails inside every kernel (kernels.LOOP_ERROR,
+    probed at import): the call says so before any kernel runs, and what to install."""
+    from rmsnorm_triton import kernels
+
+    monkeypatch.setattr(kernels, "LOOP_ERROR", TypeError("only 0-dimensional arrays ..."))
+    x = torch.randn(2, 8)
+    if rmsnorm_triton.interpreted():
+        with raises(RuntimeError, "x is on the CPU", "only 0-dimensional", "numpy<2.4"):
+            rms_norm(x)
+    else:  # a GPU process refuses CPU tensors for its own reason, first
+        with raises(RuntimeError, "x is on the CPU", "TRITON_INTERPRET=1"):
+            rms_norm(x)

@@ -30,8 +30,8 @@ class FakeKernel:
         self.params = [types.SimpleNamespace(is_constexpr=i >= 6) for i in range(8)]
         self.compiled = []
 
-    def warmup(self, *args, grid, num_warps):
-        self.compiled.append((args, num_warps))
+    def warmup(self, *args, grid, num_warps, **opts):
+        self.compiled.append((args, num_warps, opts))
         return FakeCompiled()
 
 
@@ -69,7 +69,32 @@ def test_run_recompiles_for_what_triton_specialises_on(compiled_path):
     launch.run(kern, (1,), [a, a, a, 5, 16, 0.5, 256, True], 4)  # another constexpr
     launch.run(kern, (1,), [a.double(), a, a, 5, 16, 0.5, 128, True], 4)  # another dtype
     launch.run(kern, (1,), [a, a, a, 5, 16, 0.5, 128, True], 8)  # other warps
-    assert len(kern.compiled) == 6
+    launch.run(kern, (1,), [a, a, a, 5, 16, 0.5, 128, True], 8, 96)  # a register cap
+    launch.run(kern, (1,), [a, a, a, 5, 16, 0.5, 128, True], 8, 96)
+    assert len(kern.compiled) == 7
+    assert [c[2] for c in kern.compiled] == [{}] * 6 + [{"maxnreg": 96}], "the cap reaches ptxas"
+
+
+def test_tables_parse_and_the_residual_has_its_own_entries():
+    """Each SPLIT entry gives a Config with its register cap; with a residual, the sizes
+    FWD_RES names take its entries (run 34: FWD's capped layouts were slower there)."""
+    for table in (heuristics.FWD, heuristics.FWD_RES, heuristics.FWD_FP32, heuristics.BWD,
+                  heuristics.BWD_FP32):
+        for key, entry in table.items():
+            cfg = heuristics._lookup(table, key or 1 << 20, 2)
+            assert cfg.split == (entry[3] in ("split", "early"))
+            assert cfg.maxnreg == (entry[5] if len(entry) > 5 else 0)
+            if cfg.maxnreg:  # a cap that lets the programs asked for fit on one SM
+                assert cfg.maxnreg * cfg.num_warps * 32 * cfg.progs_per_sm <= 65536
+    for n in (65536, 262144, 1 << 20):
+        plain = heuristics.fwd_config(n, torch.bfloat16)
+        res = heuristics.fwd_config(n, torch.bfloat16, True)
+        key = n if n in heuristics.FWD_RES else None
+        assert res == heuristics._lookup(heuristics.FWD_RES, heuristics.pow2(n), 2), n
+        assert (plain == res) == (heuristics.FWD.get(key) == heuristics.FWD_RES[key])
+    n = 131072  # not in FWD_RES: the plain entry serves both
+    assert heuristics.fwd_config(n, torch.float16, True) == heuristics.fwd_config(n, torch.float16)
+    assert heuristics.fwd_config(n, torch.float32, True) == heuristics.fwd_config(n, torch.float32)
 
 
 @pytest.mark.parametrize("m", [1, 3, 8, 100, 131, 132, 256, 300, 4096])
@@ -98,3 +123,91 @@ def test_split_can_be_turned_off(monkeypatch):
     assert launch.split_allowed()
     monkeypatch.setenv("RMSNORM_TRITON_SPLIT", "0")
     assert not launch.split_allowed()
+
+
+@pytest.fixture
+def fake_fwd(compiled_path, monkeypatch):
+    """launch.forward as on a GPU: rms_norm_fwd compiled into a FakeCompiled that records."""
+    import triton
+
+    kern = kernels.rms_norm_fwd
+    made = []
+
+    def warmup(*args, grid, num_warps, **opts):
+        made.append(FakeCompiled())
+        return made[-1]
+
+    params = getattr(kern, "params", None) or triton.runtime.jit.JITFunction(kern.fn).params
+    monkeypatch.setattr(kern, "params", params, raising=False)
+    monkeypatch.setattr(kern, "warmup", warmup, raising=False)
+    monkeypatch.setattr(launch, "_COMPILED", {})
+    monkeypatch.setattr(launch, "_LAYOUT", {})
+    monkeypatch.setattr(launch, "_PLANS", {})
+    return made
+
+
+def _fwd(x, w, r=None, eps=1e-6, **kw):
+    return launch.forward(x, w, r, eps, 0.0, "llama", x.dtype, x.dtype, False, **kw)
+
+
+def test_a_repeated_forward_replays_the_same_launch(fake_fwd):
+    """The second call with the same key goes through the plan: the launcher gets exactly what
+    the first call's path gave it, with this call's tensors' addresses and fresh outputs."""
+    x, w, r = torch.randn(3, 64), torch.randn(64), torch.randn(3, 64)
+    y1, h1, _, _ = _fwd(x, w, r)
+    assert len(launch._PLANS) == 1
+    x2, w2, r2 = torch.randn(3, 64), torch.randn(64), torch.randn(3, 64)
+    y2, h2, _, _ = _fwd(x2, w2, r2)
+    (k,) = fake_fwd
+    first, second = k.calls
+    assert first[:9] == second[:9], "grid, stream, function"
+    a, b = list(first[9:]), list(second[9:])
+    assert b[:6] == [x2.data_ptr(), r2.data_ptr(), w2.data_ptr(), y2.data_ptr(), h2.data_ptr(),
+                     x2.data_ptr()], "this call's tensors; its x stands in for rstd"
+    assert a[9:] == b[9:], "strides, sizes, scalars and constexprs as the first call's"
+    assert y2.data_ptr() != y1.data_ptr() and h2.shape == h1.shape == (3, 64)
+
+
+@pytest.mark.parametrize("change", ["eps", "dtype", "stride", "align", "no residual", "rows"])
+def test_a_forward_that_differs_is_not_replayed(fake_fwd, change):
+    base = torch.randn(3, 72)
+    x, w, r = base[:, :64], torch.randn(64), torch.randn(3, 64)
+    _fwd(x, w, r)
+    kw = dict(x=x, w=w, r=r)
+    if change == "eps":
+        kw["eps"] = 1e-3
+    elif change == "dtype":
+        kw["w"] = w.double()
+    elif change == "stride":
+        kw["x"] = x.contiguous()
+    elif change == "align":
+        kw["x"] = base[:, 1:65]  # 4-byte aligned: Triton compiles another kernel
+    elif change == "no residual":
+        kw["r"] = None
+    else:
+        kw["x"], kw["r"] = x[:2], r[:2]
+    _fwd(**kw)
+    assert len(launch._PLANS) == 2, "a second plan, made by the full path"
+    last = fake_fwd[-1].calls[-1][9:]
+    if change == "eps":
+        assert 1e-3 in last
+    if change == "rows":
+        assert 2 in last
+
+
+def test_forward_calls_that_are_never_replayed(fake_fwd):
+    x, w = torch.randn(3, 64), torch.randn(64)
+    _fwd(x, w, config=heuristics.fwd_config(64, x.dtype))
+    _fwd(x, w, y=torch.empty_like(x))
+    assert not launch._PLANS, "a given config or output skips the plans"
+
+
+def test_w_first_only_for_a_wave_or_two(fake_fwd):
+    """W_FIRST (the last constexpr) for grids of at most W_FIRST_WAVES waves, never when traced
+    (the visualizer shows the other load's line); on the CPU one 'SM'."""
+    _fwd(torch.randn(3, 64), torch.randn(64))  # one tile of 4 rows
+    _fwd(torch.randn(4000, 64), torch.randn(64))  # 32 tiles of 128 rows
+    launch.forward(torch.randn(3, 64), torch.randn(64), None, 1e-6, 0.0, "llama", torch.float32,
+                   torch.float32, False, trace=True)
+    firsts = [k.calls[-1][-1] for k in fake_fwd]
+    assert firsts == [True, False, False]

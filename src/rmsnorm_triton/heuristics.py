@@ -21,10 +21,12 @@ class Config:
     progs_per_sm: int = 1  # split: programs resident per multiprocessor (checked at launch)
     pairs: bool = True  # split: 16-bit chunks prefetched as 32-bit words where rows align
     early: bool = False  # split: the next round's loads issued before this round's publish
+    maxnreg: int = 0  # split: registers a thread may use (0: as ptxas likes; past it, spills)
 
 
 # Tables keyed by next_power_of_2(N): (BLOCK_M, BLOCK_N, num_warps, mode, programs per SM); mode
-# "1p" one pass, "split" / "early" SPLIT with the next round's loads after / before the publish.
+# "1p" one pass, "split" / "early" SPLIT with the next round's loads after / before the publish;
+# a sixth field, where there is one, caps the registers a thread may use (maxnreg, run 34).
 # Runs are in benchmarks/results/NOTES.md; "r1" = run 1 (tune-run1-*.json) and so on. Entries for
 # the 2-byte dtypes were swept in bf16 and serve fp16 too (same bytes, same registers).
 FWD = {  # bf16/fp16
@@ -35,10 +37,14 @@ FWD = {  # bf16/fp16
     8192: (1, 8192, 16, "1p", 1),  # r1: 94.5%
     16384: (1, 16384, 8, "1p", 1),  # r1: 93.6%
     32768: (1, 32768, 16, "1p", 1),  # r6: 92.3% (r16: 92.3%; every SPLIT layout <= 72%)
-    65536: (1, 2048, 4, "split", 6),  # r24: 85.8% (r23: 85.8%; fused residual 93.5%, r23)
+    65536: (1, 2048, 4, "early", 7, 72),  # r34: 88.2% (r24's 2048 x 4 "split" x 6: 85.8%)
     131072: (1, 4096, 4, "early", 3),  # r31: 87.5% (residual 94.6%; "split": 83.1 / 94.3%)
-    None: (1, 2048, 4, "early", 6),  # r31: 78.4% at 256K, residual 95.1% (r24 4096 x 4 x 3
-    #       "split": 77.3 / 94.6%)
+    None: (1, 8192, 8, "early", 2, 128),  # r34: 87.8% at 256K (r31's 2048 x 4 x 6: 78.1%)
+}
+FWD_RES = {  # bf16/fp16 with a residual, where it differs from FWD (r34: FWD's capped entries
+    # read 92.0% at 64K and 85.4% at 256K with a residual)
+    65536: (1, 2048, 4, "split", 6),  # r24: 93.5% (r34: 94.1%)
+    None: (1, 2048, 4, "early", 6),  # r31: 95.1% at 256K (r34: 94.5%)
 }
 FWD_FP32 = {
     32768: (1, 32768, 32, "1p", 1),  # r6: 96.1%
@@ -53,8 +59,8 @@ BWD = {  # bf16/fp16 (one-pass entries serve fp32 too: r3 reached 89-93% there)
     8192: (1, 8192, 8, "1p", 1),  # r6: 88.8%
     16384: (1, 4096, 4, "split", 2),  # r24: 82.3% (one-pass: 64.0%, r6)
     32768: (1, 4096, 4, "split", 2),  # r24: 82.1%
-    65536: (1, 4096, 4, "split", 2),  # r24: 81.8%
-    131072: (1, 4096, 4, "split", 2),  # r24: 81.8%
+    65536: (1, 2048, 4, "early", 4, 128),  # r34: 85.2% (r24's 4096 x 4 "split" x 2: 81.4%)
+    131072: (1, 4096, 8, "early", 2, 128),  # r34: 85.3% (r24's 4096 x 4 "split" x 2: 82.0%)
     None: (1, 8192, 16, "early", 1),  # r31: 85.1% at 256K ("split" 8192 x 8 x 1: 81.0%, r24)
 }
 BWD_FP32 = {  # fp32 SPLIT falls to 6-12% in layouts that spill (r17, r23): only these were safe
@@ -98,16 +104,17 @@ def _lookup(table, block_n: int, size: int) -> Config:
         block_m = max(1, min(256, TILE_ELEMS[size] // block_n))
         e = block_m * block_n
         return Config(block_m, block_n, next(w for lim, w in WARPS if e <= lim), True)
-    bm, bn, w, mode, pps = table.get(block_n) or table[None]
+    bm, bn, w, mode, pps, *cap = table.get(block_n) or table[None]
     if size == 8 and (mode != "1p" or block_n > 8192):  # fp64: twice the registers; no SPLIT
         mode, bn = "loop", 4096
     if mode == "1p":
         return Config(bm, bn, w, True, False, pps)
-    return Config(1, bn, w, False, mode in ("split", "early"), pps, early=mode == "early")
+    return Config(1, bn, w, False, mode != "loop", pps, early=mode == "early",
+                  maxnreg=cap[0] if cap else 0)
 
 
 @functools.lru_cache(maxsize=1024)
-def fwd_config(n: int, dtype: torch.dtype) -> Config:
+def fwd_config(n: int, dtype: torch.dtype, residual: bool = False) -> Config:
     size = _size(dtype)
     block_n = pow2(n)
     if size == 4 and block_n >= 32768:
@@ -116,6 +123,8 @@ def fwd_config(n: int, dtype: torch.dtype) -> Config:
         block_m = max(1, 4096 // block_n)
         e = block_m * block_n
         return Config(block_m, block_n, next(w for lim, w in WARPS if e <= lim), True)
+    if residual and (block_n in FWD_RES or block_n > max(k for k in FWD if k)):
+        return _lookup(FWD_RES, block_n, size)
     return _lookup(FWD, block_n, size)
 
 

@@ -60,6 +60,35 @@ FIX_BF16 = tl.constexpr(_interpreter_truncates_bf16())
 
 
 @triton.jit
+def _loop_probe(Y, n):
+    acc = 0
+    for _ in range(0, n):
+        acc += 1
+    tl.store(Y, acc)
+
+
+def interpreter_loop_error():
+    """None where Triton's interpreter (if this process runs it) can loop over a runtime bound,
+    else what it raised. Triton 3.6's interpreter cannot under NumPy 2.4 (it calls int() on a
+    one-element array; measured with NumPy 2.2: fine); 3.9's can. Every kernel here loops."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    if not isinstance(_loop_probe, InterpretedFunction):
+        return None
+    import torch
+
+    y = torch.zeros(1, dtype=torch.int32)
+    try:
+        _loop_probe[(1,)](y, 3)
+    except Exception as e:  # noqa: BLE001 - whatever the interpreter raises is the answer
+        return e
+    return None if y.item() == 3 else RuntimeError(f"a loop of 3 counted {y.item()}")
+
+
+LOOP_ERROR = interpreter_loop_error()
+
+
+@triton.jit
 def _cast(x, TY: tl.constexpr):
     """x.to(TY), rounding to nearest even also under the interpreter (see FIX_BF16)."""
     if FIX_BF16 and TY == tl.bfloat16:
@@ -202,6 +231,9 @@ def rms_norm_fwd(
     HAS_W: tl.constexpr, HAS_R: tl.constexpr, STORE_RSTD: tl.constexpr,
     CASTING: tl.constexpr,  # CAST_NONE / CAST_LLAMA / CAST_GEMMA
     TRACE: tl.constexpr,  # False in production: True writes the trace buffers
+    W_FIRST: tl.constexpr = False,  # ONE_PASS: w loaded beside x, before the sum (run 38): a
+    # single wave of programs (a few rows) then waits one DRAM trip, not two; with many rows the
+    # extra registers held across the sum cost more (16K x 8 warps: 107 -> 173 a thread)
 ):
     pid = tl.program_id(0)
     IN_TY: tl.constexpr = H.dtype.element_ty if HAS_R else X.dtype.element_ty
@@ -212,12 +244,16 @@ def rms_norm_fwd(
         rows64 = rows.to(tl.int64)[:, None]  # 64-bit: rows * stride may pass 2^31
         col_ok = cols < N
         mask = (rows < M)[:, None] & col_ok[None, :]
+        if HAS_W and W_FIRST:  # (not traced: the visualizer shows the load below)
+            w = tl.load(W + cols[None, :], mask=col_ok[None, :], other=0.0)
         h = _load_h(X, R, H, rows64 * stride_x, rows64 * stride_r, rows64 * stride_h,
                     cols[None, :], mask, HAS_R, ACC)
         ss = tl.sum(h * h, axis=1)
         ms, rstd = _mean_rstd(ss, N, eps, ACC)
+        if HAS_W and not W_FIRST:
+            w = tl.load(W + cols, mask=col_ok, other=0.0)[None, :]
         if HAS_W:
-            w = tl.load(W + cols, mask=col_ok, other=0.0).to(ACC)[None, :]
+            w = w.to(ACC)
         else:
             w = tl.full([1, BLOCK_N], 1.0, ACC) - offset
         y = _apply_weight(h, rstd[:, None], w, offset, CASTING, IN_TY, ACC)

@@ -47,32 +47,34 @@ def _layout(kernel, args):
     return tensors, ints, first
 
 
-def compiled(kernel, args, num_warps):
+def compiled(kernel, args, num_warps, maxnreg=0):
     """The compiled kernel for these args, compiled on first use. The key holds what Triton
     specialises on: each pointer's dtype and 16-byte alignment; each int's == 1, % 16 == 0 and
-    32-bit range; constexprs by value (they sit last in every kernel here)."""
-    return _prepare(kernel, args, num_warps)[0]
+    32-bit range; constexprs by value (they sit last in every kernel here). maxnreg > 0 caps the
+    registers a thread may use (ptxas spills past it)."""
+    return _prepare(kernel, args, num_warps, maxnreg)[0]
 
 
-def _prepare(kernel, args, num_warps):
+def _prepare(kernel, args, num_warps, maxnreg=0):
     """(compiled kernel, tensor positions, their data pointers)."""
     lay = _LAYOUT.get(kernel)
     if lay is None:
         lay = _LAYOUT[kernel] = _layout(kernel, args)
     tensors, ints, first = lay
     ptrs = [args[i].data_ptr() for i in tensors]
-    key = (kernel, num_warps, torch.cuda.current_device(), tuple(args[first:]),
+    key = (kernel, num_warps, maxnreg, torch.cuda.current_device(), tuple(args[first:]),
            tuple([(args[i].dtype, p & 15) for i, p in zip(tensors, ptrs)]),
            tuple([(a == 1, a & 15, -(2**31) <= a < 2**31) for a in [args[i] for i in ints]]))
     k = _COMPILED.get(key)
     if k is None:
-        k = kernel.warmup(*args, grid=(1,), num_warps=num_warps)
+        opts = {"maxnreg": maxnreg} if maxnreg else {}
+        k = kernel.warmup(*args, grid=(1,), num_warps=num_warps, **opts)
         k._init_handles()
         _COMPILED[key] = k
     return k, tensors, ptrs
 
 
-def run(kernel, grid, args, num_warps):
+def run(kernel, grid, args, num_warps, maxnreg=0):
     """kernel[grid](*args) for positional args (constexprs included, in signature order).
 
     Tensors reach Triton's launcher as their addresses (read here already for the key; a tensor
@@ -87,8 +89,8 @@ def run(kernel, grid, args, num_warps):
     dev = args[0].get_device()
     if dev != torch.cuda.current_device():  # kernels load per device: launch on the tensors'
         with torch.cuda.device(dev):
-            return run(kernel, grid, args, num_warps)
-    k, tensors, ptrs = _prepare(kernel, args, num_warps)
+            return run(kernel, grid, args, num_warps, maxnreg)
+    k, tensors, ptrs = _prepare(kernel, args, num_warps, maxnreg)
     call = list(args)
     for i, p in zip(tensors, ptrs):
         call[i] = p
@@ -125,7 +127,8 @@ def split_grid(kernel, args, group_index, cfg, m, n):
         if groups < 1:
             return None
         args[group_index] = groups if kernel is K.rms_norm_fwd else groups * chunks
-        if resident_per_sm(compiled(kernel, args, cfg.num_warps), cfg.num_warps) >= per_sm:
+        k = compiled(kernel, args, cfg.num_warps, cfg.maxnreg)
+        if resident_per_sm(k, cfg.num_warps) >= per_sm:
             return groups, chunks
     return None
 
@@ -157,6 +160,16 @@ def check_tensor(name: str, t, dtypes=FLOAT_DTYPES) -> None:
         raise TypeError(f"{name} has dtype {t.dtype}, expected one of {_names(dtypes)}")
     if t.is_cuda:
         return
+    if t.device.type == "cpu" and interpreted() and K.LOOP_ERROR is not None:
+        import numpy
+        import triton
+
+        raise RuntimeError(
+            f"{name} is on the CPU, where this process runs Triton {triton.__version__}'s "
+            f"interpreter, which cannot run loops with a runtime bound under NumPy "
+            f"{numpy.__version__} ({K.LOOP_ERROR!r}; Triton 3.6 with NumPy 2.4 does this, "
+            "Triton 3.9 does not). Install numpy<2.4 or a newer Triton, or use CUDA tensors."
+        )
     if t.device.type == "cpu" and not interpreted():
         raise RuntimeError(
             f"{name} is on the CPU, but this process runs Triton compiled for the GPU, and Triton "
@@ -194,6 +207,11 @@ def rows_view(t: torch.Tensor, n: int) -> torch.Tensor:
     return t.contiguous().view(-1, n)
 
 
+# ONE_PASS grids of at most this many waves (programs / SMs) load w beside x (kernels.py,
+# W_FIRST): a few rows wait on one memory trip instead of two (run 38).
+W_FIRST_WAVES = 2
+
+
 def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, store_rstd,
             *, config=None, trace=False, y=None, h=None):
     """Runs rms_norm_fwd on (M, N) rows. Returns y, h (or None), rstd (or None), trace buffers.
@@ -201,6 +219,12 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     y and h may be given (fused_add_rms_norm_ passes x and residual themselves: every element
     is read by the program that overwrites it, before it does).
     """
+    key = None
+    if not INTERPRETED and config is None and not trace and y is None and h is None:
+        key = _plan_key(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, store_rstd)
+        plan = _PLANS.get(key)
+        if plan is not None:
+            return plan(x2, weight, residual2)
     m, n = x2.shape
     acc = torch.float64 if x2.dtype == torch.float64 else torch.float32
     if y is None:
@@ -208,11 +232,10 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     if h is None and residual2 is not None:
         h = torch.empty((m, n), dtype=h_dtype, device=x2.device)
     rstd = torch.empty((m,), dtype=acc, device=x2.device) if store_rstd or trace else None
-    cfg = config or heuristics.fwd_config(n, x2.dtype)
-    if cfg.one_pass and cfg.block_m > 1:  # a few rows (decoding): spread them over the SMs
-        sms = heuristics.device_props(x2.device.index).multi_processor_count if x2.is_cuda else 1
-        if m < cfg.block_m * sms:  # fewer tiles than SMs (or a tile larger than the rows)
-            cfg = heuristics.with_rows(cfg, m, sms)
+    cfg = config or heuristics.fwd_config(n, x2.dtype, residual2 is not None)
+    sms = heuristics.device_props(x2.device.index).multi_processor_count if x2.is_cuda else 1
+    if cfg.one_pass and cfg.block_m > 1 and m < cfg.block_m * sms:  # a few rows (decoding):
+        cfg = heuristics.with_rows(cfg, m, sms)  # spread them over the SMs
     chunks = cdiv(n, cfg.block_n)
     tr_blk = tr_row = None
     if trace:
@@ -237,6 +260,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
         split and cfg.early,  # EARLY
         weight is not None, residual2 is not None, rstd is not None,  # HAS_W, HAS_R, STORE_RSTD
         CASTINGS[casting], trace,  # CASTING, TRACE
+        cfg.one_pass and not trace and cdiv(m, cfg.block_m) <= W_FIRST_WAVES * sms,  # W_FIRST
     ]
     gs = None
     if split:
@@ -248,8 +272,64 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
         args[8] = d
         args[21] = False  # SPLIT off: walk the row in blocks instead
         grid = (cdiv(m, cfg.block_m) if args[20] else m,)
-    run(K.rms_norm_fwd, grid, args, cfg.num_warps)
+    maxnreg = cfg.maxnreg if gs or cfg.one_pass else 0
+    run(K.rms_norm_fwd, grid, args, cfg.num_warps, maxnreg)
+    if key is not None and not gs and x2.get_device() == torch.cuda.current_device():
+        if len(_PLANS) >= 4096:  # many shapes (serving's varying M): start over
+            _PLANS.clear()
+        k = _prepare(K.rms_norm_fwd, args, cfg.num_warps, maxnreg)[0]
+        _PLANS[key] = _fwd_plan(k, grid[0], args, y, h, rstd, key[-6:])
     return y, h, rstd, (tr_blk, tr_row)
+
+
+# ---- the eager fast path --------------------------------------------------------------------
+# A forward call whose key (below) was seen before replays that call's launch: the same compiled
+# kernel, grid and arguments, with this call's tensors' addresses and fresh outputs. What it
+# skips (the table lookup, the argument list, the specialisation key) is most of the host's
+# work per call at small M (benchmarks/latency.py). SPLIT calls are not replayed (their slots
+# are filled per call; their kernels take 100+ us).
+_PLANS = {}
+
+
+def _plan_key(x2, weight, residual2, *scalars):
+    """What the launch depends on besides the tensors' addresses: shapes, row strides, dtypes,
+    the device, each pointer's 16-byte alignment (Triton specialises on it), the scalars."""
+    return (x2.shape, x2.stride(0), x2.dtype, x2.get_device(), x2.data_ptr() & 15,
+            None if weight is None else (weight.dtype, weight.data_ptr() & 15),
+            None if residual2 is None else (residual2.dtype, residual2.stride(0),
+                                            residual2.data_ptr() & 15)) + scalars
+
+
+def _fwd_plan(k, g0, args, y, h, rstd, scalars):
+    """A replay of rms_norm_fwd's launch with these args (positions as in forward's list);
+    scalars: forward's (eps, offset, casting, out_dtype, h_dtype, store_rstd)."""
+    template = [a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args]
+    dev, where = args[0].get_device(), args[0].device
+    y_spec = (tuple(y.shape), y.dtype)
+    h_spec = (tuple(h.shape), h.dtype) if h is not None else None
+    r_spec = (tuple(rstd.shape), rstd.dtype) if rstd is not None else None
+    fn, meta, launch_ = k.function, k.packed_metadata, k.run
+
+    def plan(x2, weight, residual2):
+        if torch.cuda.current_device() != dev:
+            _PLANS.clear()  # another device is current: the slow path switches to x's
+            return forward(x2, weight, residual2, *scalars)
+        x = x2.data_ptr()
+        y = torch.empty(y_spec[0], dtype=y_spec[1], device=where)
+        h = torch.empty(h_spec[0], dtype=h_spec[1], device=where) if h_spec else None
+        rstd = torch.empty(r_spec[0], dtype=r_spec[1], device=where) if r_spec else None
+        call = template.copy()
+        call[0] = call[6] = call[7] = call[8] = x  # x, and the stand-ins for unused pointers
+        call[1] = residual2.data_ptr() if residual2 is not None else x
+        call[2] = weight.data_ptr() if weight is not None else x
+        call[3] = y.data_ptr()
+        call[4] = h.data_ptr() if h is not None else x
+        call[5] = rstd.data_ptr() if rstd is not None else x
+        launch_(g0, 1, 1, torch._C._cuda_getCurrentRawStream(dev), fn, meta, None, None, None,
+                *call)
+        return y, h, rstd, (None, None)
+
+    return plan
 
 
 def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, *, config=None,
@@ -303,7 +383,7 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
     args[17] = progs
     part = torch.empty((part_rows, n), dtype=rstd.dtype, device=dev) if need_dw else None
     args[7] = part if need_dw else d
-    run(K.rms_norm_bwd, (progs,), args, cfg.num_warps)
+    run(K.rms_norm_bwd, (progs,), args, cfg.num_warps, cfg.maxnreg if gs else 0)
     dw = None
     if need_dw:
         dw = torch.empty_like(weight)

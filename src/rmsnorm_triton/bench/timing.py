@@ -79,11 +79,13 @@ def copy_bandwidth(device: torch.device, mib: int, rep_ms: float = 100.0):
     return ms, 2 * n * 4
 
 
-def eager_ms_per_call(fn, device: torch.device, calls: int = 200, trials: int = 5) -> float:
+def eager_ms_per_call(fn, device: torch.device, calls: int = 1000, trials: int = 7) -> float:
     """Wall clock per call of fn issued back to back, host overhead included.
 
     One synchronize after `calls` calls: the host issues them as fast as it can, so the figure is
     max(host time, device time) per call, which is what a model sees between two kernels.
+    The median of `trials` such batches: the lent hosts' speed swung 2x within a minute with
+    200 calls in 5 (run 36), so each batch is longer and there are more of them.
     (On the CPU, where the interpreter takes milliseconds a call, 5 calls in 3 trials.)
     """
     if device.type != "cuda":
