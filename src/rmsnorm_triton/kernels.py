@@ -13,7 +13,8 @@ Backward, with wdy = (offset + w) * dy:
 
 Three ways to walk a row, chosen per (N, dtype) by heuristics.py:
 - ONE_PASS: the row fits in one block, is held in registers and read once; BLOCK_M rows share a
-  program so that short rows still give every program enough bytes in flight.
+  program so that short rows still give every program enough bytes in flight. For a wave or
+  two of programs (decoding's few rows), w is loaded beside x (W_FIRST).
 - SPLIT (GPU only): a long row is cut into S chunks of BLOCK_N, each held in the registers of its
   own program; the S programs of a row meet through a small buffer of partial sums (_publish,
   _poll, _total) and each then finishes its chunk. One read of x, like ONE_PASS. Each program

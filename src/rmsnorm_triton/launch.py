@@ -1,6 +1,7 @@
 """Host launchers: argument checks, 2-D row views, the launch table, the kernel calls.
 
-Nothing here knows about autograd; ops.py builds the differentiable op on top.
+Nothing here knows about autograd; ops.py builds the differentiable op on top. A forward call
+seen before replays its launch (_PLANS): at small M the host's Python is most of a call.
 """
 
 import math
