@@ -78,8 +78,8 @@ def test_run_recompiles_for_what_triton_specialises_on(compiled_path):
 def test_tables_parse_and_the_residual_has_its_own_entries():
     """Each SPLIT entry gives a Config with its register cap; with a residual, the sizes
     FWD_RES names take its entries (run 34: FWD's capped layouts were slower there)."""
-    for table in (heuristics.FWD, heuristics.FWD_RES, heuristics.FWD_FP32, heuristics.BWD,
-                  heuristics.BWD_FP32):
+    for table in (heuristics.FWD, heuristics.FWD_RES, heuristics.FWD_BF16, heuristics.FWD_FP32,
+                  heuristics.BWD, heuristics.BWD_FP32):
         for key, entry in table.items():
             cfg = heuristics._lookup(table, key or 1 << 20, 2)
             assert cfg.split == (entry[3] in ("split", "early"))
@@ -92,9 +92,15 @@ def test_tables_parse_and_the_residual_has_its_own_entries():
         key = n if n in heuristics.FWD_RES else None
         assert res == heuristics._lookup(heuristics.FWD_RES, heuristics.pow2(n), 2), n
         assert (plain == res) == (heuristics.FWD.get(key) == heuristics.FWD_RES[key])
-    n = 131072  # not in FWD_RES: the plain entry serves both
+    for n in heuristics.FWD_BF16:  # bf16's own entries, without a residual only
+        bf16 = heuristics.fwd_config(n, torch.bfloat16)
+        assert bf16 == heuristics._lookup(heuristics.FWD_BF16, n, 2)
+        assert bf16 != heuristics.fwd_config(n, torch.float16)
+        assert heuristics.fwd_config(n, torch.bfloat16, True) == heuristics.fwd_config(
+            n, torch.float16, True)
+    n = 32768  # in neither: the plain entry serves all
     assert heuristics.fwd_config(n, torch.float16, True) == heuristics.fwd_config(n, torch.float16)
-    assert heuristics.fwd_config(n, torch.float32, True) == heuristics.fwd_config(n, torch.float32)
+    assert heuristics.fwd_config(n, torch.bfloat16) == heuristics.fwd_config(n, torch.float16)
 
 
 @pytest.mark.parametrize("m", [1, 3, 8, 100, 131, 132, 256, 300, 4096])
