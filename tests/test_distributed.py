@@ -116,6 +116,7 @@ def _worker(rank, port, out_dir):
             sharded=all(hasattr(p, "full_tensor") for p in model.parameters()),
             params={k: _full(p) for k, p in model.named_parameters()})
         torch.save(results, f"{out_dir}/rank{rank}.pt")
+        dist.barrier()  # both ranks out of every collective before the group is torn down
     finally:
         dist.destroy_process_group()
 
