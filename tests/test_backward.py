@@ -9,6 +9,7 @@ import torch
 
 from conftest import FLOATS, LONG_BWD, randn, reference_grads, assert_grad_close, shares_memory
 from rmsnorm_triton import heuristics, launch, rms_norm
+from rmsnorm_triton.reference import rms_norm_ref
 
 pytestmark = pytest.mark.usefixtures("poison")
 
@@ -205,3 +206,29 @@ def test_double_backward_raises(device, gen):
         y = rms_norm(x, w)
         (g,) = torch.autograd.grad(y.pow(2).sum(), x, create_graph=True)
         g.sum().backward()
+
+
+@pytest.mark.parametrize("wlayout", ["every-other", "expanded"])
+def test_strided_weight(device, gen, wlayout):
+    """A weight whose elements are not adjacent (a slice with a step, an expanded scalar) is
+    read as the values it holds, forward and backward (the kernels read W + column)."""
+    n = 127
+    x = randn((3, n), torch.float32, device, gen)
+    dy = randn((3, n), torch.float32, device, gen)
+    p = randn((2 * n,) if wlayout == "every-other" else (1,), torch.float32, device, gen)
+    p.requires_grad_()
+    w = p[::2] if wlayout == "every-other" else p.expand(n)
+    assert w.stride(0) != 1
+    xl = x.clone().requires_grad_()
+    y = rms_norm(xl, w)
+    ref_dx, ref_dw, mag_dx, mag_dw = reference_grads(x, w.detach(), dy)
+    ref_y = rms_norm_ref(x.double(), w.detach().double())[0]
+    assert_grad_close(y, ref_y, torch.zeros(()), what="y")
+    y.backward(dy)
+    assert_grad_close(xl.grad, ref_dx, mag_dx, what="dx")
+    if wlayout == "every-other":  # the gradient lands on the slice's elements, none between
+        assert_grad_close(p.grad[::2], ref_dw, mag_dw, what="dw")
+        assert (p.grad[1::2] == 0).all()
+    else:  # an expanded weight's gradient is the sum over the columns
+        assert_grad_close(p.grad, ref_dw.sum(0, keepdim=True), mag_dw.sum(0, keepdim=True),
+                          what="dw")

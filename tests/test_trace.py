@@ -210,6 +210,11 @@ def test_layer_norm_kernel_against_torch():
             assert_ln_close(y, ref, x, w, dtype, f"layer_norm {dtype} n={n} vs float64")
             assert_ln_close(y, F.layer_norm(x.float(), (n,), w.float(), b.float(), 1e-5), x, w,
                             dtype, f"layer_norm {dtype} n={n} vs torch")
+    x = torch.randn(3, 9, generator=g)  # weight and bias read as they hold, strided or not
+    w, b = torch.randn(18, generator=g)[::2], torch.randn(1, generator=g).expand(9)
+    ref = F.layer_norm(x.double(), (9,), w.double(), b.double(), 1e-5)
+    y = layer_norm(x.to(DEV), w.to(DEV), b.to(DEV).expand(9), 1e-5).cpu()
+    assert_ln_close(y, ref, x, w, torch.float32, "layer_norm, strided weight and bias")
     with pytest.raises(ValueError, match="weight has shape"):
         layer_norm(torch.ones(2, 4, device=DEV), torch.ones(3, device=DEV))
     with pytest.raises(ValueError, match="power of two"):

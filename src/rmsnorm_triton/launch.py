@@ -195,6 +195,12 @@ def check_dtype(name: str, dtype) -> None:
         raise TypeError(f"{name} is {dtype!r}, expected None or one of {_names(FLOAT_DTYPES)}")
 
 
+def dense(weight):
+    """The weight with unit stride (the kernels read W + column): a strided or expanded weight
+    is copied once, as rows_view copies rows that do not view as (M, N)."""
+    return weight if weight is None or weight.stride(0) == 1 else weight.contiguous()
+
+
 def rows_view(t: torch.Tensor, n: int) -> torch.Tensor:
     """(M, N) view with a unit last stride; strided rows stay as they are, other layouts copy once."""
     if t.dim() == 2 and t.stride(-1) == 1:
@@ -220,6 +226,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     y and h may be given (fused_add_rms_norm_ passes x and residual themselves: every element
     is read by the program that overwrites it, before it does).
     """
+    weight = dense(weight)
     key = None
     if not INTERPRETED and config is None and not trace and y is None and h is None:
         key = _plan_key(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, store_rstd)
@@ -342,6 +349,7 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
     """
     m, n = xin2.shape
     dev = xin2.device
+    weight = dense(weight)
     dx = torch.empty((m, n), dtype=dx_dtype, device=dev) if dx_dtype is not None else None
     dr = torch.empty((m, n), dtype=dr_dtype, device=dev) if dr_dtype is not None else None
     if dx is None:  # the kernel always writes DX; let it write the residual's gradient there

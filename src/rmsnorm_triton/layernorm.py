@@ -17,7 +17,7 @@ import triton
 import triton.language as tl
 
 from .kernels import _cast, _mean_rstd
-from .launch import check_scalar, check_tensor
+from .launch import check_scalar, check_tensor, dense
 
 
 @triton.jit
@@ -118,6 +118,7 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5, *, block_n=None, trace=False
                 raise ValueError(f"{name} has shape {tuple(t.shape)}, expected ({n},) to match "
                                  "the last dim of x")
     eps = check_scalar("eps", eps, minimum=0.0)
+    weight, bias = dense(weight), dense(bias)  # the kernel reads W + column, B + column
     if block_n is None:
         block_n = min(triton.next_power_of_2(max(n, 1)), 4096)
     if block_n < 1 or block_n & (block_n - 1):
