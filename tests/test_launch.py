@@ -174,7 +174,8 @@ def test_a_repeated_forward_replays_the_same_launch(fake_fwd):
     assert y2.data_ptr() != y1.data_ptr() and h2.shape == h1.shape == (3, 64)
 
 
-@pytest.mark.parametrize("change", ["eps", "dtype", "stride", "align", "no residual", "rows"])
+@pytest.mark.parametrize("change", ["eps", "dtype", "stride", "align", "no residual", "rows",
+                                    "offset sign"])
 def test_a_forward_that_differs_is_not_replayed(fake_fwd, change):
     base = torch.randn(3, 72)
     x, w, r = base[:, :64], torch.randn(64), torch.randn(3, 64)
@@ -190,6 +191,10 @@ def test_a_forward_that_differs_is_not_replayed(fake_fwd, change):
         kw["x"] = base[:, 1:65]  # 4-byte aligned: Triton compiles another kernel
     elif change == "no residual":
         kw["r"] = None
+    elif change == "offset sign":  # -0.0 == 0.0 as a key, not as an offset (w = -0.0)
+        launch.forward(x, w, r, 1e-6, -0.0, "llama", x.dtype, x.dtype, False)
+        assert len(launch._PLANS) == 2
+        return
     else:
         kw["x"], kw["r"] = x[:2], r[:2]
     _fwd(**kw)

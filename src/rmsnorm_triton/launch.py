@@ -299,13 +299,15 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
 _PLANS = {}
 
 
-def _plan_key(x2, weight, residual2, *scalars):
+def _plan_key(x2, weight, residual2, eps, offset, *rest):
     """What the launch depends on besides the tensors' addresses: shapes, row strides, dtypes,
-    the device, each pointer's 16-byte alignment (Triton specialises on it), the scalars."""
+    the device, each pointer's 16-byte alignment (Triton specialises on it), the scalars (the
+    offset's sign too: -0.0 == 0.0, but -0.0 + w keeps the sign of a zero w)."""
     return (x2.shape, x2.stride(0), x2.dtype, x2.get_device(), x2.data_ptr() & 15,
             None if weight is None else (weight.dtype, weight.data_ptr() & 15),
             None if residual2 is None else (residual2.dtype, residual2.stride(0),
-                                            residual2.data_ptr() & 15)) + scalars
+                                            residual2.data_ptr() & 15),
+            math.copysign(1.0, offset), eps, offset) + rest
 
 
 def _fwd_plan(k, g0, args, y, h, rstd, scalars):
