@@ -79,7 +79,7 @@ def test_tables_parse_and_the_residual_has_its_own_entries():
     """Each SPLIT entry gives a Config with its register cap; with a residual, the sizes
     FWD_RES names take its entries (run 34: FWD's capped layouts were slower there)."""
     for table in (heuristics.FWD, heuristics.FWD_RES, heuristics.FWD_BF16, heuristics.FWD_FP32,
-                  heuristics.BWD, heuristics.BWD_FP32):
+                  heuristics.FWD_FP32_RES, heuristics.BWD, heuristics.BWD_FP32):
         for key, entry in table.items():
             cfg = heuristics._lookup(table, key or 1 << 20, 2)
             assert cfg.split == (entry[3] in ("split", "early"))
@@ -98,6 +98,11 @@ def test_tables_parse_and_the_residual_has_its_own_entries():
         assert bf16 != heuristics.fwd_config(n, torch.float16)
         assert heuristics.fwd_config(n, torch.bfloat16, True) == heuristics.fwd_config(
             n, torch.float16, True)
+    for n in (131072, 262144):  # fp32 with a residual keeps its own entries
+        assert heuristics.fwd_config(n, torch.float32, True) == heuristics._lookup(
+            heuristics.FWD_FP32_RES, n, 4)
+        assert heuristics.fwd_config(n, torch.float32) != heuristics.fwd_config(
+            n, torch.float32, True)
     n = 32768  # in neither: the plain entry serves all
     assert heuristics.fwd_config(n, torch.float16, True) == heuristics.fwd_config(n, torch.float16)
     assert heuristics.fwd_config(n, torch.bfloat16) == heuristics.fwd_config(n, torch.float16)

@@ -38,7 +38,7 @@ FWD = {  # bf16/fp16
     16384: (1, 16384, 8, "1p", 1),  # r1: 93.6%
     32768: (1, 32768, 16, "1p", 1),  # r6: 92.3% (r16: 92.3%; every SPLIT layout <= 72%)
     65536: (1, 2048, 4, "early", 7, 72),  # r34: 88.2% (r24's 2048 x 4 "split" x 6: 85.8%)
-    131072: (1, 4096, 4, "early", 3),  # r31: 87.5% (residual 94.6%; "split": 83.1 / 94.3%)
+    131072: (1, 4096, 4, "early", 4, 128),  # r45: fp16 91.6% (r31's x 3 uncapped: 88.5%)
     None: (1, 8192, 8, "early", 2, 128),  # r34: 87.8% at 256K (r31's 2048 x 4 x 6: 78.1%)
 }
 FWD_RES = {  # bf16/fp16 with a residual, where it differs from FWD (r34: FWD's capped entries
@@ -50,11 +50,18 @@ FWD_RES = {  # bf16/fp16 with a residual, where it differs from FWD (r34: FWD's 
 FWD_BF16 = {  # bf16 without a residual, where it differs from FWD: at FWD's caps the bf16 code
     # spills (2048 x 4 "early" at 72 registers: 16 bytes; regs.py) where fp16's does not
     65536: (1, 2048, 4, "early", 6, 80),  # r40: 89.6% (FWD's entry: 88.3% in bf16, 91.0% fp16)
+    131072: (1, 4096, 8, "early", 3, 80),  # r45: 88.5% (FWD's: 87.6%, spills 48 bytes in bf16)
 }
 FWD_FP32 = {
     32768: (1, 32768, 32, "1p", 1),  # r6: 96.1%
     65536: (1, 2048, 4, "early", 4),  # r31: 95.0% ("split": 94.5%, residual 96.1%, r24)
-    None: (1, 8192, 8, "split", 2),  # r24: 92.7% at 256K (residual 95.9%)
+    131072: (1, 4096, 4, "early", 2),  # r45: 95.5% (r24's 8192 x 8 "split" x 2: 92.9%)
+    None: (1, 8192, 8, "early", 2),  # r45: 95.3% at 256K ("split": 92.7%)
+}
+FWD_FP32_RES = {  # fp32 with a residual: r24's entries (residual 95.9% at 256K); the "early"
+    # ones above were not measured with a residual
+    131072: (1, 8192, 8, "split", 2),
+    None: (1, 8192, 8, "split", 2),
 }
 BWD = {  # bf16/fp16 (one-pass entries serve fp32 too: r3 reached 89-93% there)
     512: (16, 512, 8, "1p", 1),  # r6: 87.7%
@@ -123,7 +130,8 @@ def fwd_config(n: int, dtype: torch.dtype, residual: bool = False) -> Config:
     size = _size(dtype)
     block_n = pow2(n)
     if size == 4 and block_n >= 32768:
-        return _lookup(FWD_FP32, block_n, size)
+        res = residual and (block_n in FWD_FP32_RES or block_n > max(k for k in FWD_FP32 if k))
+        return _lookup(FWD_FP32_RES if res else FWD_FP32, block_n, size)
     if size == 4 and block_n >= 512:  # fp32 below 32K: r1's defaults reached 95.2-97.9%
         block_m = max(1, 4096 // block_n)
         e = block_m * block_n
