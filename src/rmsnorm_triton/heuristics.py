@@ -75,12 +75,13 @@ BWD = {  # bf16/fp16 (one-pass entries serve fp32 too: r3 reached 89-93% there)
     131072: (1, 4096, 8, "early", 2, 128),  # r34: 85.3% (r24's 4096 x 4 "split" x 2: 82.0%)
     None: (1, 8192, 16, "early", 1),  # r31: 85.1% at 256K ("split" 8192 x 8 x 1: 81.0%, r24)
 }
-BWD_FP32 = {  # fp32 SPLIT falls to 6-12% in layouts that spill (r17, r23): only these were safe
+BWD_FP32 = {  # fp32 SPLIT falls to 6-12% in layouts that spill (r17, r23): these spill nothing
     512: (8, 512, 4, "1p", 2),  # r27: 92.8% (BWD's 16 x 512 x 8: 90.8%)
-    16384: (1, 2048, 8, "split", 2),  # r24: 90.2%
-    32768: (1, 2048, 8, "split", 2),  # r24: 90.2%
+    16384: (1, 1024, 4, "early", 4),  # r47: 96.0% (r24's 2048 x 8 "split" x 2: 90.1%)
+    32768: (1, 2048, 4, "early", 2),  # r47: 94.7% (r24's 2048 x 8 "split" x 2: 90.0%)
     65536: (1, 2048, 4, "early", 2),  # r31: 95.8% ("split" 2048 x 8 x 2: 91.5%, r24)
-    None: (1, 2048, 4, "split", 2),  # r24: 83.1% at 256K
+    131072: (1, 4096, 8, "early", 1),  # r47: 95.2% (r24's 2048 x 4 "split" x 2: 84.8%)
+    None: (1, 1024, 4, "early", 4),  # r47: 88.9% at 256K (r24's 2048 x 4 "split" x 2: 82.9%)
 }
 # Short rows (below the tables' first key): elements a program should hold, by element size.
 TILE_ELEMS = {2: 8192, 4: 4096, 8: 2048}
