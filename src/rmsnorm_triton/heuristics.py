@@ -58,10 +58,9 @@ FWD_FP32 = {
     131072: (1, 4096, 4, "early", 2),  # r45: 95.5% (r24's 8192 x 8 "split" x 2: 92.9%)
     None: (1, 8192, 8, "early", 2),  # r45: 95.3% at 256K ("split": 92.7%)
 }
-FWD_FP32_RES = {  # fp32 with a residual: r24's entries (residual 95.9% at 256K); the "early"
-    # ones above were not measured with a residual
-    131072: (1, 8192, 8, "split", 2),
-    None: (1, 8192, 8, "split", 2),
+FWD_FP32_RES = {  # fp32 with a residual, where it differs from FWD_FP32
+    131072: (1, 2048, 4, "split", 4),  # r49: 97.1% (r24's 8192 x 8 "split" x 2: 95.7%)
+    None: (1, 2048, 4, "early", 4),  # r49: 97.6% at 256K (r24's 8192 x 8 "split" x 2: 96.2%)
 }
 BWD = {  # bf16/fp16 (one-pass entries serve fp32 too: r3 reached 89-93% there)
     512: (16, 512, 8, "1p", 1),  # r6: 87.7%
