@@ -27,8 +27,9 @@ class Config:
 # Tables keyed by next_power_of_2(N): (BLOCK_M, BLOCK_N, num_warps, mode, programs per SM); mode
 # "1p" one pass, "split" / "early" SPLIT with the next round's loads after / before the publish;
 # a sixth field, where there is one, caps the registers a thread may use (maxnreg, run 34).
-# Runs are in benchmarks/results/NOTES.md; "r1" = run 1 (tune-run1-*.json) and so on. Entries for
-# the 2-byte dtypes were swept in bf16 and serve fp16 too (same bytes, same registers).
+# Runs are in benchmarks/results/NOTES.md; "r1" = run 1 (tune-run1-*.json) and so on. FWD and
+# BWD serve bf16 and fp16 (same bytes); the _RES and _BF16 tables override them where a residual
+# or bf16's own code (registers: NOTES.md, run 39) measured differently.
 FWD = {  # bf16/fp16
     512: (32, 512, 32, "1p", 1),  # r1: 94.4%
     1024: (1, 1024, 4, "1p", 1),  # r1: 95.4%
@@ -130,17 +131,22 @@ def fwd_config(n: int, dtype: torch.dtype, residual: bool = False) -> Config:
     size = _size(dtype)
     block_n = pow2(n)
     if size == 4 and block_n >= 32768:
-        res = residual and (block_n in FWD_FP32_RES or block_n > max(k for k in FWD_FP32 if k))
+        res = residual and _overrides(FWD_FP32_RES, FWD_FP32, block_n)
         return _lookup(FWD_FP32_RES if res else FWD_FP32, block_n, size)
     if size == 4 and block_n >= 512:  # fp32 below 32K: r1's defaults reached 95.2-97.9%
         block_m = max(1, 4096 // block_n)
         e = block_m * block_n
         return Config(block_m, block_n, next(w for lim, w in WARPS if e <= lim), True)
-    if residual and (block_n in FWD_RES or block_n > max(k for k in FWD if k)):
+    if residual and _overrides(FWD_RES, FWD, block_n):
         return _lookup(FWD_RES, block_n, size)
-    if dtype == torch.bfloat16 and not residual and block_n in FWD_BF16:
+    if dtype == torch.bfloat16 and not residual and _overrides(FWD_BF16, FWD, block_n):
         return _lookup(FWD_BF16, block_n, size)
     return _lookup(FWD, block_n, size)
+
+
+def _overrides(over, base, block_n: int) -> bool:
+    """over's entry applies: it names block_n, or its None entry covers rows past base's keys."""
+    return block_n in over or (None in over and block_n > max(k for k in base if k))
 
 
 @functools.lru_cache(maxsize=1024)
