@@ -55,7 +55,7 @@ def variant(early, cap):
             if not c.split:
                 return c
             pps = c.progs_per_sm + cap
-            regs = min(255, 65536 // (pps * c.num_warps * 32) // 8 * 8) if cap else c.maxnreg
+            regs = heuristics.regs_for(pps, c.num_warps) if cap else c.maxnreg
             return dataclasses.replace(c, early=early or c.early, progs_per_sm=pps, maxnreg=regs)
         return g
     heuristics.fwd_config = wrap(heuristics.fwd_config)

@@ -49,15 +49,11 @@ CAPPED_FWD = [(1024, 4, (10, 12)), (2048, 4, (7, 8)), (4096, 4, (4,)), (4096, 8,
 CAPPED_BWD = [(1024, 4, (6, 8)), (2048, 4, (4,)), (2048, 8, (3, 4)), (4096, 8, (2,))]
 
 
-def cap(pps, warps):
-    """The most registers a thread may use for `pps` programs of `warps` warps on one SM."""
-    return min(255, 65536 // (pps * warps * 32) // 8 * 8)
-
-
 def capped_variants(layouts, bn):
     if "capped" not in FAMILIES:
         return []
-    return [Config(1, blk, w, False, True, pps, early=e, maxnreg=cap(pps, w))
+    return [Config(1, blk, w, False, True, pps, early=e,
+                   maxnreg=heuristics.regs_for(pps, w))
             for blk, w, ppss in layouts for pps in ppss for e in (False, True) if blk < bn]
 
 
@@ -81,8 +77,9 @@ def fwd_variants(n, dt, res=False):
             if 1024 <= e * size <= 131072 and 4 <= e // (32 * w) <= 64:
                 out.append(Config(bm, bn, w, True))
     if bn in (16384, 32768) and "capped" in FAMILIES:  # one pass, registers capped for 2-3 an SM
-        out += [Config(1, bn, w, True, maxnreg=cap(pps, w)) for w in (8, 16, 32) for pps in (2, 3)
-                if cap(pps, w) >= 32]
+        for w, pps in itertools.product((8, 16, 32), (2, 3)):
+            if heuristics.regs_for(pps, w) >= 32:
+                out.append(Config(1, bn, w, True, maxnreg=heuristics.regs_for(pps, w)))
     if bn >= 16384:  # SPLIT: chunk, warps, programs per SM (a layout that does not fit falls back)
         out += split_variants(SPLIT_FWD, bn) + capped_variants(CAPPED_FWD, bn)
     return list(dict.fromkeys(out))

@@ -144,6 +144,12 @@ def fwd_config(n: int, dtype: torch.dtype, residual: bool = False) -> Config:
     return _lookup(FWD, block_n, size)
 
 
+def regs_for(progs_per_sm: int, num_warps: int) -> int:
+    """The most registers a thread may use (a maxnreg) for progs_per_sm programs of num_warps
+    warps on one Hopper SM (65536 registers, allocated in 8s)."""
+    return min(255, 65536 // (progs_per_sm * num_warps * 32) // 8 * 8)
+
+
 def _overrides(over, base, block_n: int) -> bool:
     """over's entry applies: it names block_n, or its None entry covers rows past base's keys."""
     return block_n in over or (None in over and block_n > max(k for k in base if k))
@@ -152,7 +158,7 @@ def _overrides(over, base, block_n: int) -> bool:
 @functools.lru_cache(maxsize=1024)
 def bwd_config(n: int, dtype: torch.dtype) -> Config:
     size, block_n = _size(dtype), pow2(n)
-    fp32 = size == 4 and (block_n >= 16384 or block_n in BWD_FP32)
+    fp32 = size == 4 and _overrides(BWD_FP32, BWD, block_n)
     return _lookup(BWD_FP32 if fp32 else BWD, block_n, size)
 
 
