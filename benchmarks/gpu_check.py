@@ -1,4 +1,5 @@
-"""GPU-only correctness: the SPLIT path at many (M, N), dw determinism, M*N > 2^31, N = 2^20.
+"""GPU-only correctness: the SPLIT path at many (M, N), dw determinism, M*N > 2^31, N = 2^20,
+and SPLIT's 16-bit weight multiply (launch.W_NATIVE) giving the fp32 multiply's bits ("bits").
 
     python benchmarks/gpu_check.py [--big] [--early] [--cap] [--shapes M:N,...]
 
@@ -15,7 +16,7 @@ import sys
 import torch
 
 import rmsnorm_triton as R
-from rmsnorm_triton import heuristics
+from rmsnorm_triton import heuristics, launch
 from rmsnorm_triton.reference import rms_norm_ref
 from rmsnorm_triton.testing import max_scaled_error, normwise_error
 
@@ -39,11 +40,26 @@ def case(m, n, dt, residual):
         ref, _ = rms_norm_ref((x + r).detach(), w.detach())
     e_y = max_scaled_error(y, ref)
     e_g = max(normwise_error(g, rg) for g, rg in zip(grads, rgrads))
+    same = native_same_bits(x.detach(), w.detach(), r.detach() if residual else None)
     again = torch.autograd.grad(R.rms_norm(x, w, residual=r)[0] if residual else R.rms_norm(x, w),
                                 (w,), dy)[0]
     det = torch.equal(again, grads[1])
-    ok = e_y <= 1 and e_g <= GRAD_TOL[dt] and det
-    return ok, e_y, e_g, det
+    ok = e_y <= 1 and e_g <= GRAD_TOL[dt] and det and same
+    return ok, e_y, e_g, det, same
+
+
+def native_same_bits(x, w, r):
+    """The forward with w * x_hat in x's 16-bit dtype (launch.W_NATIVE, SPLIT) and in fp32, in
+    the same launch setting (the tables may give the two different ones): the same bits."""
+    cfg = heuristics.fwd_config(x.shape[1], x.dtype, r is not None)
+    ys = []
+    for native in (True, False):
+        launch.W_NATIVE = native
+        ys.append(launch.forward(x, w, r, 1e-6, 0.0, "llama", x.dtype, x.dtype, False,
+                                 config=cfg)[0])
+    launch.W_NATIVE = True
+    bits = torch.int32 if x.element_size() == 4 else torch.int16
+    return torch.equal(ys[0].view(bits), ys[1].view(bits))
 
 
 def variant(early, cap):
@@ -73,16 +89,16 @@ def main():
         variant(args.early, args.cap)
     torch.manual_seed(0)
     bad = 0
-    print(f"{'M':>6} {'N':>8} {'dtype':>9} {'res':>4} {'y/tol':>7} {'grad norm err':>13} {'dw det':>6}")
+    print(f"{'M':>6} {'N':>8} {'dtype':>9} {'res':>4} {'y/tol':>7} {'grad norm err':>13} {'dw det':>6} {'bits':>5}")
     for (m, n), dt, res in itertools.product(
             [tuple(map(int, t.split(":"))) for t in args.shapes.split(",")] if args.shapes else
             [(1, 8193), (3, 16384), (77, 40000), (1000, 65537), (5, 131072), (33, 262144),
              (2, 1 << 20), (300, 12289), (4096, 5000)],
             [torch.float32, torch.bfloat16, torch.float16], [False, True]):
-        ok, e_y, e_g, det = case(m, n, dt, res)
+        ok, e_y, e_g, det, same = case(m, n, dt, res)
         bad += not ok
         print(f"{m:>6} {n:>8} {str(dt)[6:]:>9} {str(res):>4} {e_y:7.3f} {e_g:13.2e} {str(det):>6}"
-              f"{'' if ok else '  FAIL'}", flush=True)
+              f" {str(same):>5}{'' if ok else '  FAIL'}", flush=True)
     if args.big:  # M * N > 2^31 elements: 64-bit offsets
         n = 4096
         m = (1 << 31) // n + 3

@@ -3,7 +3,8 @@ reports per configuration: registers per thread, stack bytes (spills).
 
     python benchmarks/regs.py [--dtype bf16] [--src kernels.py]
 
-A compile error or a spill shows here, before any time on the GPU machine is spent. Triton's
+Rows "early": EARLY with PAIRS and, in 16 bits, the weight multiplied in that dtype (W_NATIVE),
+as the long-row tables run them. A compile error or a spill shows here, before any time on the GPU machine is spent. Triton's
 bundled ptxas does the work; no CUDA device is needed.
 """
 
@@ -32,7 +33,7 @@ def load_kernels(path=SRC):
     return mod
 
 
-def compile_one(fn, types, consts, num_warps):
+def compile_one(fn, types, consts, num_warps, maxnreg=0):
     sig = {p.name: ("constexpr" if p.is_constexpr else types[p.name]) for p in fn.params}
     cx = {(i,): consts[p.name] for i, p in enumerate(fn.params) if p.is_constexpr}
     # As the launcher's tensors and sizes are (16-byte aligned pointers, strides and N % 16 == 0):
@@ -41,7 +42,8 @@ def compile_one(fn, types, consts, num_warps):
            if not p.is_constexpr and (types[p.name].startswith("*") or types[p.name] == "i32")
            and p.name not in ("M", "NUM_GROUPS", "NUM_PROGS")}
     src = triton.compiler.ASTSource(fn=fn, signature=sig, constexprs=cx, attrs=div)
-    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
+    opts = {"num_warps": num_warps, **({"maxnreg": maxnreg} if maxnreg else {})}
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts)
 
 
 def usage(k):
@@ -59,7 +61,7 @@ def usage(k):
 
 
 def fwd(K, dt, block_n, warps, split, has_r=False, block_m=1, pairs=False, early=False,
-        w_first=False):
+        w_first=False, native=False, maxnreg=0):
     types = dict(X=f"*{dt}", R=f"*{dt}", W=f"*{dt}", Y=f"*{dt}", H=f"*{dt}", RSTD="*fp32",
                  TRACE_BLK="*fp32", TRACE_ROW="*fp32", PART="*fp32", stride_x="i32",
                  stride_r="i32", stride_y="i32", stride_h="i32", M="i32", N="i32", eps="fp32",
@@ -67,8 +69,8 @@ def fwd(K, dt, block_n, warps, split, has_r=False, block_m=1, pairs=False, early
     consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split, S_POW2=32,
                   PAIRS=pairs, EARLY=early,
                   HAS_W=True, HAS_R=has_r, STORE_RSTD=True, CASTING=1, TRACE=False,
-                  W_FIRST=w_first)
-    return compile_one(K.rms_norm_fwd, types, consts, warps)
+                  W_FIRST=w_first, W_NATIVE=native)
+    return compile_one(K.rms_norm_fwd, types, consts, warps, maxnreg)
 
 
 def bwd(K, dt, block_n, warps, split, block_m=1, pairs=False, early=False):
@@ -90,10 +92,12 @@ def main():
     dt = TY[args.dtype]
     rows = []
     for bn, w in [(2048, 4), (2048, 8), (4096, 4), (4096, 8), (8192, 8), (8192, 16), (16384, 16)]:
-        for tag, kw in (("split", {}), ("pairs", {"pairs": dt != "fp32"})):
+        for tag, kw in (("split", {}), ("pairs", {"pairs": dt != "fp32"}),
+                        ("early", {"pairs": dt != "fp32", "early": True, "native": dt != "fp32"})):
             rows.append((f"fwd {tag}", bn, w, fwd(K, dt, bn, w, True, **kw)))
             rows.append((f"fwd+res {tag}", bn, w, fwd(K, dt, bn, w, True, has_r=True, **kw)))
-            rows.append((f"bwd {tag}", bn, w, bwd(K, dt, bn, w, True, **kw)))
+            if tag != "early":
+                rows.append((f"bwd {tag}", bn, w, bwd(K, dt, bn, w, True, **kw)))
     for bn, w in [(16384, 8), (32768, 16), (65536, 32)]:
         rows.append(("fwd one-pass", bn, w, fwd(K, dt, bn, w, False)))
     print(f"triton {triton.__version__}, sm_90, {args.dtype}")

@@ -1,6 +1,6 @@
 """Launch-table sweep on a GPU: times kernel variants beside the copy ceiling.
 
-    python benchmarks/tune.py [--ops fwd,bwd,res] [--dtypes bf16,fp32] [--sweep]
+    python benchmarks/tune.py [--ops fwd,bwd,res] [--dtypes bf16,fp32] [--sweep] [--variants ...]
 
 Prints one line per (op, dtype, N, variant) and writes JSON to $OUT (or benchmarks/results/).
 Chosen entries go into heuristics.py with the run noted; notes in benchmarks/results/NOTES.md.
@@ -18,6 +18,7 @@ import triton
 from triton.testing import do_bench
 
 from rmsnorm_triton import heuristics, launch
+from rmsnorm_triton.bench.timing import copy_bandwidth, kernel_ms
 from rmsnorm_triton.heuristics import Config
 from rmsnorm_triton.reference import rms_norm_ref
 from rmsnorm_triton.testing import max_scaled_error, normwise_error
@@ -44,6 +45,7 @@ SPLIT_BWD = [(2048, 4, (2, 3, 4)), (2048, 8, (1, 2, 3)), (4096, 4, (1, 2)), (409
 # "capped": the SPLIT layouts with PAIRS, loads after / before the publish, registers capped
 # (maxnreg) so that one or two more programs fit an SM than ptxas's own count allows (run 34).
 FAMILIES = set(os.environ.get("TUNE_FAMILIES", "onepass,pairs,early").split(","))
+# TUNE_NATIVE=both: each forward SPLIT variant also with w * x_hat in fp32 (launch.W_NATIVE off).
 CAPPED_FWD = [(1024, 4, (10, 12)), (2048, 4, (7, 8)), (4096, 4, (4,)), (4096, 8, (3, 4)),
               (8192, 8, (2,)), (8192, 16, (2,))]
 CAPPED_BWD = [(1024, 4, (6, 8)), (2048, 4, (4,)), (2048, 8, (3, 4)), (4096, 8, (2,))]
@@ -98,6 +100,18 @@ def bwd_variants(n, dt):
     return list(dict.fromkeys(out))
 
 
+def given(spec, n):
+    """--variants: "2048x4:early:6:80,..." as Configs, those shorter than the row."""
+    out = []
+    for item in filter(None, (spec or "").split(",")):
+        shape, mode_, pps, *cap = item.split(":")
+        blk, w = map(int, shape.split("x"))
+        if blk < triton.next_power_of_2(n):
+            out.append(Config(1, blk, w, False, True, int(pps), early=mode_ == "early",
+                              maxnreg=int(cap[0]) if cap else 0))
+    return out
+
+
 _GRID = [None]
 _split_grid = launch.split_grid
 
@@ -139,10 +153,24 @@ def main():
     p.add_argument("--dtypes", default="bf16,fp16,fp32")
     p.add_argument("--ns", default=",".join(map(str, NS)))
     p.add_argument("--sweep", action="store_true", help="time every variant, not only the table's")
+    p.add_argument("--clock", choices=("do_bench", "bench"), default="do_bench",
+                   help="bench: the bench's device clock (bench/timing.kernel_ms, 30 ms a case); "
+                   "runs 1-52 used triton's do_bench, which reads 1-3 points lower")
+    p.add_argument("--variants", help="SPLIT layouts to time beside the table's, as the tables "
+                   "write them: BLOCK_NxWARPS:MODE:PPS[:MAXNREG],... (MODE split or early)")
     args = p.parse_args()
+    if args.clock == "bench":
+        dev = torch.device("cuda")
+        clock = lambda f: kernel_ms(f, dev, rep_ms=30.0)  # noqa: E731
+    else:
+        clock = lambda f: do_bench(f, warmup=10, rep=60, return_mode="median")  # noqa: E731
     torch.manual_seed(0)
     gpu = torch.cuda.get_device_name()
-    cbw = copy_gbps()
+    if args.clock == "bench":  # the bench's ceiling too: 512 MiB read + written, same clock
+        c_ms, c_bytes = copy_bandwidth(torch.device("cuda"), 512)
+        cbw = c_bytes / c_ms / 1e6
+    else:
+        cbw = copy_gbps()
     print(f"{gpu} torch {torch.__version__} triton {triton.__version__}: copy {cbw:.0f} GB/s", flush=True)
     rows = []
     for op, dname, n in itertools.product(args.ops.split(","), args.dtypes.split(","),
@@ -156,21 +184,27 @@ def main():
         if op in ("fwd", "res"):
             res = op == "res"
             cfgs = fwd_variants(n, dt, res) if args.sweep else [heuristics.fwd_config(n, dt, res)]
+            cfgs = list(dict.fromkeys(cfgs + given(args.variants, n)))
             nbytes = (4 if op == "res" else 2) * m * n * size + n * size
-            for cfg in cfgs:
+            natives = (True, False) if os.environ.get("TUNE_NATIVE") == "both" else (True,)
+            for cfg, nat in itertools.product(cfgs, natives):
+                if not nat and not cfg.split:
+                    continue
+                launch.W_NATIVE = nat
                 _GRID[0] = None
                 try:
                     y, h, _, _ = run_fwd(x, w, r, cfg)
                     err = fwd_error(x, w, r, y)
-                    ms = do_bench(lambda: run_fwd(x, w, r, cfg), warmup=10, rep=60, return_mode="median")
+                    ms = clock(lambda: run_fwd(x, w, r, cfg))
                 except Exception as e:  # a variant that does not compile (registers, shared memory)
                     print(f"{op} {dname} {n} {cfg} FAILED {type(e).__name__}: {str(e)[:100]}", flush=True)
                     continue
                 gbps = nbytes / ms / 1e6
+                nat = nat and cfg.split and size == 2
                 rows.append(dict(op=op, dtype=dname, N=n, M=m, cfg=cfg.__dict__, ms=ms, gbps=gbps,
-                                 pct=100 * gbps / cbw, err=err))
+                                 pct=100 * gbps / cbw, err=err, native=nat))
                 print(f"{op} {dname} N={n:>6} {cfg.block_m:>3}x{cfg.block_n:<6} w{cfg.num_warps:<2}"
-                      f" {mode(cfg)} pps {cfg.progs_per_sm} G {_GRID[0] and _GRID[0][0]}"
+                      f" {mode(cfg)}{'n' if nat else ''} pps {cfg.progs_per_sm} G {_GRID[0] and _GRID[0][0]}"
                       f" {ms*1e3:8.1f} us {gbps:6.0f} GB/s"
                       f" {100*gbps/cbw:5.1f}% err {err:.2f}", flush=True)
         else:
@@ -183,13 +217,14 @@ def main():
             gx, gw = torch.autograd.grad(ref, (xd, wd), dy.double())
             del xd, ref
             cfgs = bwd_variants(n, dt) if args.sweep else [heuristics.bwd_config(n, dt)]
+            cfgs = list(dict.fromkeys(cfgs + given(args.variants, n)))
             for cfg in cfgs:
                 _GRID[0] = None
                 f = lambda: launch.backward(dy, x, w, rstd, 0.0, None, dt, None, True, config=cfg)
                 try:
                     dx, _, dw = f()
                     err = max(normwise_error(dx, gx), normwise_error(dw, gw))
-                    ms = do_bench(f, warmup=10, rep=60, return_mode="median")
+                    ms = clock(f)
                 except Exception as e:
                     print(f"bwd {dname} {n} {cfg} FAILED {type(e).__name__}: {str(e)[:100]}", flush=True)
                     continue
@@ -216,7 +251,8 @@ def main():
             best[k] = r_
     print("\nbest per (op, dtype, N): % of copy")
     for k, r_ in sorted(best.items()):
-        print(f"{k[0]:>4} {k[1]:>5} {k[2]:>7} {r_['pct']:5.1f}% {tuple(r_['cfg'].values())}")
+        print(f"{k[0]:>4} {k[1]:>5} {k[2]:>7} {r_['pct']:5.1f}% {tuple(r_['cfg'].values())}"
+              f"{' native' if r_.get('native') else ''}")
     return 0
 
 

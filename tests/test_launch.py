@@ -92,10 +92,11 @@ def test_tables_parse_and_the_residual_has_its_own_entries():
         key = n if n in heuristics.FWD_RES else None
         assert res == heuristics._lookup(heuristics.FWD_RES, heuristics.pow2(n), 2), n
         assert (plain == res) == (heuristics.FWD.get(key) == heuristics.FWD_RES[key])
-    for n in heuristics.FWD_BF16:  # bf16's own entries, without a residual only
-        bf16 = heuristics.fwd_config(n, torch.bfloat16)
+    for n in heuristics.FWD_BF16:  # bf16's own entries: no residual, w * x_hat in fp32 only
+        bf16 = heuristics.fwd_config(n, torch.bfloat16, native=False)
         assert bf16 == heuristics._lookup(heuristics.FWD_BF16, n, 2)
-        assert bf16 != heuristics.fwd_config(n, torch.float16)
+        assert bf16 != heuristics.fwd_config(n, torch.float16, native=False)
+        assert heuristics.fwd_config(n, torch.bfloat16) == heuristics.fwd_config(n, torch.float16)
         assert heuristics.fwd_config(n, torch.bfloat16, True) == heuristics.fwd_config(
             n, torch.float16, True)
     for n in (131072, 262144):  # fp32 with a residual keeps its own entries
@@ -219,11 +220,47 @@ def test_forward_calls_that_are_never_replayed(fake_fwd):
 
 
 def test_w_first_only_for_a_wave_or_two(fake_fwd):
-    """W_FIRST (the last constexpr) for grids of at most W_FIRST_WAVES waves, never when traced
+    """W_FIRST (the constexpr before W_NATIVE) for grids of at most W_FIRST_WAVES waves, never when traced
     (the visualizer shows the other load's line); on the CPU one 'SM'."""
     _fwd(torch.randn(3, 64), torch.randn(64))  # one tile of 4 rows
     _fwd(torch.randn(4000, 64), torch.randn(64))  # 32 tiles of 128 rows
     launch.forward(torch.randn(3, 64), torch.randn(64), None, 1e-6, 0.0, "llama", torch.float32,
                    torch.float32, False, trace=True)
-    firsts = [k.calls[-1][-1] for k in fake_fwd]
+    firsts = [k.calls[-1][-2] for k in fake_fwd]
     assert firsts == [True, False, False]
+    assert not any(k.calls[-1][-1] for k in fake_fwd), "W_NATIVE: SPLIT only"
+
+
+@pytest.mark.parametrize("change", [None, "offset", "gemma", "none", "fp32 w", "fp32 y", "fp16 x",
+                                    "fp32", "no w", "no split"])
+def test_w_native_only_where_it_gives_fp32s_bits(fake_fwd, monkeypatch, change):
+    """SPLIT multiplies in 16 bits (W_NATIVE, the last constexpr) only with Llama casting, a zero
+    offset and x (h), w and y of one 16-bit dtype: there one rounding of the exact product."""
+    monkeypatch.setattr(launch, "split_grid", lambda k, args, i, cfg, m, n: (2, -(-n // cfg.block_n)))
+    dt = torch.float32 if change == "fp32" else torch.bfloat16
+    x, w = torch.randn(4, 256).to(dt), torch.randn(256).to(dt)
+    offset, casting, out = 0.0, "llama", dt
+    cfg = Config(1, 64, 4, False, change != "no split", 2)
+    if change == "offset":
+        offset = 1.0
+    elif change in ("gemma", "none"):
+        casting = change
+    elif change == "fp32 w":
+        w = w.float()
+    elif change == "fp32 y":
+        out = torch.float32
+    elif change == "fp16 x":
+        x = x.half()
+    elif change == "no w":
+        w = None
+    seen = []  # without a config, the table is asked for the entry of the multiply taken
+    monkeypatch.setattr(heuristics, "fwd_config", lambda *a: seen.append(a[3]) or cfg)
+    launch.forward(x, w, None, 1e-6, offset, casting, out, x.dtype, False)
+    assert seen == [change is None or change == "no split"]
+    split, native = fake_fwd[-1].calls[-1][9 + 21], fake_fwd[-1].calls[-1][-1]
+    assert split == (change != "no split")
+    assert native == (change is None)
+    # with a residual, h's dtype is the one that counts
+    r = torch.randn(4, 256).to(dt)
+    launch.forward(x, w, r, 1e-6, offset, casting, out, torch.float32, False, config=cfg)
+    assert fake_fwd[-1].calls[-1][-1] is False

@@ -102,7 +102,13 @@ def _cast(x, TY: tl.constexpr):
 
 @triton.jit
 def _apply_weight(h, rstd, w, offset, CASTING: tl.constexpr, IN_TY: tl.constexpr, ACC: tl.constexpr):
-    """y = x_hat * (offset + w) in ACC (fp32), rounded where each casting mode rounds."""
+    """y = x_hat * (offset + w) in ACC (fp32), rounded where each casting mode rounds.
+
+    Llama's product of two 16-bit values is exact in fp32 and then rounded once to y's dtype: a
+    multiply in that dtype (round to nearest even) gives the same bits. SPLIT takes that way
+    (W_NATIVE) where the offset is 0 and x, w and y share the dtype: w then stays packed, two
+    values a register, instead of 32 hoisted fp32 values of offset + w that bf16's long-row
+    code spilled (NOTES.md, run 39). (Zeros' signs follow w * x_hat, as Hugging Face's do.)"""
     if CASTING == 1:  # Llama: x_hat cast to the input dtype, then times the weight
         return _cast(h * rstd, IN_TY).to(ACC) * (offset + w)
     elif CASTING == 2:  # Gemma: all fp32, cast once at the end
@@ -235,6 +241,8 @@ def rms_norm_fwd(
     W_FIRST: tl.constexpr = False,  # ONE_PASS: w loaded beside x, before the sum (run 38): a
     # single wave of programs (a few rows) then waits one DRAM trip, not two; with many rows the
     # extra registers held across the sum cost more (16K x 8 warps: 107 -> 173 a thread)
+    W_NATIVE: tl.constexpr = False,  # SPLIT, Llama casting, offset 0, x, w and y of one 16-bit
+    # dtype: y = x_hat * w multiplied in that dtype (w held packed; see _apply_weight)
 ):
     pid = tl.program_id(0)
     IN_TY: tl.constexpr = H.dtype.element_ty if HAS_R else X.dtype.element_ty
@@ -310,7 +318,10 @@ def rms_norm_fwd(
             ms, rstd = _mean_rstd(_total(PART, row64, S, parts, S_POW2), N, eps, ACC)
             if STORE_RSTD:
                 tl.store(RSTD + row64, rstd, mask=s == 0)
-            y = _apply_weight(hs.to(ACC), rstd, w.to(ACC), offset, CASTING, IN_TY, ACC)
+            if W_NATIVE:
+                y = _cast(hs.to(ACC) * rstd, IN_TY) * w
+            else:
+                y = _apply_weight(hs.to(ACC), rstd, w.to(ACC), offset, CASTING, IN_TY, ACC)
             tl.store(Y + row64 * stride_y + c, _cast(y, Y.dtype.element_ty), mask=m)
             hs = hs2
             hs2 = hs3

@@ -221,6 +221,19 @@ def rows_view(t: torch.Tensor, n: int) -> torch.Tensor:
 W_FIRST_WAVES = 2
 
 
+# SPLIT multiplies x_hat by w in their 16-bit dtype where that gives fp32's bits (kernels.py,
+# _apply_weight; run 51). False: always in fp32 (benchmarks/tune.py times both).
+W_NATIVE = True
+
+
+def native_weight(weight, casting, offset, in_dtype, out_dtype) -> bool:
+    """y = x_hat * w in the 16-bit dtype rounds as the fp32 product does: Llama casting (x_hat
+    rounded to that dtype first), no offset, and input, weight and output all of that dtype."""
+    return (weight is not None and casting == "llama" and offset == 0.0
+            and weight.dtype in (torch.bfloat16, torch.float16)
+            and weight.dtype == in_dtype == out_dtype)
+
+
 def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, store_rstd,
             *, config=None, trace=False, y=None, h=None):
     """Runs rms_norm_fwd on (M, N) rows. Returns y, h (or None), rstd (or None), trace buffers.
@@ -242,7 +255,9 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     if h is None and residual2 is not None:
         h = torch.empty((m, n), dtype=h_dtype, device=x2.device)
     rstd = torch.empty((m,), dtype=acc, device=x2.device) if store_rstd or trace else None
-    cfg = config or heuristics.fwd_config(n, x2.dtype, residual2 is not None)
+    in_dtype = h_dtype if residual2 is not None else x2.dtype
+    native = W_NATIVE and native_weight(weight, casting, offset, in_dtype, out_dtype)
+    cfg = config or heuristics.fwd_config(n, x2.dtype, residual2 is not None, native)
     sms = heuristics.device_props(x2.device.index).multi_processor_count if x2.is_cuda else 1
     if cfg.one_pass and cfg.block_m > 1 and m < cfg.block_m * sms:  # a few rows (decoding):
         cfg = heuristics.with_rows(cfg, m, sms)  # spread them over the SMs
@@ -271,6 +286,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
         weight is not None, residual2 is not None, rstd is not None,  # HAS_W, HAS_R, STORE_RSTD
         CASTINGS[casting], trace,  # CASTING, TRACE
         cfg.one_pass and not trace and cdiv(m, cfg.block_m) <= W_FIRST_WAVES * sms,  # W_FIRST
+        split and native,  # W_NATIVE
     ]
     gs = None
     if split:
@@ -280,7 +296,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
         grid = (gs[0] * gs[1],)
     else:
         args[8] = d
-        args[21] = False  # SPLIT off: walk the row in blocks instead
+        args[21] = args[31] = False  # SPLIT off: walk the row in blocks instead
         grid = (cdiv(m, cfg.block_m) if args[20] else m,)
     maxnreg = cfg.maxnreg if gs or cfg.one_pass else 0
     k = run(K.rms_norm_fwd, grid, args, cfg.num_warps, maxnreg)
