@@ -73,14 +73,14 @@ def fwd(K, dt, block_n, warps, split, has_r=False, block_m=1, pairs=False, early
     return compile_one(K.rms_norm_fwd, types, consts, warps, maxnreg)
 
 
-def bwd(K, dt, block_n, warps, split, block_m=1, pairs=False, early=False):
+def bwd(K, dt, block_n, warps, split, block_m=1, pairs=False, early=False, maxnreg=0):
     types = dict(DY=f"*{dt}", X=f"*{dt}", W=f"*{dt}", RSTD="*fp32", DH=f"*{dt}", DX=f"*{dt}",
                  DR=f"*{dt}", DW_PART="*fp32", PART="*fp32", stride_dy="i32",
                  stride_x="i32", stride_dh="i32", stride_dx="i32", stride_dr="i32", M="i32",
                  N="i32", offset="fp32", NUM_PROGS="i32")
     consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split, S_POW2=32,
                   PAIRS=pairs, EARLY=early, HAS_W=True, STORE_DW=True, HAS_DH=False, STORE_DR=False)
-    return compile_one(K.rms_norm_bwd, types, consts, warps)
+    return compile_one(K.rms_norm_bwd, types, consts, warps, maxnreg)
 
 
 def main():
