@@ -89,7 +89,8 @@ def main():
         variant(args.early, args.cap)
     torch.manual_seed(0)
     bad = 0
-    print(f"{'M':>6} {'N':>8} {'dtype':>9} {'res':>4} {'y/tol':>7} {'grad norm err':>13} {'dw det':>6} {'bits':>5}")
+    print(f"{'M':>6} {'N':>8} {'dtype':>9} {'res':>4} {'y/tol':>7} {'grad norm err':>13}"
+          f" {'dw det':>6} {'bits':>5}")
     for (m, n), dt, res in itertools.product(
             [tuple(map(int, t.split(":"))) for t in args.shapes.split(",")] if args.shapes else
             [(1, 8193), (3, 16384), (77, 40000), (1000, 65537), (5, 131072), (33, 262144),

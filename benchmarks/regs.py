@@ -4,8 +4,8 @@ reports per configuration: registers per thread, stack bytes (spills).
     python benchmarks/regs.py [--dtype bf16] [--src kernels.py]
 
 Rows "early": EARLY with PAIRS and, in 16 bits, the weight multiplied in that dtype (W_NATIVE),
-as the long-row tables run them. A compile error or a spill shows here, before any time on the GPU machine is spent. Triton's
-bundled ptxas does the work; no CUDA device is needed.
+as the long-row tables run them. A compile error or a spill shows here, before any time on the
+GPU machine is spent. Triton's bundled ptxas does the work; no CUDA device is needed.
 """
 
 import argparse

@@ -204,7 +204,8 @@ def main():
                 rows.append(dict(op=op, dtype=dname, N=n, M=m, cfg=cfg.__dict__, ms=ms, gbps=gbps,
                                  pct=100 * gbps / cbw, err=err, native=nat))
                 print(f"{op} {dname} N={n:>6} {cfg.block_m:>3}x{cfg.block_n:<6} w{cfg.num_warps:<2}"
-                      f" {mode(cfg)}{'n' if nat else ''} pps {cfg.progs_per_sm} G {_GRID[0] and _GRID[0][0]}"
+                      f" {mode(cfg)}{'n' if nat else ''} pps {cfg.progs_per_sm}"
+                      f" G {_GRID[0] and _GRID[0][0]}"
                       f" {ms*1e3:8.1f} us {gbps:6.0f} GB/s"
                       f" {100*gbps/cbw:5.1f}% err {err:.2f}", flush=True)
         else:

@@ -220,8 +220,8 @@ def test_forward_calls_that_are_never_replayed(fake_fwd):
 
 
 def test_w_first_only_for_a_wave_or_two(fake_fwd):
-    """W_FIRST (the constexpr before W_NATIVE) for grids of at most W_FIRST_WAVES waves, never when traced
-    (the visualizer shows the other load's line); on the CPU one 'SM'."""
+    """W_FIRST (the constexpr before W_NATIVE) for grids of at most W_FIRST_WAVES waves, never when
+    traced (the visualizer shows the other load's line); on the CPU one 'SM'."""
     _fwd(torch.randn(3, 64), torch.randn(64))  # one tile of 4 rows
     _fwd(torch.randn(4000, 64), torch.randn(64))  # 32 tiles of 128 rows
     launch.forward(torch.randn(3, 64), torch.randn(64), None, 1e-6, 0.0, "llama", torch.float32,
@@ -236,7 +236,8 @@ def test_w_first_only_for_a_wave_or_two(fake_fwd):
 def test_w_native_only_where_it_gives_fp32s_bits(fake_fwd, monkeypatch, change):
     """SPLIT multiplies in 16 bits (W_NATIVE, the last constexpr) only with Llama casting, a zero
     offset and x (h), w and y of one 16-bit dtype: there one rounding of the exact product."""
-    monkeypatch.setattr(launch, "split_grid", lambda k, args, i, cfg, m, n: (2, -(-n // cfg.block_n)))
+    monkeypatch.setattr(launch, "split_grid",
+                        lambda k, args, i, cfg, m, n: (2, -(-n // cfg.block_n)))
     dt = torch.float32 if change == "fp32" else torch.bfloat16
     x, w = torch.randn(4, 256).to(dt), torch.randn(256).to(dt)
     offset, casting, out = 0.0, "llama", dt

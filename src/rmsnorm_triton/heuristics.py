@@ -153,7 +153,8 @@ def fwd_config(n: int, dtype: torch.dtype, residual: bool = False, native: bool 
         return _lookup(FWD_FP32_RES if res else FWD_FP32, block_n, size)
     if residual and _overrides(FWD_RES, FWD, block_n):
         return _lookup(FWD_RES, block_n, size)
-    if dtype == torch.bfloat16 and not residual and not native and _overrides(FWD_BF16, FWD, block_n):
+    bf16_fp32_multiply = dtype == torch.bfloat16 and not residual and not native
+    if bf16_fp32_multiply and _overrides(FWD_BF16, FWD, block_n):
         return _lookup(FWD_BF16, block_n, size)
     return _lookup(FWD, block_n, size)
 
