@@ -1,5 +1,6 @@
 """GPU-only correctness: the SPLIT path at many (M, N), dw determinism, M*N > 2^31, N = 2^20,
-and SPLIT's 16-bit weight multiply (launch.W_NATIVE) giving the fp32 multiply's bits ("bits").
+SPLIT's 16-bit weight multiply (launch.W_NATIVE) giving the fp32 multiply's bits ("bits"), and
+SPLIT forwards replayed in a CUDA graph giving eager's bits.
 
     python benchmarks/gpu_check.py [--big] [--early] [--cap] [--shapes M:N,...]
 
@@ -62,6 +63,32 @@ def native_same_bits(x, w, r):
     return torch.equal(ys[0].view(bits), ys[1].view(bits))
 
 
+def graph_replays(m, n, dt, residual):
+    """A SPLIT forward captured in a CUDA graph and replayed on new inputs gives eager's bits:
+    the captured call zeroes its own slots (launch.slots), so no replay reads an earlier one's."""
+    x = torch.randn(m, n, device="cuda", dtype=dt)
+    w = (1 + 0.2 * torch.randn(n, device="cuda")).to(dt)
+    r = torch.randn_like(x) if residual else None
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        R.rms_norm(x, w, residual=r)
+    torch.cuda.current_stream().wait_stream(side)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        out = R.rms_norm(x, w, residual=r)
+    y = out[0] if residual else out
+    bits = torch.int32 if dt == torch.float32 else torch.int16
+    ok = True
+    for _ in range(3):
+        x.copy_(torch.randn_like(x))
+        g.replay()
+        ref = R.rms_norm(x, w, residual=r)
+        ref = ref[0] if residual else ref
+        ok &= torch.equal(y.view(bits), ref.view(bits))
+    return bool(ok)
+
+
 def variant(early, cap):
     """Every SPLIT entry of the tables as this variant."""
     def wrap(f):
@@ -100,6 +127,12 @@ def main():
         bad += not ok
         print(f"{m:>6} {n:>8} {str(dt)[6:]:>9} {str(res):>4} {e_y:7.3f} {e_g:13.2e} {str(det):>6}"
               f" {str(same):>5}{'' if ok else '  FAIL'}", flush=True)
+    for (m, n), dt, res in [((1000, 65537), torch.bfloat16, False), ((33, 262144), torch.float32,
+                                                                        True)]:
+        ok = graph_replays(m, n, dt, res)
+        bad += not ok
+        print(f"CUDA graph, SPLIT {m} x {n} {str(dt)[6:]} residual={res}: replays match eager's"
+              f" bits: {ok}")
     if args.big:  # M * N > 2^31 elements: 64-bit offsets
         n = 4096
         m = (1 << 31) // n + 3

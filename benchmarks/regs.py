@@ -40,7 +40,7 @@ def compile_one(fn, types, consts, num_warps, maxnreg=0):
     # without this, loads are not vectorized and the register counts mean little.
     div = {(i,): [["tt.divisibility", 16]] for i, p in enumerate(fn.params)
            if not p.is_constexpr and (types[p.name].startswith("*") or types[p.name] == "i32")
-           and p.name not in ("M", "NUM_GROUPS", "NUM_PROGS")}
+           and p.name not in ("M", "NUM_GROUPS", "NUM_PROGS", "EPOCH")}
     src = triton.compiler.ASTSource(fn=fn, signature=sig, constexprs=cx, attrs=div)
     opts = {"num_warps": num_warps, **({"maxnreg": maxnreg} if maxnreg else {})}
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts)
@@ -63,9 +63,9 @@ def usage(k):
 def fwd(K, dt, block_n, warps, split, has_r=False, block_m=1, pairs=False, early=False,
         w_first=False, native=False, maxnreg=0):
     types = dict(X=f"*{dt}", R=f"*{dt}", W=f"*{dt}", Y=f"*{dt}", H=f"*{dt}", RSTD="*fp32",
-                 TRACE_BLK="*fp32", TRACE_ROW="*fp32", PART="*fp32", stride_x="i32",
+                 TRACE_BLK="*fp32", TRACE_ROW="*fp32", PART="*i64", stride_x="i32",
                  stride_r="i32", stride_y="i32", stride_h="i32", M="i32", N="i32", eps="fp32",
-                 offset="fp32", NUM_GROUPS="i32")
+                 offset="fp32", NUM_GROUPS="i32", EPOCH="i32")
     consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split, S_POW2=32,
                   PAIRS=pairs, EARLY=early,
                   HAS_W=True, HAS_R=has_r, STORE_RSTD=True, CASTING=1, TRACE=False,
@@ -75,9 +75,9 @@ def fwd(K, dt, block_n, warps, split, has_r=False, block_m=1, pairs=False, early
 
 def bwd(K, dt, block_n, warps, split, block_m=1, pairs=False, early=False, maxnreg=0):
     types = dict(DY=f"*{dt}", X=f"*{dt}", W=f"*{dt}", RSTD="*fp32", DH=f"*{dt}", DX=f"*{dt}",
-                 DR=f"*{dt}", DW_PART="*fp32", PART="*fp32", stride_dy="i32",
+                 DR=f"*{dt}", DW_PART="*fp32", PART="*i64", stride_dy="i32",
                  stride_x="i32", stride_dh="i32", stride_dx="i32", stride_dr="i32", M="i32",
-                 N="i32", offset="fp32", NUM_PROGS="i32")
+                 N="i32", offset="fp32", NUM_PROGS="i32", EPOCH="i32")
     consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split, S_POW2=32,
                   PAIRS=pairs, EARLY=early, HAS_W=True, STORE_DW=True, HAS_DH=False, STORE_DR=False)
     return compile_one(K.rms_norm_bwd, types, consts, warps, maxnreg)

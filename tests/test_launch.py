@@ -123,11 +123,45 @@ def test_small_m_tiles_cover_the_sms(m, sms):
     assert cfg.block_m * cfg.block_n // (32 * cfg.num_warps) >= 8 or cfg.num_warps == 1
 
 
-def test_empty_slots_hold_the_empty_bits():
-    slots = launch.empty_slots(3, 5, "cpu")
-    assert slots.dtype == torch.float32 and slots.shape == (3, 5)
-    assert (slots.view(torch.int32) == kernels.EMPTY.value).all()
-    assert slots.isnan().all(), "EMPTY reads as a NaN, never as a sum"
+def test_split_slots_are_reused_with_a_new_epoch_each_call(monkeypatch):
+    """SPLIT's slots: one buffer per (device, stream), each call the next epoch, never 0 (fresh
+    slots are zeros: not arrived); a larger call or a worn-out epoch gets fresh zeros."""
+    monkeypatch.setattr(launch, "_SLOTS", {})
+    a, e1 = launch.slots(3, 5, "cpu")
+    assert a.dtype == torch.int64 and a.numel() == 15 and not a.any() and e1 == 1
+    b, e2 = launch.slots(2, 4, "cpu")
+    assert b is a and e2 == 2, "the same slots, the next epoch"
+    c, e3 = launch.slots(4, 5, "cpu")
+    assert c is not a and c.numel() == 20 and not c.any() and e3 == 1, "grown: fresh zeros"
+    launch._SLOTS[(torch.device("cpu"), None)][1] = 2**31 - 1
+    d, e4 = launch.slots(4, 5, "cpu")
+    assert d is not c and e4 == 1, "an epoch that would pass int32 starts over on fresh zeros"
+
+
+def test_split_slots_under_graph_capture_are_fresh(monkeypatch):
+    """Captured in a CUDA graph, every call gets its own zeroed slots and epoch 1: the zeroing is
+    in the graph, so each replay starts from empty slots again."""
+    monkeypatch.setattr(launch, "_SLOTS", {})
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: True)
+    made = []
+    monkeypatch.setattr(torch, "zeros", lambda *a, **k: made.append(k) or torch.ones(1))
+    dev = types.SimpleNamespace(type="cuda", index=0)
+    monkeypatch.setattr(torch, "device", lambda d: dev)
+    buf, epoch = launch.slots(3, 5, "cuda")
+    assert epoch == 1 and len(made) == 1 and not launch._SLOTS
+
+
+def test_the_epoch_is_not_part_of_the_compile_key(compiled_path):
+    """The epoch changes every call: Triton does not specialise on it (do_not_specialize), and
+    the launcher's own key leaves it out, or each residue mod 16 would look up another kernel."""
+    for k in (kernels.rms_norm_fwd, kernels.rms_norm_bwd):
+        assert [p.name for p in _params(k) if p.do_not_specialize] == ["EPOCH"]
+    kern = FakeKernel()
+    kern.params[4].do_not_specialize = True  # the second int stands in for EPOCH
+    a, b = torch.randn(8), torch.randn(4)
+    for epoch in (1, 2, 16, 17):
+        launch.run(kern, (3,), [a, b, a, 5, epoch, 0.5, 128, True], 4)
+    assert len(kern.compiled) == 1
 
 
 def test_split_can_be_turned_off(monkeypatch):
@@ -135,6 +169,16 @@ def test_split_can_be_turned_off(monkeypatch):
     assert launch.split_allowed()
     monkeypatch.setenv("RMSNORM_TRITON_SPLIT", "0")
     assert not launch.split_allowed()
+
+
+def _params(kernel):
+    """The kernel's parameters as a compiled kernel has them (do_not_specialize included), also
+    when this process runs Triton's interpreter."""
+    import triton
+
+    params = getattr(kernel, "params", None)
+    jit = triton.runtime.jit.JITFunction
+    return params or jit(kernel.fn, **getattr(kernel, "kwargs", {})).params
 
 
 @pytest.fixture
@@ -149,7 +193,7 @@ def fake_fwd(compiled_path, monkeypatch):
         made.append(FakeCompiled())
         return made[-1]
 
-    params = getattr(kern, "params", None) or triton.runtime.jit.JITFunction(kern.fn).params
+    params = _params(kern)
     monkeypatch.setattr(kern, "params", params, raising=False)
     monkeypatch.setattr(kern, "warmup", warmup, raising=False)
     monkeypatch.setattr(launch, "_COMPILED", {})
@@ -258,7 +302,7 @@ def test_w_native_only_where_it_gives_fp32s_bits(fake_fwd, monkeypatch, change):
     monkeypatch.setattr(heuristics, "fwd_config", lambda *a: seen.append(a[3]) or cfg)
     launch.forward(x, w, None, 1e-6, offset, casting, out, x.dtype, False)
     assert seen == [change is None or change == "no split"]
-    split, native = fake_fwd[-1].calls[-1][9 + 21], fake_fwd[-1].calls[-1][-1]
+    split, native = fake_fwd[-1].calls[-1][9 + 22], fake_fwd[-1].calls[-1][-1]
     assert split == (change != "no split")
     assert native == (change is None)
     # with a residual, h's dtype is the one that counts

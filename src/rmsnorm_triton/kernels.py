@@ -22,7 +22,10 @@ Three ways to walk a row, chosen per (N, dtype) by heuristics.py:
   round before it needs them, so the meeting is rarely waited for (NOTES.md, runs 14-23).
   The programs wait for each other, so the launcher sizes the grid to what is resident at once
   (launch.split_allowed says when not to use it); the interpreter, which runs programs one
-  after another, never takes this path, nor does fp64 (its sums would need another EMPTY).
+  after another, never takes this path, nor does fp64 (its sums would need wider slots).
+  A slot holds a sum and the call's EPOCH (64 bits): one that holds another call's tag has not
+  arrived yet, so the launcher reuses its slots from call to call instead of emptying them
+  before each (that fill cost 2.2% of a 16-bit forward call past 32K: NOTES.md, run 58).
 - otherwise (LOOP): the row is walked block by block twice, the second walk backwards so that it
   starts with the blocks most recently pulled into L2. This is the seed's kernel, and the one the
   visualizer traces.
@@ -32,9 +35,6 @@ import triton
 import triton.language as tl
 
 CAST_NONE, CAST_LLAMA, CAST_GEMMA = 0, 1, 2
-# SPLIT's empty partial-sum slot: the bits 0xFFFFFFFF, a NaN no arithmetic on the GPU produces
-# (its NaN results are 0x7FFFFFFF), so any computed sum, NaN and inf included, reads as arrived.
-EMPTY = tl.constexpr(-1)
 
 
 def _interpreter_truncates_bf16() -> bool:
@@ -131,26 +131,29 @@ def _mean_rstd(ss, N, eps, ACC: tl.constexpr):
 
 
 @triton.jit
-def _publish(PART, row, s, S, value, live):
-    """SPLIT: this program's partial sum for (row, chunk s), into a slot the launcher filled with
-    EMPTY. The value is its own arrival flag: no fence, so nothing waits for earlier stores."""
-    tl.atomic_xchg(PART + row * S + s, value, mask=live, sem="relaxed", scope="gpu")
+def _publish(PART, EPOCH, row, s, S, value, live):
+    """SPLIT: this program's partial sum for (row, chunk s): the call's EPOCH in the high 32 bits,
+    the sum's bits below, in one 64-bit exchange. The value is its own arrival flag: no fence, so
+    nothing waits for earlier stores."""
+    word = (EPOCH.to(tl.int64) << 32) | value.to(tl.uint32, bitcast=True).to(tl.int64)
+    tl.atomic_xchg(PART + row * S + s, word, mask=live, sem="relaxed", scope="gpu")
 
 
 @triton.jit
-def _poll(PART, row, S, S_POW2: tl.constexpr, live=True):
-    """SPLIT: reads the S partial-sum slots of a row as they are now (some may still be EMPTY)."""
+def _poll(PART, EPOCH, row, S, S_POW2: tl.constexpr, live=True):
+    """SPLIT: reads the S slots of a row as they are now (some may hold an earlier call's tag)."""
     i = tl.arange(0, S_POW2)
-    return tl.load(PART + row * S + i, mask=(i < S) & live, other=0.0, volatile=True)
+    return tl.load(PART + row * S + i, mask=(i < S) & live, other=EPOCH.to(tl.int64) << 32,
+                   volatile=True)
 
 
 @triton.jit
-def _total(PART, row, S, parts, S_POW2: tl.constexpr):
-    """SPLIT: the row's total from a first poll, polling again until no slot is EMPTY, added in
-    chunk order: the same bits in every program and every run."""
-    while tl.sum((parts.to(tl.int32, bitcast=True) == EMPTY).to(tl.int32), axis=0) > 0:
-        parts = _poll(PART, row, S, S_POW2)
-    return tl.sum(parts, axis=0)
+def _total(PART, EPOCH, row, S, parts, S_POW2: tl.constexpr):
+    """SPLIT: the row's total from a first poll, polling again until every slot holds this call's
+    tag, added in chunk order: the same bits in every program and every run."""
+    while tl.sum(((parts >> 32).to(tl.int32) != EPOCH).to(tl.int32), axis=0) > 0:
+        parts = _poll(PART, EPOCH, row, S, S_POW2)
+    return tl.sum((parts & 0xFFFFFFFF).to(tl.uint32).to(tl.float32, bitcast=True), axis=0)
 
 
 @triton.jit
@@ -184,22 +187,22 @@ def _elements(v, TY: tl.constexpr, PAIRS: tl.constexpr):
 
 
 @triton.jit
-def _split_start(X, R, H, PART, row, s, S, c, m, M, stride_x, stride_r, stride_h,
+def _split_start(X, R, H, PART, EPOCH, row, s, S, c, m, M, stride_x, stride_r, stride_h,
                  HAS_R: tl.constexpr, ACC: tl.constexpr):
     """SPLIT: loads and starts a row; returns h as stored."""
     x = _chunk(X, row, stride_x, c, m, M)
     r = _chunk(R, row, stride_r, c, m, M) if HAS_R else x
-    return _split_publish(x, r, H, PART, row, s, S, c, m, M, stride_h, HAS_R, ACC)
+    return _split_publish(x, r, H, PART, EPOCH, row, s, S, c, m, M, stride_h, HAS_R, ACC)
 
 
 @triton.jit
-def _split_publish(x, r, H, PART, row, s, S, c, m, M, stride_h, HAS_R: tl.constexpr,
+def _split_publish(x, r, H, PART, EPOCH, row, s, S, c, m, M, stride_h, HAS_R: tl.constexpr,
                    ACC: tl.constexpr):
     """SPLIT: starts a row from its loaded chunk (h stored, its partial sum published; nothing
     past the last row); returns h as stored."""
     r64 = row.to(tl.int64)
     h = _to_h(x, r, H, r64 * stride_h, c, m & (row < M), HAS_R, ACC)
-    _publish(PART, r64, s, S, tl.sum(h * h, axis=0), row < M)
+    _publish(PART, EPOCH, r64, s, S, tl.sum(h * h, axis=0), row < M)
     return h.to(H.dtype.element_ty) if HAS_R else x
 
 
@@ -220,15 +223,16 @@ def _load_h(X, R, H, x_off, r_off, h_off, cols, mask, HAS_R: tl.constexpr, ACC: 
     return _to_h(x, r, H, h_off, cols, mask, HAS_R, ACC)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["EPOCH"])
 def rms_norm_fwd(
     X, R, W, Y, H, RSTD,  # x, residual, weight, y, h = x + residual, saved rstd (ACC)
     TRACE_BLK, TRACE_ROW,  # trace: per (row, block) [block sum, running sum]; per row [ss, ms, rms, rstd]
-    PART,  # SPLIT: per (row, chunk) partial sums (fp32), filled with EMPTY by the launcher
+    PART,  # SPLIT: per (row, chunk) partial sums, tagged with the call's EPOCH (int64)
     stride_x, stride_r, stride_y, stride_h,  # elements between the starts of two rows
     M, N,  # rows, elements per row
     eps, offset,  # fp32 scalars
     NUM_GROUPS,  # SPLIT: program p does chunk p % S of rows p // S, + NUM_GROUPS, ...
+    EPOCH,  # SPLIT: this call's tag (launch.slots); never specialised on
     BLOCK_M: tl.constexpr,  # rows per program (ONE_PASS only)
     BLOCK_N: tl.constexpr,  # elements of a row per block
     ONE_PASS: tl.constexpr,  # N <= BLOCK_N: the row stays in registers
@@ -291,31 +295,31 @@ def rms_norm_fwd(
         # its storage dtype (exact); the next round's chunk is loaded a round ahead.
         row = pid // S
         G = NUM_GROUPS
-        hs = _split_start(X, R, H, PART, row, s, S, c, m, M, stride_x, stride_r, stride_h,
-                          HAS_R, ACC)
-        hs2 = _split_start(X, R, H, PART, row + G, s, S, c, m, M, stride_x, stride_r, stride_h,
-                           HAS_R, ACC)
+        hs = _split_start(X, R, H, PART, EPOCH, row, s, S, c, m, M, stride_x, stride_r,
+                          stride_h, HAS_R, ACC)
+        hs2 = _split_start(X, R, H, PART, EPOCH, row + G, s, S, c, m, M, stride_x, stride_r,
+                           stride_h, HAS_R, ACC)
         cw = s * (BLOCK_N // 2) + tl.arange(0, BLOCK_N // 2)  # PAIRS: words of this chunk
         mw = cw < N // 2  # (N is even with PAIRS)
         x = _prefetch(X, row + 2 * G, stride_x, c, m, cw, mw, M, PAIRS)
         r = _prefetch(R, row + 2 * G, stride_r, c, m, cw, mw, M, PAIRS) if HAS_R else x
-        parts = _poll(PART, row.to(tl.int64), S, S_POW2)
+        parts = _poll(PART, EPOCH, row.to(tl.int64), S, S_POW2)
         for _ in range(pid // S, M, G):
             row64 = row.to(tl.int64)
             # This row's slots were read a round ago (usually filled by then: no wait); the next
             # row's are read now, their answer used next round.
-            ahead = _poll(PART, row64 + G, S, S_POW2, row + G < M)
+            ahead = _poll(PART, EPOCH, row64 + G, S, S_POW2, row + G < M)
             new = row + 2 * G
             xe = _elements(x, X.dtype.element_ty, PAIRS)
             re = _elements(r, R.dtype.element_ty, PAIRS) if HAS_R else xe
             if EARLY:  # the next round's loads go out before this chunk is summed and published
                 x = _prefetch(X, new + G, stride_x, c, m, cw, mw, M, PAIRS)
                 r = _prefetch(R, new + G, stride_r, c, m, cw, mw, M, PAIRS) if HAS_R else x
-            hs3 = _split_publish(xe, re, H, PART, new, s, S, c, m, M, stride_h, HAS_R, ACC)
+            hs3 = _split_publish(xe, re, H, PART, EPOCH, new, s, S, c, m, M, stride_h, HAS_R, ACC)
             if not EARLY:  # after: one chunk fewer held while publishing (registers)
                 x = _prefetch(X, new + G, stride_x, c, m, cw, mw, M, PAIRS)
                 r = _prefetch(R, new + G, stride_r, c, m, cw, mw, M, PAIRS) if HAS_R else x
-            ms, rstd = _mean_rstd(_total(PART, row64, S, parts, S_POW2), N, eps, ACC)
+            ms, rstd = _mean_rstd(_total(PART, EPOCH, row64, S, parts, S_POW2), N, eps, ACC)
             if STORE_RSTD:
                 tl.store(RSTD + row64, rstd, mask=s == 0)
             if W_NATIVE:
@@ -374,32 +378,33 @@ def _store_dx(DX, DR, DH, dx, off_dx, off_dr, off_dh, cols, mask, HAS_DH: tl.con
 
 
 @triton.jit
-def _bwd_start(X, DY, RSTD, PART, row, s, S, c, m, M, w, offset, stride_x, stride_dy,
+def _bwd_start(X, DY, RSTD, PART, EPOCH, row, s, S, c, m, M, w, offset, stride_x, stride_dy,
                ACC: tl.constexpr):
     """SPLIT backward: loads and starts a row (its partial of x_hat * wdy published)."""
     x = _chunk(X, row, stride_x, c, m, M)
     dy = _chunk(DY, row, stride_dy, c, m, M)
-    rstd = _bwd_publish(x, dy, RSTD, PART, row, s, S, M, w, offset, ACC)
+    rstd = _bwd_publish(x, dy, RSTD, PART, EPOCH, row, s, S, M, w, offset, ACC)
     return x, dy, rstd
 
 
 @triton.jit
-def _bwd_publish(x, dy, RSTD, PART, row, s, S, M, w, offset, ACC: tl.constexpr):
+def _bwd_publish(x, dy, RSTD, PART, EPOCH, row, s, S, M, w, offset, ACC: tl.constexpr):
     """SPLIT backward: a loaded row's partial of x_hat * wdy published; returns its rstd."""
     r64 = row.to(tl.int64)
     rstd = tl.load(RSTD + r64, mask=row < M, other=0.0)
     wdy = (offset + w.to(ACC)) * dy.to(ACC)
-    _publish(PART, r64, s, S, tl.sum(x.to(ACC) * rstd * wdy, axis=0), row < M)
+    _publish(PART, EPOCH, r64, s, S, tl.sum(x.to(ACC) * rstd * wdy, axis=0), row < M)
     return rstd
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["EPOCH"])
 def rms_norm_bwd(
     DY, X, W, RSTD, DH, DX, DR, DW_PART,  # X is the normalized input (h when there was a residual)
-    PART,  # SPLIT: per (row, chunk) partial sums of x_hat * wdy, filled with EMPTY
+    PART,  # SPLIT: per (row, chunk) partial sums of x_hat * wdy, tagged as in rms_norm_fwd
     stride_dy, stride_x, stride_dh, stride_dx, stride_dr,  # elements between two rows' starts
     M, N, offset,
     NUM_PROGS,  # persistent grid size; program p owns row tiles p, p + NUM_PROGS, ...
+    EPOCH,  # SPLIT: as in rms_norm_fwd
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, ONE_PASS: tl.constexpr,
     SPLIT: tl.constexpr, S_POW2: tl.constexpr,  # as in rms_norm_fwd; dw partials: [groups, N]
     PAIRS: tl.constexpr,  # as in rms_norm_fwd: x and dy prefetched as 32-bit words
@@ -462,32 +467,32 @@ def rms_norm_bwd(
         # x_hat * wdy, then finish row `row`. Rows are held as loaded (x, dy in their dtypes).
         row = g
         G = groups
-        xa, dya, ra = _bwd_start(X, DY, RSTD, PART, row, s, S, c, m, M, w, offset, stride_x,
-                                 stride_dy, ACC)
-        xb, dyb, rb = _bwd_start(X, DY, RSTD, PART, row + G, s, S, c, m, M, w, offset, stride_x,
-                                 stride_dy, ACC)
+        xa, dya, ra = _bwd_start(X, DY, RSTD, PART, EPOCH, row, s, S, c, m, M, w, offset,
+                                 stride_x, stride_dy, ACC)
+        xb, dyb, rb = _bwd_start(X, DY, RSTD, PART, EPOCH, row + G, s, S, c, m, M, w, offset,
+                                 stride_x, stride_dy, ACC)
         cw = s * (BLOCK_N // 2) + tl.arange(0, BLOCK_N // 2)  # PAIRS: words of this chunk
         mw = cw < N // 2
         x = _prefetch(X, row + 2 * G, stride_x, c, m, cw, mw, M, PAIRS)
         dy = _prefetch(DY, row + 2 * G, stride_dy, c, m, cw, mw, M, PAIRS)
-        parts = _poll(PART, row.to(tl.int64), S, S_POW2)
+        parts = _poll(PART, EPOCH, row.to(tl.int64), S, S_POW2)
         for _ in range(g, M, G):
             row64 = row.to(tl.int64)
-            ahead = _poll(PART, row64 + G, S, S_POW2, row + G < M)  # as in rms_norm_fwd
+            ahead = _poll(PART, EPOCH, row64 + G, S, S_POW2, row + G < M)  # as in rms_norm_fwd
             new = row + 2 * G
             xn = _elements(x, X.dtype.element_ty, PAIRS)
             dyn = _elements(dy, DY.dtype.element_ty, PAIRS)
             if EARLY:  # as in rms_norm_fwd
                 x = _prefetch(X, new + G, stride_x, c, m, cw, mw, M, PAIRS)
                 dy = _prefetch(DY, new + G, stride_dy, c, m, cw, mw, M, PAIRS)
-            rn = _bwd_publish(xn, dyn, RSTD, PART, new, s, S, M, w, offset, ACC)
+            rn = _bwd_publish(xn, dyn, RSTD, PART, EPOCH, new, s, S, M, w, offset, ACC)
             if not EARLY:
                 x = _prefetch(X, new + G, stride_x, c, m, cw, mw, M, PAIRS)
                 dy = _prefetch(DY, new + G, stride_dy, c, m, cw, mw, M, PAIRS)
             x_hat = xa.to(ACC) * ra
             dyf = dya.to(ACC)
             wdy = (offset + w.to(ACC)) * dyf
-            c1 = _total(PART, row64, S, parts, S_POW2) / N
+            c1 = _total(PART, EPOCH, row64, S, parts, S_POW2) / N
             dx = (wdy - x_hat * c1) * ra
             _store_dx(DX, DR, DH, dx, row64 * stride_dx, row64 * stride_dr, row64 * stride_dh, c, m,
                       HAS_DH, STORE_DR, ACC)

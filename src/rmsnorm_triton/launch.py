@@ -43,8 +43,9 @@ _LAYOUT = {}  # kernel -> (tensor positions, int positions, first constexpr posi
 def _layout(kernel, args):
     first = min(i for i, p in enumerate(kernel.params) if p.is_constexpr)
     tensors = tuple(i for i, a in enumerate(args[:first]) if isinstance(a, torch.Tensor))
-    ints = tuple(i for i, a in enumerate(args[:first])
-                 if isinstance(a, int) and not isinstance(a, bool))
+    ints = tuple(i for i, a in enumerate(args[:first])  # (Triton does not specialise on these)
+                 if isinstance(a, int) and not isinstance(a, bool)
+                 and not getattr(kernel.params[i], "do_not_specialize", False))
     return tensors, ints, first
 
 
@@ -142,10 +143,27 @@ def words(t: torch.Tensor, n: int) -> bool:
     return t.element_size() == 2 and n % 2 == 0 and t.stride(0) % 8 == 0 and t.data_ptr() % 16 == 0
 
 
-def empty_slots(m: int, chunks: int, device) -> torch.Tensor:
-    """SPLIT's (M, S) fp32 partial-sum slots, each holding kernels.EMPTY's bits until written."""
-    slots = torch.full((m, chunks), K.EMPTY.value, dtype=torch.int32, device=device)
-    return slots.view(torch.float32)
+# SPLIT's slots, kept from call to call per (device, stream): [int64 tensor, last epoch].
+_SLOTS = {}
+
+
+def slots(m: int, chunks: int, device) -> tuple:
+    """SPLIT's (M, S) partial-sum slots and this call's epoch (kernels.py, _publish): a slot
+    arrived once it holds the epoch. Calls on one stream run in order, so each reuses the
+    stream's slots with the next epoch, and no kernel empties them first (run 58: that fill was
+    2.2% of a 16-bit forward call past 32K). Captured in a CUDA graph, a call takes fresh
+    zeroed slots (the zeroing is captured too, so every replay starts empty) and epoch 1."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        return torch.zeros(m * chunks, dtype=torch.int64, device=device), 1
+    key = (device, torch._C._cuda_getCurrentRawStream(device.index or 0)
+           if device.type == "cuda" else None)
+    entry = _SLOTS.get(key)
+    if entry is None or entry[0].numel() < m * chunks or entry[1] >= 2**31 - 1:
+        # epoch 0 is never used: fresh slots read as not arrived
+        entry = _SLOTS[key] = [torch.zeros(m * chunks, dtype=torch.int64, device=device), 0]
+    entry[1] += 1
+    return entry[0], entry[1]
 
 
 def cdiv(a: int, b: int) -> int:
@@ -278,7 +296,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
         d,  # PART (SPLIT)
         x2.stride(0), residual2.stride(0) if residual2 is not None else 0, y.stride(0),
         h.stride(0) if h is not None else 0,
-        m, n, eps, offset, 1,  # ..., NUM_GROUPS
+        m, n, eps, offset, 1, 0,  # ..., NUM_GROUPS, EPOCH
         cfg.block_m, cfg.block_n, cfg.one_pass and not split,  # BLOCK_M, BLOCK_N, ONE_PASS
         split, heuristics.pow2(chunks),  # SPLIT, S_POW2
         split and cfg.pairs and words(x2, n) and (residual2 is None or words(residual2, n)),  # PAIRS
@@ -290,14 +308,14 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     ]
     gs = None
     if split:
-        args[8] = empty_slots(m, chunks, x2.device)
+        args[8], args[18] = slots(m, chunks, x2.device)
         gs = split_grid(K.rms_norm_fwd, args, 17, cfg, m, n)
     if gs:
         grid = (gs[0] * gs[1],)
     else:
         args[8] = d
-        args[21] = args[31] = False  # SPLIT off: walk the row in blocks instead
-        grid = (cdiv(m, cfg.block_m) if args[20] else m,)
+        args[22] = args[32] = False  # SPLIT off: walk the row in blocks instead
+        grid = (cdiv(m, cfg.block_m) if args[21] else m,)
     maxnreg = cfg.maxnreg if gs or cfg.one_pass else 0
     k = run(K.rms_norm_fwd, grid, args, cfg.num_warps, maxnreg)
     if key is not None and not gs and x2.get_device() == torch.cuda.current_device():
@@ -389,7 +407,7 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
         d,  # PART (SPLIT)
         dy2.stride(0), xin2.stride(0), dh2.stride(0) if dh2 is not None else 0, dx.stride(0),
         dr.stride(0) if dr is not None else 0,
-        m, n, offset, 1,  # ..., NUM_PROGS
+        m, n, offset, 1, 0,  # ..., NUM_PROGS, EPOCH
         cfg.block_m, cfg.block_n, cfg.one_pass and not split,  # BLOCK_M, BLOCK_N, ONE_PASS
         split, heuristics.pow2(chunks),  # SPLIT, S_POW2
         split and cfg.pairs and words(xin2, n) and words(dy2, n),  # PAIRS
@@ -398,15 +416,15 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
     ]
     gs = None
     if split:
-        args[8] = empty_slots(m, chunks, dev)
+        args[8], args[18] = slots(m, chunks, dev)
         args[7] = torch.empty((1,), dtype=rstd.dtype, device=dev) if need_dw else d
         gs = split_grid(K.rms_norm_bwd, args, 17, cfg, m, n)
     if gs:
         progs, part_rows = gs[0] * gs[1], gs[0]
     else:
         args[8] = d
-        args[21] = False
-        tiles = cdiv(m, cfg.block_m) if args[20] else m
+        args[22] = False
+        tiles = cdiv(m, cfg.block_m) if args[21] else m
         progs = part_rows = min(tiles, programs or heuristics.num_programs(dev, cfg))
     args[17] = progs
     part = torch.empty((part_rows, n), dtype=rstd.dtype, device=dev) if need_dw else None
