@@ -136,6 +136,9 @@ def test_split_slots_are_reused_with_a_new_epoch_each_call(monkeypatch):
     launch._SLOTS[(torch.device("cpu"), None)][1] = 2**31 - 1
     d, e4 = launch.slots(4, 5, "cpu")
     assert d is not c and e4 == 1, "an epoch that would pass int32 starts over on fresh zeros"
+    launch._SLOTS.update({("stream", i): None for i in range(63)})
+    launch.slots(5, 5, "cpu")  # new slots (larger) while 64 streams hold some
+    assert len(launch._SLOTS) == 1, "past 64 streams' slots, the old ones are let go"
 
 
 def test_split_slots_under_graph_capture_are_fresh(monkeypatch):

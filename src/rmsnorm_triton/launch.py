@@ -160,6 +160,8 @@ def slots(m: int, chunks: int, device) -> tuple:
            if device.type == "cuda" else None)
     entry = _SLOTS.get(key)
     if entry is None or entry[0].numel() < m * chunks or entry[1] >= 2**31 - 1:
+        if len(_SLOTS) >= 64:  # many streams (one made per call, say): let their slots go
+            _SLOTS.clear()
         # epoch 0 is never used: fresh slots read as not arrived
         entry = _SLOTS[key] = [torch.zeros(m * chunks, dtype=torch.int64, device=device), 0]
     entry[1] += 1
