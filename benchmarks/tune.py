@@ -153,9 +153,9 @@ def main():
     p.add_argument("--dtypes", default="bf16,fp16,fp32")
     p.add_argument("--ns", default=",".join(map(str, NS)))
     p.add_argument("--sweep", action="store_true", help="time every variant, not only the table's")
-    p.add_argument("--clock", choices=("do_bench", "bench"), default="do_bench",
-                   help="bench: the bench's device clock (bench/timing.kernel_ms, 30 ms a case); "
-                   "runs 1-52 used triton's do_bench, which reads 1-3 points lower")
+    p.add_argument("--clock", choices=("do_bench", "bench"), default="bench",
+                   help="bench: the bench's device clock (bench/timing.kernel_ms, 30 ms a case), "
+                   "as runs 54-59; runs 1-53 used triton's do_bench, which reads 1-3 points lower")
     p.add_argument("--variants", help="SPLIT layouts to time beside the table's, as the tables "
                    "write them: BLOCK_NxWARPS:MODE:PPS[:MAXNREG],... (MODE split or early)")
     args = p.parse_args()
