@@ -101,14 +101,15 @@ def bwd_variants(n, dt):
 
 
 def given(spec, n):
-    """--variants: "2048x4:early:6:80,..." as Configs, those shorter than the row."""
+    """--variants: "2048x4:early:6:80,..." as Configs (read as a table entry is), those shorter
+    than the row."""
     out = []
     for item in filter(None, (spec or "").split(",")):
         shape, mode_, pps, *cap = item.split(":")
         blk, w = map(int, shape.split("x"))
         if blk < triton.next_power_of_2(n):
-            out.append(Config(1, blk, w, False, True, int(pps), early=mode_ == "early",
-                              maxnreg=int(cap[0]) if cap else 0))
+            entry = (1, blk, w, mode_, int(pps), *map(int, cap))
+            out.append(heuristics._lookup({None: entry}, triton.next_power_of_2(n), 2))
     return out
 
 
