@@ -3,6 +3,7 @@ reports per configuration: registers per thread, stack bytes (spills).
 
     python benchmarks/regs.py [--dtype bf16] [--src kernels.py]
 
+Kernels are compiled as launched on Hopper: with PDL (launch.pdl_enabled).
 Rows "early": EARLY with PAIRS and, in 16 bits, the weight multiplied in that dtype (W_NATIVE),
 as the long-row tables run them. A compile error or a spill shows here, before any time on the
 GPU machine is spent. Triton's bundled ptxas does the work; no CUDA device is needed.
@@ -61,7 +62,7 @@ def usage(k):
 
 
 def fwd(K, dt, block_n, warps, split, has_r=False, block_m=1, pairs=False, early=False,
-        w_first=False, native=False, maxnreg=0):
+        w_first=False, native=False, maxnreg=0, pdl=True):
     types = dict(X=f"*{dt}", R=f"*{dt}", W=f"*{dt}", Y=f"*{dt}", H=f"*{dt}", RSTD="*fp32",
                  TRACE_BLK="*fp32", TRACE_ROW="*fp32", PART="*i64", stride_x="i32",
                  stride_r="i32", stride_y="i32", stride_h="i32", M="i32", N="i32", eps="fp32",
@@ -69,17 +70,18 @@ def fwd(K, dt, block_n, warps, split, has_r=False, block_m=1, pairs=False, early
     consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split, S_POW2=32,
                   PAIRS=pairs, EARLY=early,
                   HAS_W=True, HAS_R=has_r, STORE_RSTD=True, CASTING=1, TRACE=False,
-                  W_FIRST=w_first, W_NATIVE=native)
+                  W_FIRST=w_first, W_NATIVE=native, PDL=pdl)
     return compile_one(K.rms_norm_fwd, types, consts, warps, maxnreg)
 
 
-def bwd(K, dt, block_n, warps, split, block_m=1, pairs=False, early=False, maxnreg=0):
+def bwd(K, dt, block_n, warps, split, block_m=1, pairs=False, early=False, maxnreg=0, pdl=True):
     types = dict(DY=f"*{dt}", X=f"*{dt}", W=f"*{dt}", RSTD="*fp32", DH=f"*{dt}", DX=f"*{dt}",
                  DR=f"*{dt}", DW_PART="*fp32", PART="*i64", stride_dy="i32",
                  stride_x="i32", stride_dh="i32", stride_dx="i32", stride_dr="i32", M="i32",
                  N="i32", offset="fp32", NUM_PROGS="i32", EPOCH="i32")
     consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split, S_POW2=32,
-                  PAIRS=pairs, EARLY=early, HAS_W=True, STORE_DW=True, HAS_DH=False, STORE_DR=False)
+                  PAIRS=pairs, EARLY=early, HAS_W=True, STORE_DW=True, HAS_DH=False, STORE_DR=False,
+                  PDL=pdl)
     return compile_one(K.rms_norm_bwd, types, consts, warps, maxnreg)
 
 

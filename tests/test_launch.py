@@ -27,7 +27,7 @@ class FakeKernel:
     """Three pointer args, two ints, a float, then two constexprs: the layout of ours."""
 
     def __init__(self):
-        self.params = [types.SimpleNamespace(is_constexpr=i >= 6) for i in range(8)]
+        self.params = [types.SimpleNamespace(is_constexpr=i >= 6, name=f"a{i}") for i in range(8)]
         self.compiled = []
 
     def warmup(self, *args, grid, num_warps, **opts):
@@ -184,6 +184,11 @@ def _params(kernel):
     return params or jit(kernel.fn, **getattr(kernel, "kwargs", {})).params
 
 
+def _arg(call, name, kernel=kernels.rms_norm_fwd):
+    """The argument `name` in a FakeCompiled call (grid, stream, ... then the kernel's args)."""
+    return call[9 + [p.name for p in _params(kernel)].index(name)]
+
+
 @pytest.fixture
 def fake_fwd(compiled_path, monkeypatch):
     """launch.forward as on a GPU: rms_norm_fwd compiled into a FakeCompiled that records."""
@@ -194,6 +199,7 @@ def fake_fwd(compiled_path, monkeypatch):
 
     def warmup(*args, grid, num_warps, **opts):
         made.append(FakeCompiled())
+        made[-1].opts = opts
         return made[-1]
 
     params = _params(kern)
@@ -267,21 +273,21 @@ def test_forward_calls_that_are_never_replayed(fake_fwd):
 
 
 def test_w_first_only_for_a_wave_or_two(fake_fwd):
-    """W_FIRST (the constexpr before W_NATIVE) for grids of at most W_FIRST_WAVES waves, never when
+    """W_FIRST for grids of at most W_FIRST_WAVES waves, never when
     traced (the visualizer shows the other load's line); on the CPU one 'SM'."""
     _fwd(torch.randn(3, 64), torch.randn(64))  # one tile of 4 rows
     _fwd(torch.randn(4000, 64), torch.randn(64))  # 32 tiles of 128 rows
     launch.forward(torch.randn(3, 64), torch.randn(64), None, 1e-6, 0.0, "llama", torch.float32,
                    torch.float32, False, trace=True)
-    firsts = [k.calls[-1][-2] for k in fake_fwd]
+    firsts = [_arg(k.calls[-1], "W_FIRST") for k in fake_fwd]
     assert firsts == [True, False, False]
-    assert not any(k.calls[-1][-1] for k in fake_fwd), "W_NATIVE: SPLIT only"
+    assert not any(_arg(k.calls[-1], "W_NATIVE") for k in fake_fwd), "W_NATIVE: SPLIT only"
 
 
 @pytest.mark.parametrize("change", [None, "offset", "gemma", "none", "fp32 w", "fp32 y", "fp16 x",
                                     "fp32", "no w", "no split"])
 def test_w_native_only_where_it_gives_fp32s_bits(fake_fwd, monkeypatch, change):
-    """SPLIT multiplies in 16 bits (W_NATIVE, the last constexpr) only with Llama casting, a zero
+    """SPLIT multiplies in 16 bits (W_NATIVE) only with Llama casting, a zero
     offset and x (h), w and y of one 16-bit dtype: there one rounding of the exact product."""
     monkeypatch.setattr(launch, "split_grid",
                         lambda k, args, i, cfg, m, n: (2, -(-n // cfg.block_n)))
@@ -305,10 +311,51 @@ def test_w_native_only_where_it_gives_fp32s_bits(fake_fwd, monkeypatch, change):
     monkeypatch.setattr(heuristics, "fwd_config", lambda *a: seen.append(a[3]) or cfg)
     launch.forward(x, w, None, 1e-6, offset, casting, out, x.dtype, False)
     assert seen == [change is None or change == "no split"]
-    split, native = fake_fwd[-1].calls[-1][9 + 22], fake_fwd[-1].calls[-1][-1]
+    split, native = _arg(fake_fwd[-1].calls[-1], "SPLIT"), _arg(fake_fwd[-1].calls[-1], "W_NATIVE")
     assert split == (change != "no split")
     assert native == (change is None)
     # with a residual, h's dtype is the one that counts
     r = torch.randn(4, 256).to(dt)
     launch.forward(x, w, r, 1e-6, offset, casting, out, torch.float32, False, config=cfg)
-    assert fake_fwd[-1].calls[-1][-1] is False
+    assert _arg(fake_fwd[-1].calls[-1], "W_NATIVE") is False
+
+
+def test_pdl_only_on_hopper_and_later_and_never_interpreted(monkeypatch):
+    """Programmatic dependent launch needs sm_90's griddepcontrol: never on a CPU tensor, under
+    the interpreter, before compute capability 9, or with RMSNORM_TRITON_PDL=0."""
+    monkeypatch.setattr(launch, "INTERPRETED", False)
+    major = {0: 9, 1: 8}
+    monkeypatch.setattr(heuristics, "device_props",
+                        lambda i: types.SimpleNamespace(major=major[i]))
+    cuda = lambda i: types.SimpleNamespace(type="cuda", index=i)  # noqa: E731
+    assert launch.pdl_enabled(cuda(0)) and not launch.pdl_enabled(cuda(1))
+    assert not launch.pdl_enabled(torch.device("cpu"))
+    monkeypatch.setattr(launch, "PDL", False)
+    assert not launch.pdl_enabled(cuda(0))
+    monkeypatch.setattr(launch, "PDL", True)
+    monkeypatch.setattr(launch, "INTERPRETED", True)
+    assert not launch.pdl_enabled(cuda(0))
+
+
+@pytest.mark.parametrize("pdl", [False, True])
+def test_the_pdl_constexpr_decides_how_the_kernel_is_launched(compiled_path, pdl):
+    """A kernel with a PDL constexpr is compiled with launch_pdl exactly when it is True: the
+    wait inside and the launch attribute outside cannot disagree (a PDL launch of a kernel that
+    does not wait would read its predecessor's outputs early)."""
+    kern = FakeKernel()
+    kern.params[7].name = "PDL"
+    a = torch.randn(8)
+    launch.run(kern, (1,), [a, a, a, 5, 16, 0.5, 128, pdl], 4)
+    assert kern.compiled[-1][2] == ({"launch_pdl": True} if pdl else {})
+    assert [p.name for p in _params(kernels.rms_norm_fwd)][-1] == "PDL"
+
+
+@pytest.mark.parametrize("pdl", [False, True])
+def test_forward_passes_pdl_where_the_device_allows(fake_fwd, monkeypatch, pdl):
+    monkeypatch.setattr(launch, "pdl_enabled", lambda dev: pdl)
+    x, w = torch.randn(3, 64), torch.randn(64)
+    _fwd(x, w)
+    _fwd(x, w)  # replayed: the same compiled kernel
+    (k,) = fake_fwd
+    assert _arg(k.calls[-1], "PDL") is pdl and len(k.calls) == 2
+    assert k.opts == ({"launch_pdl": True} if pdl else {})

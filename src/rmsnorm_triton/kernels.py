@@ -33,6 +33,7 @@ Three ways to walk a row, chosen per (N, dtype) by heuristics.py:
 
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 CAST_NONE, CAST_LLAMA, CAST_GEMMA = 0, 1, 2
 
@@ -87,6 +88,18 @@ def interpreter_loop_error():
 
 
 LOOP_ERROR = interpreter_loop_error()
+
+
+@triton.jit
+def _dependent_launch(PDL: tl.constexpr):
+    """PDL (Hopper on, launch.pdl_enabled): the kernel was launched as a programmatic dependent
+    of the stream's previous one. Its programs may be on their SMs before that kernel is done;
+    they wait here, before any load or store, until it has finished and its writes are visible.
+    The next kernel (if launched the same way) may start as soon as every program of this one has
+    begun: its launch overlaps this kernel's last programs instead of following them."""
+    if PDL:
+        gdc_launch_dependents()
+        gdc_wait()
 
 
 @triton.jit
@@ -247,7 +260,9 @@ def rms_norm_fwd(
     # extra registers held across the sum cost more (16K x 8 warps: 107 -> 173 a thread)
     W_NATIVE: tl.constexpr = False,  # SPLIT, Llama casting, offset 0, x, w and y of one 16-bit
     # dtype: y = x_hat * w multiplied in that dtype (w held packed; see _apply_weight)
+    PDL: tl.constexpr = False,  # launched as a programmatic dependent (_dependent_launch)
 ):
+    _dependent_launch(PDL)
     pid = tl.program_id(0)
     IN_TY: tl.constexpr = H.dtype.element_ty if HAS_R else X.dtype.element_ty
     ACC: tl.constexpr = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32
@@ -413,7 +428,9 @@ def rms_norm_bwd(
     STORE_DW: tl.constexpr,  # write this program's dw partial sums to DW_PART[p, :]
     HAS_DH: tl.constexpr,  # a gradient reached h directly (prenorm output): add it to dx
     STORE_DR: tl.constexpr,  # write the residual's gradient (the same values, its own dtype)
+    PDL: tl.constexpr = False,  # as in rms_norm_fwd
 ):
+    _dependent_launch(PDL)
     pid = tl.program_id(0)
     ACC: tl.constexpr = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32
     cols = tl.arange(0, BLOCK_N)
@@ -543,8 +560,10 @@ def dw_reduce(
     DW_PART, DW,  # [P, N] ACC partial sums -> [N] in the weight's dtype
     P, N,
     BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+    PDL: tl.constexpr = False,  # as in rms_norm_fwd
 ):
     """Sums the partials in a fixed order: dw is bitwise identical from run to run."""
+    _dependent_launch(PDL)
     cols = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     acc = tl.zeros([BLOCK_P, BLOCK_N], DW_PART.dtype.element_ty)
     for p0 in range(0, P, BLOCK_P):

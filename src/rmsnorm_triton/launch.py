@@ -37,7 +37,7 @@ def interpreted() -> bool:
 # JITFunction.run (run 1) and 29-34 us this way (runs 3, 6): a smaller gain than hoped; the rest
 # is Python around the launch (see NOTES.md, "open").
 _COMPILED = {}
-_LAYOUT = {}  # kernel -> (tensor positions, int positions, first constexpr position)
+_LAYOUT = {}  # kernel -> (tensor positions, int positions, first constexpr position, PDL's)
 
 
 def _layout(kernel, args):
@@ -46,7 +46,8 @@ def _layout(kernel, args):
     ints = tuple(i for i, a in enumerate(args[:first])  # (Triton does not specialise on these)
                  if isinstance(a, int) and not isinstance(a, bool)
                  and not getattr(kernel.params[i], "do_not_specialize", False))
-    return tensors, ints, first
+    pdl = next((i for i, p in enumerate(kernel.params) if p.name == "PDL"), None)
+    return tensors, ints, first, pdl
 
 
 def compiled(kernel, args, num_warps, maxnreg=0):
@@ -62,7 +63,7 @@ def _prepare(kernel, args, num_warps, maxnreg=0):
     lay = _LAYOUT.get(kernel)
     if lay is None:
         lay = _LAYOUT[kernel] = _layout(kernel, args)
-    tensors, ints, first = lay
+    tensors, ints, first, pdl = lay
     ptrs = [args[i].data_ptr() for i in tensors]
     key = (kernel, num_warps, maxnreg, torch.cuda.current_device(), tuple(args[first:]),
            tuple([(args[i].dtype, p & 15) for i, p in zip(tensors, ptrs)]),
@@ -70,6 +71,8 @@ def _prepare(kernel, args, num_warps, maxnreg=0):
     k = _COMPILED.get(key)
     if k is None:
         opts = {"maxnreg": maxnreg} if maxnreg else {}
+        if pdl is not None and pdl < len(args) and args[pdl]:  # the kernel's PDL constexpr
+            opts["launch_pdl"] = True  # decides how it is launched: the two never disagree
         k = kernel.warmup(*args, grid=(1,), num_warps=num_warps, **opts)
         k._init_handles()
         _COMPILED[key] = k
@@ -117,6 +120,18 @@ def split_allowed() -> bool:
     green contexts) could then wait forever: RMSNORM_TRITON_SPLIT=0 walks long rows in blocks
     instead (slower past 32K, never waiting)."""
     return os.environ.get("RMSNORM_TRITON_SPLIT", "1") != "0"
+
+
+# Programmatic dependent launch (kernels._dependent_launch) on Hopper and later; False: plain
+# launches (benchmarks/tune.py times both).
+PDL = os.environ.get("RMSNORM_TRITON_PDL", "1") != "0"
+
+
+def pdl_enabled(device: torch.device) -> bool:
+    """Launch as a programmatic dependent: a CUDA device of compute capability 9.0 or later
+    (griddepcontrol is sm_90 PTX), not under the interpreter, unless RMSNORM_TRITON_PDL=0."""
+    return (PDL and not INTERPRETED and device.type == "cuda"
+            and heuristics.device_props(device.index or 0).major >= 9)
 
 
 def split_grid(kernel, args, group_index, cfg, m, n):
@@ -307,6 +322,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
         CASTINGS[casting], trace,  # CASTING, TRACE
         cfg.one_pass and not trace and cdiv(m, cfg.block_m) <= W_FIRST_WAVES * sms,  # W_FIRST
         split and native,  # W_NATIVE
+        pdl_enabled(x2.device),  # PDL
     ]
     gs = None
     if split:
@@ -415,6 +431,7 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
         split and cfg.pairs and words(xin2, n) and words(dy2, n),  # PAIRS
         split and cfg.early,  # EARLY
         weight is not None, need_dw, dh2 is not None, dr is not None,  # HAS_W, STORE_DW, HAS_DH, STORE_DR
+        pdl_enabled(dev),  # PDL
     ]
     gs = None
     if split:
@@ -436,7 +453,7 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
     if need_dw:
         dw = torch.empty_like(weight)
         block_n = 256 if n >= 256 else max(16, 1 << (n - 1).bit_length())
-        run(K.dw_reduce, (cdiv(n, block_n),), (part, dw, part_rows, n, 32, block_n), 4)
+        run(K.dw_reduce, (cdiv(n, block_n),), (part, dw, part_rows, n, 32, block_n, args[-1]), 4)
     if dx_dtype is None:
         return None, (dx if dr_dtype is not None else None), dw
     return dx, dr, dw
