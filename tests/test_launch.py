@@ -99,7 +99,7 @@ def test_tables_parse_and_the_residual_has_its_own_entries():
         assert heuristics.fwd_config(n, torch.bfloat16) == heuristics.fwd_config(n, torch.float16)
         assert heuristics.fwd_config(n, torch.bfloat16, True) == heuristics.fwd_config(
             n, torch.float16, True)
-    for n in (131072, 262144):  # fp32 with a residual keeps its own entries
+    for n in (65536, 131072, 262144):  # fp32 with a residual keeps its own entries
         assert heuristics.fwd_config(n, torch.float32, True) == heuristics._lookup(
             heuristics.FWD_FP32_RES, n, 4)
         assert heuristics.fwd_config(n, torch.float32) != heuristics.fwd_config(
