@@ -1,6 +1,8 @@
 """GPU-only correctness: the SPLIT path at many (M, N), dw determinism, M*N > 2^31, N = 2^20,
 SPLIT's 16-bit weight multiply (launch.W_NATIVE) giving the fp32 multiply's bits ("bits"), and
-SPLIT forwards replayed in a CUDA graph giving eager's bits.
+SPLIT forwards replayed in a CUDA graph giving eager's bits. Last, each SPLIT table entry at
+the bench's shapes with the programs an SM it asks for beside those that fit (FEWER: the
+launcher took fewer; reported, not failed: some entries are measured so).
 
     python benchmarks/gpu_check.py [--big] [--early] [--cap] [--shapes M:N,...]
 
@@ -105,6 +107,47 @@ def variant(early, cap):
     heuristics.bwd_config = wrap(heuristics.bwd_config)
 
 
+def programs_per_sm():
+    """Each SPLIT entry of the tables at the bench's shapes (M * N = 2^26): the programs an SM it
+    asks for and how many of its compiled kernel fit. launch.split_grid takes what fits, so an
+    entry whose kernel grew past its budget loses programs silently (run 67: fp32 backward 16K
+    had run at 3 an SM instead of 4 since run 59). Returns the entries that fit fewer."""
+    seen, orig = {}, launch.split_grid
+
+    def spy(kernel, args, gi, cfg, m, n):
+        out = orig(kernel, args, gi, cfg, m, n)
+        k = launch.compiled(kernel, args, cfg.num_warps, cfg.maxnreg)
+        bwd = kernel is launch.K.rms_norm_bwd
+        op = "bwd" if bwd else "fwd+res" if args[27] else "fwd"  # args[27]: HAS_R
+        seen[(op, n, str((args[1] if bwd else args[0]).dtype)[6:])] = (
+            cfg, launch.resident_per_sm(k, cfg.num_warps), out)
+        return out
+
+    launch.split_grid = spy
+    try:
+        for n, dt in itertools.product((16384, 32768, 65536, 131072, 262144),
+                                       (torch.float32, torch.bfloat16, torch.float16)):
+            x = torch.randn((1 << 26) // n, n, device="cuda", dtype=dt)
+            w = torch.randn(n, device="cuda", dtype=dt)
+            for r in (None, x):
+                launch.forward(x, w, r, 1e-6, 0.0, "llama", dt, dt, False)
+            _, _, rstd, _ = launch.forward(x, w, None, 1e-6, 0.0, "llama", dt, dt, True)
+            launch.backward(x, x, w, rstd, 0.0, None, dt, None, True)
+            del x, w, rstd
+    finally:
+        launch.split_grid = orig
+    fewer = []
+    print(f"{'op':>8} {'N':>7} {'dtype':>9} {'layout':>22} {'asked':>5} {'fit':>4} {'groups':>6}")
+    for (name, n, dt), (cfg, fit, out) in sorted(seen.items()):
+        lay = f"{cfg.block_n}x{cfg.num_warps}{' early' if cfg.early else ''}" + (
+            f" r{cfg.maxnreg}" if cfg.maxnreg else "")
+        short = fit < cfg.progs_per_sm
+        fewer += [(name, n, dt)] * short
+        print(f"{name:>8} {n:>7} {dt:>9} {lay:>22} {cfg.progs_per_sm:>5} {fit:>4}"
+              f" {out and out[0]!s:>6}{'  FEWER' if short else ''}")
+    return fewer
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--big", action="store_true")
@@ -150,6 +193,9 @@ def main():
         ok = e <= 1 and eg <= 1e-2
         bad += not ok
         print(f"M*N = {m * n} > 2^31: last rows y/tol {e:.3f}, dx norm err {eg:.2e} {'ok' if ok else 'FAIL'}")
+    fewer = programs_per_sm()
+    print(f"tables: {len(fewer)} SPLIT entries fit fewer programs an SM than they ask (FEWER above:"
+          " the launcher took what fits; the entry's figure was measured so, or it has drifted)")
     print("ALL OK" if not bad else f"{bad} FAILED")
     return 1 if bad else 0
 
