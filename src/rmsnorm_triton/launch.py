@@ -347,8 +347,9 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
 # A forward call whose key (below) was seen before replays that call's launch: the same compiled
 # kernel, grid and arguments, with this call's tensors' addresses and fresh outputs. What it
 # skips (the table lookup, the argument list, the specialisation key) is most of the host's
-# work per call at small M (benchmarks/latency.py). SPLIT calls are not replayed (their slots
-# are filled per call; their kernels take 100+ us).
+# work per call at small M (benchmarks/latency.py). SPLIT calls are not replayed (each takes
+# its stream's slots with a new epoch; their kernels take 100+ us). A plan keeps the PDL setting
+# it was made with (launch.PDL is read when a launch is first built).
 _PLANS = {}
 
 
