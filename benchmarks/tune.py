@@ -172,7 +172,10 @@ def main():
         cbw = c_bytes / c_ms / 1e6
     else:
         cbw = copy_gbps()
-    print(f"{gpu} torch {torch.__version__} triton {triton.__version__}: copy {cbw:.0f} GB/s", flush=True)
+    ptxas = launch.ptxas_path() or os.environ.get("TRITON_PTXAS_PATH") or "triton's own"
+    print(f"{gpu} torch {torch.__version__} triton {triton.__version__} ptxas {ptxas} "
+          f"{launch.ptxas_version(ptxas) if os.path.isfile(ptxas) else ''}: copy {cbw:.0f} GB/s",
+          flush=True)
     rows = []
     for op, dname, n in itertools.product(args.ops.split(","), args.dtypes.split(","),
                                           map(int, args.ns.split(","))):

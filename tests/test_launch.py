@@ -359,3 +359,78 @@ def test_forward_passes_pdl_where_the_device_allows(fake_fwd, monkeypatch, pdl):
     (k,) = fake_fwd
     assert _arg(k.calls[-1], "PDL") is pdl and len(k.calls) == 2
     assert k.opts == ({"launch_pdl": True} if pdl else {})
+
+
+def _fake_ptxas(path, release):
+    path.write_text(f"#!/bin/sh\necho 'Cuda compilation tools, release {release}, V{release}.1'\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_torch_ptxas_is_chosen_only_where_it_is_no_older(tmp_path):
+    """PyTorch's ptxas builds our kernels where it runs and is at least Triton's own version."""
+    launch.choose_ptxas.cache_clear()
+    new = _fake_ptxas(tmp_path / "new", "13.0")
+    old = _fake_ptxas(tmp_path / "old", "12.8")
+    assert launch.ptxas_version(new) == (13, 0) and launch.ptxas_version(old) == (12, 8)
+    assert launch.choose_ptxas(new, old) == new
+    assert launch.choose_ptxas(old, new) is None, "an older ptxas would undo what Triton chose"
+    broken = tmp_path / "broken"
+    broken.write_text("not a program")
+    assert launch.ptxas_version(broken) == ()
+    assert launch.choose_ptxas(str(broken), old) is None
+    launch.choose_ptxas.cache_clear()
+
+
+def test_ptxas_is_left_alone_when_someone_chose(monkeypatch):
+    """By default only the kernels in TORCH_PTXAS take torch's ptxas (run 73); "torch" / "triton"
+    choose one for all; a TRITON_PTXAS_PATH set by the user (or by Inductor) wins; and nothing
+    is set where torch has no ptxas."""
+    monkeypatch.setattr(launch, "choose_ptxas", lambda a, b: "/torch/bin/ptxas")
+    monkeypatch.setattr(launch.os.path, "isfile", lambda p: True)
+    monkeypatch.delenv("TRITON_PTXAS_PATH", raising=False)
+    monkeypatch.setattr(launch, "PTXAS", "table")
+    assert launch.ptxas_path("rms_norm_bwd") == "/torch/bin/ptxas"
+    assert launch.ptxas_path("rms_norm_fwd") is None
+    monkeypatch.setattr(launch, "PTXAS", "torch")
+    assert launch.ptxas_path("rms_norm_fwd") == "/torch/bin/ptxas"
+    monkeypatch.setattr(launch, "PTXAS", "triton")
+    assert launch.ptxas_path("rms_norm_bwd") is None
+    monkeypatch.setattr(launch, "PTXAS", "torch")
+    monkeypatch.setenv("TRITON_PTXAS_PATH", "/mine/ptxas")
+    assert launch.ptxas_path("rms_norm_bwd") is None
+    monkeypatch.delenv("TRITON_PTXAS_PATH")
+    monkeypatch.setattr(launch.os.path, "isfile", lambda p: False)
+    assert launch.ptxas_path("rms_norm_bwd") is None
+
+
+@pytest.mark.parametrize("chosen", [None, "/torch/bin/ptxas"])
+def test_our_kernels_compile_with_the_chosen_ptxas_and_others_do_not(compiled_path, monkeypatch,
+                                                                      chosen):
+    """TRITON_PTXAS_PATH holds the choice while our kernel compiles, and is gone afterwards; the
+    PTX ISA is named then, so that Triton's cache keys tell the two builds apart."""
+    monkeypatch.delenv("TRITON_PTXAS_PATH", raising=False)
+    monkeypatch.setattr(launch, "ptxas_path", lambda name: chosen)
+    monkeypatch.setattr(launch, "ptx_isa", lambda path: 90)
+    seen = []
+
+    class Spy(FakeKernel):
+        def warmup(self, *args, **kw):
+            seen.append(launch.os.environ.get("TRITON_PTXAS_PATH"))
+            return super().warmup(*args, **kw)
+
+    a = torch.randn(8)
+    kern = Spy()
+    launch.run(kern, (1,), [a, a, a, 5, 16, 0.5, 128, True], 4)
+    assert seen == [chosen]
+    assert kern.compiled[-1][2] == ({"ptx_version": 90} if chosen else {})
+    assert "TRITON_PTXAS_PATH" not in launch.os.environ
+    with pytest.raises(ZeroDivisionError):
+        with launch.ptxas_scope("/torch/bin/ptxas"):
+            1 / 0
+    assert "TRITON_PTXAS_PATH" not in launch.os.environ, "unset again after an error"
+
+
+def test_the_ptx_isa_follows_the_ptxas_version(tmp_path):
+    assert launch.ptx_isa(_fake_ptxas(tmp_path / "p", "13.0")) == 90
+    assert launch.ptx_isa(_fake_ptxas(tmp_path / "q", "12.8")) == 87

@@ -4,8 +4,12 @@ Nothing here knows about autograd; ops.py builds the differentiable op on top. A
 seen before replays its launch (_PLANS): at small M the host's Python is most of a call.
 """
 
+import contextlib
+import functools
 import math
 import os
+import re
+import subprocess
 
 import torch
 
@@ -73,10 +77,80 @@ def _prepare(kernel, args, num_warps, maxnreg=0):
         opts = {"maxnreg": maxnreg} if maxnreg else {}
         if pdl is not None and pdl < len(args) and args[pdl]:  # the kernel's PDL constexpr
             opts["launch_pdl"] = True  # decides how it is launched: the two never disagree
-        k = kernel.warmup(*args, grid=(1,), num_warps=num_warps, **opts)
+        ptxas = ptxas_path(getattr(kernel, "__name__", ""))
+        if ptxas is not None:  # the PTX ISA that ptxas reads, named: it puts the choice into
+            opts["ptx_version"] = ptx_isa(ptxas)  # Triton's cache keys (see ptxas_scope)
+        with ptxas_scope(ptxas):
+            k = kernel.warmup(*args, grid=(1,), num_warps=num_warps, **opts)
         k._init_handles()
         _COMPILED[key] = k
     return k, tensors, ptrs
+
+
+# ---- ptxas ----------------------------------------------------------------------------------
+# Triton turns PTX into machine code with the ptxas it bundles (CUDA 12.8's with Triton 3.6). CUDA
+# builds of PyTorch ship their own in torch/bin, and Inductor compiles every Triton kernel with it
+# (torch/_inductor/runtime/compile_tasks.py sets TRITON_PTXAS_PATH for the whole process). Run 73
+# (H100, torch 2.11+cu130, every table entry built by each, two turns): torch's 13.0 runs the
+# backward 0.8-2.3 points of copy faster at 16-bit 64K-256K (level elsewhere), and the forward
+# level but for bf16 32K (-0.9) and fp32 16K (-0.5). So the backward kernels take torch's, the
+# forward keeps Triton's (NOTES.md, item 56). RMSNORM_TRITON_PTXAS=torch / triton: one for all.
+# A TRITON_PTXAS_PATH set by the user (or by Inductor) is always left as it is.
+PTXAS = os.environ.get("RMSNORM_TRITON_PTXAS", "table")
+TORCH_PTXAS = {"rms_norm_bwd", "dw_reduce"}  # "table": the kernels built by torch's ptxas
+
+
+def ptxas_version(path) -> tuple:
+    """(major, minor) that `path --version` reports, () when it does not run."""
+    try:
+        out = subprocess.run([str(path), "--version"], capture_output=True, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    m = re.search(r"release (\d+)\.(\d+)", out)
+    return (int(m[1]), int(m[2])) if m else ()
+
+
+@functools.lru_cache(maxsize=8)
+def choose_ptxas(torch_ptxas: str, triton_ptxas: str) -> str | None:
+    """torch_ptxas where it runs and is no older than triton_ptxas; else None (Triton's own)."""
+    mine = ptxas_version(torch_ptxas) if os.access(torch_ptxas, os.X_OK) else ()
+    return torch_ptxas if mine and mine >= ptxas_version(triton_ptxas) else None
+
+
+def ptxas_path(kernel_name: str = "") -> str | None:
+    """The ptxas the named kernel is compiled with, where it is not Triton's choice (PTXAS)."""
+    wanted = PTXAS == "torch" or (PTXAS == "table" and kernel_name in TORCH_PTXAS)
+    if not wanted or os.environ.get("TRITON_PTXAS_PATH"):
+        return None
+    import triton
+
+    here = os.path.join(os.path.dirname(torch.__file__), "bin", "ptxas")
+    bundled = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
+    return choose_ptxas(here, bundled) if os.path.isfile(here) else None
+
+
+def ptx_isa(path) -> int:
+    """The PTX ISA version Triton would write for the ptxas at `path` (13.0 -> 90)."""
+    from triton.backends.nvidia.compiler import ptx_get_version
+
+    return ptx_get_version("%d.%d" % ptxas_version(path))
+
+
+@contextlib.contextmanager
+def ptxas_scope(path):
+    """TRITON_PTXAS_PATH set to `path` (None: left alone) while one of our kernels compiles,
+    then unset again: other Triton code in the process keeps its own choice. Triton keys its
+    cache by the first ptxas version a process asks for, so the caller also names the PTX ISA
+    (an option Triton hashes): a cubin built by one ptxas is never served for the other."""
+    if path is None:
+        yield
+        return
+    os.environ["TRITON_PTXAS_PATH"] = path
+    try:
+        yield
+    finally:
+        os.environ.pop("TRITON_PTXAS_PATH", None)
 
 
 def run(kernel, grid, args, num_warps, maxnreg=0):
