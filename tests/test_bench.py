@@ -192,3 +192,37 @@ def test_sizes_parse():
 def test_cuda_default_without_cuda_says_what_to_do(capsys):
     assert harness.main([]) == 2
     assert "--device cpu" in capsys.readouterr().out
+
+
+class _Counts(P.TorchEager):
+    """Counts the calls each set of inputs gets, by the data pointer of x."""
+    name = "fake_counts"
+
+    def __init__(self):
+        self.calls = {}
+
+    def fwd(self, x, w, eps):
+        self.calls[x.data_ptr()] = self.calls.get(x.data_ptr(), 0) + 1
+        return super().fwd(x, w, eps)
+
+
+def test_timed_calls_alternate_two_sets_of_inputs(tmp_path):
+    """A throughput cell times each provider on two sets of inputs in turn (nothing of the next
+    call's inputs is left in L2 by the call before); latency cells keep one set."""
+    prov = _Counts()
+    argv = [*TINY, "--dtypes", "fp32", "--sizes", "64", "--ops", "fwd", "--out", str(tmp_path),
+            "--no-plot"]
+    assert harness.main(argv, providers=[prov]) == 0
+    assert len(prov.calls) == 2, "two sets of inputs"
+    first, second = prov.calls.values()
+    assert second >= 2 and first - 1 in (second, second + 1), prov.calls  # one check call, then turns
+    prov.calls.clear()
+    argv = [*TINY, "--dtypes", "fp32", "--ops", "latency", "--latency-m", "1", "--out",
+            str(tmp_path / "lat"), "--no-plot"]
+    assert harness.main(argv, providers=[prov]) == 0
+    assert len(prov.calls) == 1
+    calls = []
+    f = harness.alternate(lambda: calls.append("a"), lambda: calls.append("b"))
+    for _ in range(5):
+        f()
+    assert calls == ["a", "b", "a", "b", "a"]

@@ -27,7 +27,8 @@ def kernel_ms(fn, device: torch.device, rep_ms: float = 100.0) -> float:
     (triton's do_bench), a call whose Python outlasts its kernels is timed by its host: on the
     H100 machine of run 18 that held backward figures of every provider at 20-70% of copy (see
     benchmarks/results/NOTES.md). Host cost per call is what the latency op measures. The bench's
-    tensors are far past L2 (M * N = 2^26), so back-to-back calls find nothing cached.
+    tensors are far past L2 (M * N = 2^26), and its calls alternate two sets of inputs
+    (harness.Run.cell), so back-to-back calls find nothing of theirs cached.
     """
     if device.type == "cuda":
         return _device_ms(fn, device, rep_ms)
