@@ -402,6 +402,9 @@ def test_ptxas_is_left_alone_when_someone_chose(monkeypatch):
     monkeypatch.delenv("TRITON_PTXAS_PATH")
     monkeypatch.setattr(launch.os.path, "isfile", lambda p: False)
     assert launch.ptxas_path("rms_norm_bwd") is None
+    monkeypatch.setattr(launch, "PTXAS", "newest")
+    with pytest.raises(ValueError, match="RMSNORM_TRITON_PTXAS is 'newest', expected 'table'"):
+        launch.ptxas_path("rms_norm_bwd")
 
 
 @pytest.mark.parametrize("chosen", [None, "/torch/bin/ptxas"])

@@ -120,6 +120,9 @@ def choose_ptxas(torch_ptxas: str, triton_ptxas: str) -> str | None:
 
 def ptxas_path(kernel_name: str = "") -> str | None:
     """The ptxas the named kernel is compiled with, where it is not Triton's choice (PTXAS)."""
+    if PTXAS not in ("table", "torch", "triton"):
+        raise ValueError(f"RMSNORM_TRITON_PTXAS is {PTXAS!r}, expected 'table' (the default: "
+                         "torch's ptxas for the backward), 'torch' or 'triton'")
     wanted = PTXAS == "torch" or (PTXAS == "table" and kernel_name in TORCH_PTXAS)
     if not wanted or os.environ.get("TRITON_PTXAS_PATH"):
         return None
@@ -142,7 +145,9 @@ def ptxas_scope(path):
     """TRITON_PTXAS_PATH set to `path` (None: left alone) while one of our kernels compiles,
     then unset again: other Triton code in the process keeps its own choice. Triton keys its
     cache by the first ptxas version a process asks for, so the caller also names the PTX ISA
-    (an option Triton hashes): a cubin built by one ptxas is never served for the other."""
+    (an option Triton hashes): a cubin built by one ptxas is never served for the other.
+    (The variable is the process's: a Triton kernel another thread compiles at that moment
+    would see it too.)"""
     if path is None:
         yield
         return
