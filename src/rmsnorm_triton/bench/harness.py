@@ -58,8 +58,8 @@ def parser() -> argparse.ArgumentParser:
         prog="rmsnorm-triton bench", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Times this library beside its peers (forward, backward, fused residual "
         "forward, latency per call),\nas GB/s and as % of the copy bandwidth measured in the "
-        "same run; each result is checked\nagainst float64 first. Writes results.json, "
-        "results.csv and PNG plots.",
+        "same run; each result is checked\nagainst float64 first, then timed alternating two "
+        "sets of inputs. Writes results.json,\nresults.csv and PNG plots.",
         epilog="A peer that is missing, raises or is wrong is reported and skipped.")
     p.add_argument("--quick", action="store_true",
                    help=f"a small subset: bf16, N in {QUICK['sizes']}, "
