@@ -172,9 +172,12 @@ def main():
         cbw = c_bytes / c_ms / 1e6
     else:
         cbw = copy_gbps()
-    ptxas = launch.ptxas_path() or os.environ.get("TRITON_PTXAS_PATH") or "triton's own"
-    print(f"{gpu} torch {torch.__version__} triton {triton.__version__} ptxas {ptxas} "
-          f"{launch.ptxas_version(ptxas) if os.path.isfile(ptxas) else ''}: copy {cbw:.0f} GB/s",
+    def ptxas(name):  # the one launch.py compiles this kernel with, and its version
+        path = launch.ptxas_path(name) or os.environ.get("TRITON_PTXAS_PATH")
+        return f"{path} {launch.ptxas_version(path)}" if path else "triton's own"
+
+    print(f"{gpu} torch {torch.__version__} triton {triton.__version__} ptxas: forward "
+          f"{ptxas('rms_norm_fwd')}, backward {ptxas('rms_norm_bwd')}: copy {cbw:.0f} GB/s",
           flush=True)
     rows = []
     for op, dname, n in itertools.product(args.ops.split(","), args.dtypes.split(","),
