@@ -18,6 +18,7 @@ import triton
 from triton.testing import do_bench
 
 from rmsnorm_triton import heuristics, launch
+from rmsnorm_triton.bench.harness import alternate
 from rmsnorm_triton.bench.timing import copy_bandwidth, kernel_ms
 from rmsnorm_triton.heuristics import Config
 from rmsnorm_triton.reference import rms_norm_ref
@@ -45,7 +46,8 @@ SPLIT_BWD = [(2048, 4, (2, 3, 4)), (2048, 8, (1, 2, 3)), (4096, 4, (1, 2)), (409
 # "capped": the SPLIT layouts with PAIRS, loads after / before the publish, registers capped
 # (maxnreg) so that one or two more programs fit an SM than ptxas's own count allows (run 34).
 FAMILIES = set(os.environ.get("TUNE_FAMILIES", "onepass,pairs,early").split(","))
-# TUNE_NATIVE=both: each forward SPLIT variant also with w * x_hat in fp32 (launch.W_NATIVE off).
+# TUNE_NATIVE=both: each forward variant that multiplies w * x_hat in 16 bits (SPLIT, long one-pass
+# rows: launch.W_NATIVE_ONE_PASS) also with the product in fp32 (launch.W_NATIVE off).
 CAPPED_FWD = [(1024, 4, (10, 12)), (2048, 4, (7, 8)), (4096, 4, (4,)), (4096, 8, (3, 4)),
               (8192, 8, (2,)), (8192, 16, (2,))]
 CAPPED_BWD = [(1024, 4, (6, 8)), (2048, 4, (4,)), (2048, 8, (3, 4)), (4096, 8, (2,))]
@@ -188,26 +190,31 @@ def main():
         x = torch.randn(m, n, device="cuda", dtype=dt)
         w = (1 + 0.1 * torch.randn(n, device="cuda")).to(dt)
         r = torch.randn_like(x) if op == "res" else None
-        if op in ("fwd", "res"):
+        if op in ("fwd", "res"):  # timed alternating two sets of inputs, as the bench (run 77)
+            x_2 = torch.randn_like(x)
+            r_2 = torch.randn_like(x) if op == "res" else None
             res = op == "res"
             cfgs = fwd_variants(n, dt, res) if args.sweep else [heuristics.fwd_config(n, dt, res)]
             cfgs = list(dict.fromkeys(cfgs + given(args.variants, n)))
             nbytes = (4 if op == "res" else 2) * m * n * size + n * size
             natives = (True, False) if os.environ.get("TUNE_NATIVE") == "both" else (True,)
             for cfg, nat in itertools.product(cfgs, natives):
-                if not nat and not cfg.split:
-                    continue
+                if not nat and not (cfg.split or cfg.one_pass
+                                    and cfg.block_n >= launch.W_NATIVE_ONE_PASS):
+                    continue  # the fp32 product: the kernel timed already
                 launch.W_NATIVE = nat
                 _GRID[0] = None
                 try:
                     y, h, _, _ = run_fwd(x, w, r, cfg)
                     err = fwd_error(x, w, r, y)
-                    ms = clock(lambda: run_fwd(x, w, r, cfg))
+                    ms = clock(alternate(lambda: run_fwd(x, w, r, cfg),
+                                         lambda: run_fwd(x_2, w, r_2, cfg)))
                 except Exception as e:  # a variant that does not compile (registers, shared memory)
                     print(f"{op} {dname} {n} {cfg} FAILED {type(e).__name__}: {str(e)[:100]}", flush=True)
                     continue
                 gbps = nbytes / ms / 1e6
-                nat = nat and cfg.split and size == 2
+                nat = launch.W_NATIVE and size == 2 and (
+                    cfg.split or cfg.one_pass and cfg.block_n >= launch.W_NATIVE_ONE_PASS)
                 rows.append(dict(op=op, dtype=dname, N=n, M=m, cfg=cfg.__dict__, ms=ms, gbps=gbps,
                                  pct=100 * gbps / cbw, err=err, native=nat))
                 print(f"{op} {dname} N={n:>6} {cfg.block_m:>3}x{cfg.block_n:<6} w{cfg.num_warps:<2}"
@@ -245,6 +252,7 @@ def main():
                       flush=True)
             del gx, gw
         del x, w, r
+        x_2 = r_2 = None
         torch.cuda.empty_cache()
     out = os.environ.get("OUT") or "benchmarks/results"
     os.makedirs(out, exist_ok=True)

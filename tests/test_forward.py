@@ -62,6 +62,25 @@ def test_matches_float64(device, gen, dtype, wkind, shape):
     assert not shares_memory(y, x) and not shares_memory(y, w)
 
 
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_long_one_pass_rows_multiply_w_in_16_bits_with_fp32s_bits(device, gen, dtype, residual,
+                                                                   monkeypatch):
+    """Rows of launch.W_NATIVE_ONE_PASS elements and more, held in one pass, multiply x_hat * w
+    in their 16-bit dtype (W_NATIVE): bit for bit the fp32 product rounded once. (Under an
+    interpreter that truncates bf16, bf16 rounds the fp32 product: kernels._native_product.)"""
+    n = launch.W_NATIVE_ONE_PASS + 5
+    assert heuristics.fwd_config(n, dtype, residual).one_pass
+    x, w = randn((3, n), dtype, device, gen), randn((n,), dtype, device, gen)
+    r = randn((3, n), dtype, device, gen) if residual else None
+    ys = []
+    for native in (True, False):
+        monkeypatch.setattr(launch, "W_NATIVE", native)
+        ys.append(launch.forward(x, w, r, 1e-6, 0.0, "llama", dtype, dtype, False)[0])
+    assert torch.equal(ys[0].view(torch.int16), ys[1].view(torch.int16))
+    assert_close(ys[0], rms_norm_ref(x if r is None else (x + r), w, 1e-6)[0])
+
+
 def test_million_element_row(device, gen):
     n = 1 << 20  # the longest row the issue asks for: 256 blocks
     x = randn((1, n), torch.bfloat16, device, gen)

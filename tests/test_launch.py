@@ -281,20 +281,24 @@ def test_w_first_only_for_a_wave_or_two(fake_fwd):
                    torch.float32, False, trace=True)
     firsts = [_arg(k.calls[-1], "W_FIRST") for k in fake_fwd]
     assert firsts == [True, False, False]
-    assert not any(_arg(k.calls[-1], "W_NATIVE") for k in fake_fwd), "W_NATIVE: SPLIT only"
+    assert not any(_arg(k.calls[-1], "W_NATIVE") for k in fake_fwd), "fp32: never W_NATIVE"
 
 
 @pytest.mark.parametrize("change", [None, "offset", "gemma", "none", "fp32 w", "fp32 y", "fp16 x",
-                                    "fp32", "no w", "no split"])
+                                    "fp32", "no w", "no split", "loop", "long one pass"])
 def test_w_native_only_where_it_gives_fp32s_bits(fake_fwd, monkeypatch, change):
-    """SPLIT multiplies in 16 bits (W_NATIVE) only with Llama casting, a zero
-    offset and x (h), w and y of one 16-bit dtype: there one rounding of the exact product."""
+    """SPLIT, and one-pass rows of W_NATIVE_ONE_PASS elements or more, multiply in 16 bits
+    (W_NATIVE) only with Llama casting, a zero offset and x (h), w and y of one 16-bit dtype:
+    there one rounding of the exact product. Rows walked in blocks never do."""
     monkeypatch.setattr(launch, "split_grid",
                         lambda k, args, i, cfg, m, n: (2, -(-n // cfg.block_n)))
     dt = torch.float32 if change == "fp32" else torch.bfloat16
     x, w = torch.randn(4, 256).to(dt), torch.randn(256).to(dt)
     offset, casting, out = 0.0, "llama", dt
-    cfg = Config(1, 64, 4, False, change != "no split", 2)
+    cfg = Config(1, 64, 4, False, change != "loop", 2)
+    if change in ("no split", "long one pass"):  # one pass: a row of 256, short or long
+        cfg = Config(1, 256, 4, True)
+    monkeypatch.setattr(launch, "W_NATIVE_ONE_PASS", 256 if change == "long one pass" else 512)
     if change == "offset":
         offset = 1.0
     elif change in ("gemma", "none"):
@@ -310,10 +314,10 @@ def test_w_native_only_where_it_gives_fp32s_bits(fake_fwd, monkeypatch, change):
     seen = []  # without a config, the table is asked for the entry of the multiply taken
     monkeypatch.setattr(heuristics, "fwd_config", lambda *a: seen.append(a[3]) or cfg)
     launch.forward(x, w, None, 1e-6, offset, casting, out, x.dtype, False)
-    assert seen == [change is None or change == "no split"]
+    assert seen == [change in (None, "no split", "loop", "long one pass")]
     split, native = _arg(fake_fwd[-1].calls[-1], "SPLIT"), _arg(fake_fwd[-1].calls[-1], "W_NATIVE")
-    assert split == (change != "no split")
-    assert native == (change is None)
+    assert split == (change not in ("no split", "loop", "long one pass"))
+    assert native == (change in (None, "long one pass"))
     # with a residual, h's dtype is the one that counts
     r = torch.randn(4, 256).to(dt)
     launch.forward(x, w, r, 1e-6, offset, casting, out, torch.float32, False, config=cfg)

@@ -118,10 +118,12 @@ def _apply_weight(h, rstd, w, offset, CASTING: tl.constexpr, IN_TY: tl.constexpr
     """y = x_hat * (offset + w) in ACC (fp32), rounded where each casting mode rounds.
 
     Llama's product of two 16-bit values is exact in fp32 and then rounded once to y's dtype: a
-    multiply in that dtype (round to nearest even) gives the same bits. SPLIT takes that way
-    (W_NATIVE) where the offset is 0 and x, w and y share the dtype: w then stays packed, two
-    values a register, instead of 32 hoisted fp32 values of offset + w that bf16's long-row
-    code spilled (NOTES.md, run 39). (Zeros' signs follow w * x_hat, as Hugging Face's do.)"""
+    multiply in that dtype (round to nearest even) gives the same bits. SPLIT and long one-pass
+    rows take that way (W_NATIVE, _native_product) where the offset is 0 and x, w and y share
+    the dtype: w then stays packed, two values a register, instead of 32 hoisted fp32 values of
+    offset + w that bf16's long-row code spilled (NOTES.md, run 39), and the one-pass epilogue
+    loses its widen-multiply-round trips (run 78). (Zeros' signs follow w * x_hat, as Hugging
+    Face's do.)"""
     if CASTING == 1:  # Llama: x_hat cast to the input dtype, then times the weight
         return _cast(h * rstd, IN_TY).to(ACC) * (offset + w)
     elif CASTING == 2:  # Gemma: all fp32, cast once at the end
@@ -130,6 +132,15 @@ def _apply_weight(h, rstd, w, offset, CASTING: tl.constexpr, IN_TY: tl.constexpr
         r = _cast(rstd, IN_TY).to(ACC)
         x_hat = _cast(h * r, IN_TY).to(ACC)
         return x_hat * _cast(offset + w, IN_TY).to(ACC)
+
+
+@triton.jit
+def _native_product(x_hat, w, IN_TY: tl.constexpr):
+    """Llama's x_hat * w multiplied in their 16-bit dtype (W_NATIVE; see _apply_weight). Under
+    an interpreter that truncates bf16 (FIX_BF16) the exact fp32 product is rounded instead."""
+    if FIX_BF16 and IN_TY == tl.bfloat16:
+        return _cast(x_hat.to(tl.float32) * w.to(tl.float32), IN_TY)
+    return x_hat * w
 
 
 @triton.jit
@@ -258,8 +269,8 @@ def rms_norm_fwd(
     W_FIRST: tl.constexpr = False,  # ONE_PASS: w loaded beside x, before the sum (run 38): a
     # single wave of programs (a few rows) then waits one DRAM trip, not two; with many rows the
     # extra registers held across the sum cost more (16K x 8 warps: 107 -> 173 a thread)
-    W_NATIVE: tl.constexpr = False,  # SPLIT, Llama casting, offset 0, x, w and y of one 16-bit
-    # dtype: y = x_hat * w multiplied in that dtype (w held packed; see _apply_weight)
+    W_NATIVE: tl.constexpr = False,  # ONE_PASS or SPLIT, Llama casting, offset 0, x, w and y of
+    # one 16-bit dtype: y = x_hat * w multiplied in that dtype (w held packed; see _apply_weight)
     PDL: tl.constexpr = False,  # launched as a programmatic dependent (_dependent_launch)
 ):
     _dependent_launch(PDL)
@@ -280,11 +291,14 @@ def rms_norm_fwd(
         ms, rstd = _mean_rstd(ss, N, eps, ACC)
         if HAS_W and not W_FIRST:
             w = tl.load(W + cols, mask=col_ok, other=0.0)[None, :]
-        if HAS_W:
-            w = w.to(ACC)
+        if W_NATIVE:  # (run 78: 992 -> 664 SASS instructions at bf16 32K, +1.3 points)
+            y = _native_product(_cast(h * rstd[:, None], IN_TY), w, IN_TY)
         else:
-            w = tl.full([1, BLOCK_N], 1.0, ACC) - offset
-        y = _apply_weight(h, rstd[:, None], w, offset, CASTING, IN_TY, ACC)
+            if HAS_W:
+                w = w.to(ACC)
+            else:
+                w = tl.full([1, BLOCK_N], 1.0, ACC) - offset
+            y = _apply_weight(h, rstd[:, None], w, offset, CASTING, IN_TY, ACC)
         tl.store(Y + rows64 * stride_y + cols[None, :], _cast(y, Y.dtype.element_ty), mask=mask)
         if STORE_RSTD:
             tl.store(RSTD + rows, rstd, mask=rows < M)
@@ -338,7 +352,7 @@ def rms_norm_fwd(
             if STORE_RSTD:
                 tl.store(RSTD + row64, rstd, mask=s == 0)
             if W_NATIVE:
-                y = _cast(hs.to(ACC) * rstd, IN_TY) * w
+                y = _native_product(_cast(hs.to(ACC) * rstd, IN_TY), w, IN_TY)
             else:
                 y = _apply_weight(hs.to(ACC), rstd, w.to(ACC), offset, CASTING, IN_TY, ACC)
             tl.store(Y + row64 * stride_y + c, _cast(y, Y.dtype.element_ty), mask=m)

@@ -336,8 +336,10 @@ W_FIRST_WAVES = 2
 
 
 # SPLIT multiplies x_hat by w in their 16-bit dtype where that gives fp32's bits (kernels.py,
-# _apply_weight; run 51). False: always in fp32 (benchmarks/tune.py times both).
+# _apply_weight; run 51), and so do one-pass rows of at least W_NATIVE_ONE_PASS elements (run 78:
+# +1.3 points at 32K, +0.2-0.4 at 16K, -0.2 at 4K-8K). False: always in fp32 (tune.py times both).
 W_NATIVE = True
+W_NATIVE_ONE_PASS = 16384
 
 
 def native_weight(weight, casting, offset, in_dtype, out_dtype) -> bool:
@@ -400,7 +402,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
         weight is not None, residual2 is not None, rstd is not None,  # HAS_W, HAS_R, STORE_RSTD
         CASTINGS[casting], trace,  # CASTING, TRACE
         cfg.one_pass and not trace and cdiv(m, cfg.block_m) <= W_FIRST_WAVES * sms,  # W_FIRST
-        split and native,  # W_NATIVE
+        native and (split or cfg.block_n >= W_NATIVE_ONE_PASS),  # W_NATIVE
         pdl_enabled(x2.device),  # PDL
     ]
     gs = None
@@ -411,7 +413,8 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
         grid = (gs[0] * gs[1],)
     else:
         args[8] = d
-        args[22] = args[32] = False  # SPLIT off: walk the row in blocks instead
+        args[22] = False  # SPLIT off: one pass, or the row walked in blocks
+        args[32] = args[32] and args[21]  # W_NATIVE: SPLIT's or ONE_PASS's only
         grid = (cdiv(m, cfg.block_m) if args[21] else m,)
     maxnreg = cfg.maxnreg if gs or cfg.one_pass else 0
     k = run(K.rms_norm_fwd, grid, args, cfg.num_warps, maxnreg)
