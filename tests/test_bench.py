@@ -226,3 +226,51 @@ def test_timed_calls_alternate_two_sets_of_inputs(tmp_path):
     for _ in range(5):
         f()
     assert calls == ["a", "b", "a", "b", "a"]
+
+
+@pytest.mark.parametrize("host_needs", [8, None])
+def test_device_clock_drops_trials_where_the_gpu_caught_up_with_the_host(monkeypatch, host_needs):
+    """kernel_ms on CUDA (faked): a trial whose start event had passed before the host finished
+    enqueueing (the batch may hold the GPU's waits for the host, timed here at twice the call's
+    time) is dropped and the sleep doubled; a host that never keeps up is timed as it is once
+    the sleep reaches timing.MAX_SLEEP_S."""
+    from types import SimpleNamespace
+
+    from rmsnorm_triton.bench import timing
+
+    sleeps, calls = [], [0]
+
+    class Event:
+        def __init__(self, enable_timing=False):
+            self.cycles = self.calls = None
+
+        def record(self):
+            self.cycles, self.calls = sleeps[-1], calls[0]
+
+        def late(self):
+            return host_needs is None or self.cycles < host_needs * sleeps[0]
+
+        def query(self):
+            return self.late()
+
+        def synchronize(self):
+            pass
+
+        def elapsed_time(self, end):
+            return (end.calls - self.calls) * (2.0 if self.late() else 1.0)
+
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "_sleep", sleeps.append)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: None)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda d: SimpleNamespace(clock_rate=1000))
+
+    def fn():
+        calls[0] += 1
+
+    ms = timing.kernel_ms(fn, torch.device("cuda"), rep_ms=1.0)
+    if host_needs is None:
+        assert ms == 2.0 and sleeps[-1] >= timing.MAX_SLEEP_S * 1e6
+    else:
+        assert ms == 1.0, "late trials were kept"
+        assert sleeps[0] * 8 <= max(sleeps) < sleeps[0] * 16, "the sleep doubled until long enough"
