@@ -62,7 +62,7 @@ def usage(k):
 
 
 def fwd(K, dt, block_n, warps, split, has_r=False, block_m=1, pairs=False, early=False,
-        w_first=False, native=False, maxnreg=0, pdl=True):
+        w_first=False, native=False, maxnreg=0, pdl=True, dynamic=False):
     types = dict(X=f"*{dt}", R=f"*{dt}", W=f"*{dt}", Y=f"*{dt}", H=f"*{dt}", RSTD="*fp32",
                  TRACE_BLK="*fp32", TRACE_ROW="*fp32", PART="*i64", stride_x="i32",
                  stride_r="i32", stride_y="i32", stride_h="i32", M="i32", N="i32", eps="fp32",
@@ -70,7 +70,7 @@ def fwd(K, dt, block_n, warps, split, has_r=False, block_m=1, pairs=False, early
     consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split, S_POW2=32,
                   PAIRS=pairs, EARLY=early,
                   HAS_W=True, HAS_R=has_r, STORE_RSTD=True, CASTING=1, TRACE=False,
-                  W_FIRST=w_first, W_NATIVE=native, PDL=pdl)
+                  W_FIRST=w_first, W_NATIVE=native, DYNAMIC=dynamic, PDL=pdl)
     return compile_one(K.rms_norm_fwd, types, consts, warps, maxnreg)
 
 

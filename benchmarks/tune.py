@@ -103,8 +103,8 @@ def bwd_variants(n, dt):
 
 
 def given(spec, n):
-    """--variants: "2048x4:early:6:80,..." as Configs (read as a table entry is), those shorter
-    than the row."""
+    """--variants: "2048x4:early:6:80,..." as Configs (read as a table entry is: "early+dyn"
+    hands rows out at run time), those shorter than the row."""
     out = []
     for item in filter(None, (spec or "").split(",")):
         shape, mode_, pps, *cap = item.split(":")
@@ -130,7 +130,7 @@ launch.split_grid = _spy
 def mode(cfg):
     if cfg.split:
         m = "ea" if cfg.early else "pr" if cfg.pairs else "sp"
-        return m + (f"r{cfg.maxnreg}" if cfg.maxnreg else "")
+        return m + (f"r{cfg.maxnreg}" if cfg.maxnreg else "") + ("d" if cfg.dynamic else "")
     return "1p" if cfg.one_pass else "lp"
 
 

@@ -82,7 +82,10 @@ def test_tables_parse_and_the_residual_has_its_own_entries():
                   heuristics.FWD_FP32_RES, heuristics.BWD, heuristics.BWD_FP32):
         for key, entry in table.items():
             cfg = heuristics._lookup(table, key or 1 << 20, 2)
-            assert cfg.split == (entry[3] in ("split", "early"))
+            mode = entry[3].removesuffix("+dyn")
+            assert cfg.split == (mode in ("split", "early"))
+            assert cfg.dynamic == (entry[3].endswith("+dyn") and table not in (
+                heuristics.BWD, heuristics.BWD_FP32)), "+dyn: forward tables only"
             assert cfg.maxnreg == (entry[5] if len(entry) > 5 else 0)
             if cfg.maxnreg:  # a cap that lets the programs asked for fit on one SM
                 assert cfg.maxnreg * cfg.num_warps * 32 * cfg.progs_per_sm <= 65536
@@ -441,3 +444,32 @@ def test_our_kernels_compile_with_the_chosen_ptxas_and_others_do_not(compiled_pa
 def test_the_ptx_isa_follows_the_ptxas_version(tmp_path):
     assert launch.ptx_isa(_fake_ptxas(tmp_path / "p", "13.0")) == 90
     assert launch.ptx_isa(_fake_ptxas(tmp_path / "q", "12.8")) == 87
+
+
+def test_dynamic_rows_only_where_a_split_forward_entry_says_so():
+    """"+dyn" in a table entry (run 93) gives a SPLIT Config with dynamic set; backward entries,
+    one-pass ones and fp64's walked rows never have it."""
+    assert heuristics._lookup({None: (1, 2048, 4, "early+dyn", 3)}, 65536, 2) == Config(
+        1, 2048, 4, False, True, 3, early=True, dynamic=True)
+    assert heuristics._lookup({None: (1, 2048, 4, "split+dyn", 3)}, 65536, 4).dynamic
+    assert not heuristics._lookup({None: (1, 2048, 4, "early+dyn", 3)}, 65536, 8).dynamic
+    assert heuristics.fwd_config(65536, torch.bfloat16, residual=True).dynamic
+    assert not heuristics.fwd_config(65536, torch.bfloat16).dynamic
+    assert not any(heuristics.bwd_config(1 << k, dt).dynamic for k in range(9, 19)
+                   for dt in (torch.bfloat16, torch.float32))
+
+
+@pytest.mark.parametrize("force", [None, True, False])
+@pytest.mark.parametrize("dynamic", [True, False])
+def test_dynamic_flag_reaches_the_split_forward(fake_fwd, monkeypatch, dynamic, force):
+    """DYNAMIC is the entry's dynamic on a SPLIT launch (launch.SPLIT_DYNAMIC = True / False
+    forces it, for A/B runs), and False when the launch falls back from SPLIT."""
+    monkeypatch.setattr(launch, "SPLIT_DYNAMIC", force)
+    monkeypatch.setattr(launch, "split_grid", lambda k, args, i, cfg, m, n: (2, -(-n // cfg.block_n)))
+    x, w = torch.randn(4, 256).to(torch.bfloat16), torch.randn(256).to(torch.bfloat16)
+    cfg = Config(1, 64, 4, False, True, 2, early=True, dynamic=dynamic)
+    launch.forward(x, w, None, 1e-6, 0.0, "llama", x.dtype, x.dtype, False, config=cfg)
+    assert _arg(fake_fwd[-1].calls[-1], "DYNAMIC") is (dynamic if force is None else force)
+    monkeypatch.setattr(launch, "split_grid", lambda *a: None)
+    launch.forward(x, w, None, 1e-6, 0.0, "llama", x.dtype, x.dtype, False, config=cfg)
+    assert _arg(fake_fwd[-1].calls[-1], "DYNAMIC") is False

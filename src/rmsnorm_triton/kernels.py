@@ -180,6 +180,37 @@ def _total(PART, EPOCH, row, S, parts, S_POW2: tl.constexpr):
     return tl.sum((parts & 0xFFFFFFFF).to(tl.uint32).to(tl.float32, bitcast=True), axis=0)
 
 
+# SPLIT's row counters, before the slots (launch.slots): two sets of COUNTERS, a call with epoch
+# E counting in set E % 2 while it empties set (E + 1) % 2 for the next call. Calls on a stream
+# run in order and every SPLIT kernel empties the other set, so a set is all zeros when used.
+N_COUNTERS = 4096  # a set; launch.split_grid takes SPLIT only up to this many chunks
+COUNTERS = tl.constexpr(N_COUNTERS)
+
+
+@triton.jit
+def _counter(PART, EPOCH, s):
+    """Chunk s's row counter of this call."""
+    return PART - 2 * COUNTERS + (EPOCH % 2) * COUNTERS + s
+
+
+@triton.jit
+def _empty_next_counters(PART, EPOCH, pid, NPROG):
+    """Every SPLIT program's last act: its share of the next call's set of counters zeroed (a
+    few stores; at the end, where they hold no registers across the rounds)."""
+    other = PART - 2 * COUNTERS + ((EPOCH + 1) % 2) * COUNTERS
+    for i in range(pid, COUNTERS, NPROG):
+        tl.store(other + i, 0)
+
+
+@triton.jit
+def _claim(cnt, DYNAMIC: tl.constexpr):
+    """DYNAMIC: the next count of a chunk's counter; read a round later, so its trip to L2
+    overlaps the round. Each count goes to one program: the chunk's rows, each once."""
+    if DYNAMIC:
+        return tl.atomic_add(cnt, 1, sem="relaxed", scope="gpu")
+    return tl.zeros([], tl.int64)
+
+
 @triton.jit
 def _chunk(P, row, stride, c, m, M):
     """SPLIT: a row's chunk as stored (zeros past the last row)."""
@@ -271,6 +302,8 @@ def rms_norm_fwd(
     # extra registers held across the sum cost more (16K x 8 warps: 107 -> 173 a thread)
     W_NATIVE: tl.constexpr = False,  # ONE_PASS or SPLIT, Llama casting, offset 0, x, w and y of
     # one 16-bit dtype: y = x_hat * w multiplied in that dtype (w held packed; see _apply_weight)
+    DYNAMIC: tl.constexpr = False,  # SPLIT: past its first four rows a program takes the next
+    # row of its chunk from a counter (_counter), so programs that run ahead do more rows
     PDL: tl.constexpr = False,  # launched as a programmatic dependent (_dependent_launch)
 ):
     _dependent_launch(PDL)
@@ -324,6 +357,7 @@ def rms_norm_fwd(
         # its storage dtype (exact); the next round's chunk is loaded a round ahead.
         row = pid // S
         G = NUM_GROUPS
+        cnt = _counter(PART, EPOCH, s)
         hs = _split_start(X, R, H, PART, EPOCH, row, s, S, c, m, M, stride_x, stride_r,
                           stride_h, HAS_R, ACC)
         hs2 = _split_start(X, R, H, PART, EPOCH, row + G, s, S, c, m, M, stride_x, stride_r,
@@ -333,21 +367,27 @@ def rms_norm_fwd(
         x = _prefetch(X, row + 2 * G, stride_x, c, m, cw, mw, M, PAIRS)
         r = _prefetch(R, row + 2 * G, stride_r, c, m, cw, mw, M, PAIRS) if HAS_R else x
         parts = _poll(PART, EPOCH, row.to(tl.int64), S, S_POW2)
-        for _ in range(pid // S, M, G):
+        # The rows in flight: row (finished this round), nxt (its slots polled a round ahead),
+        # new (started this round) and then (its chunk loaded a round ahead). Static: G apart.
+        # DYNAMIC: from a program's fifth row on, taken from the counter a round before use.
+        nxt = row + G
+        new = row + 2 * G
+        then = row + 3 * G
+        claim = _claim(cnt, DYNAMIC)
+        while row < M:
             row64 = row.to(tl.int64)
             # This row's slots were read a round ago (usually filled by then: no wait); the next
             # row's are read now, their answer used next round.
-            ahead = _poll(PART, EPOCH, row64 + G, S, S_POW2, row + G < M)
-            new = row + 2 * G
+            ahead = _poll(PART, EPOCH, nxt.to(tl.int64), S, S_POW2, nxt < M)
             xe = _elements(x, X.dtype.element_ty, PAIRS)
             re = _elements(r, R.dtype.element_ty, PAIRS) if HAS_R else xe
             if EARLY:  # the next round's loads go out before this chunk is summed and published
-                x = _prefetch(X, new + G, stride_x, c, m, cw, mw, M, PAIRS)
-                r = _prefetch(R, new + G, stride_r, c, m, cw, mw, M, PAIRS) if HAS_R else x
+                x = _prefetch(X, then, stride_x, c, m, cw, mw, M, PAIRS)
+                r = _prefetch(R, then, stride_r, c, m, cw, mw, M, PAIRS) if HAS_R else x
             hs3 = _split_publish(xe, re, H, PART, EPOCH, new, s, S, c, m, M, stride_h, HAS_R, ACC)
             if not EARLY:  # after: one chunk fewer held while publishing (registers)
-                x = _prefetch(X, new + G, stride_x, c, m, cw, mw, M, PAIRS)
-                r = _prefetch(R, new + G, stride_r, c, m, cw, mw, M, PAIRS) if HAS_R else x
+                x = _prefetch(X, then, stride_x, c, m, cw, mw, M, PAIRS)
+                r = _prefetch(R, then, stride_r, c, m, cw, mw, M, PAIRS) if HAS_R else x
             ms, rstd = _mean_rstd(_total(PART, EPOCH, row64, S, parts, S_POW2), N, eps, ACC)
             if STORE_RSTD:
                 tl.store(RSTD + row64, rstd, mask=s == 0)
@@ -359,7 +399,15 @@ def rms_norm_fwd(
             hs = hs2
             hs2 = hs3
             parts = ahead
-            row += G
+            row = nxt
+            nxt = new
+            new = then
+            if DYNAMIC:
+                then = 4 * G + claim.to(tl.int32)
+                claim = _claim(cnt, DYNAMIC)
+            else:
+                then += G
+        _empty_next_counters(PART, EPOCH, pid, G * S)
     else:
         row = pid.to(tl.int64)
         num_blocks = tl.cdiv(N, BLOCK_N)
@@ -535,6 +583,7 @@ def rms_norm_bwd(
             row += G
         if STORE_DW:
             tl.store(DW_PART + g.to(tl.int64) * N + c, dw, mask=m)
+        _empty_next_counters(PART, EPOCH, pid, NUM_PROGS)  # (the forward's, kept in step)
     else:
         num_blocks = tl.cdiv(N, BLOCK_N)
         for row in range(pid, M, NUM_PROGS):

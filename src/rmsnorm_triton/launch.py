@@ -217,6 +217,8 @@ def split_grid(kernel, args, group_index, cfg, m, n):
     """SPLIT: (groups, chunks) so that every program is resident at once, or None if N is too
     long for that. args[group_index] is the groups argument, filled in here."""
     chunks = cdiv(n, cfg.block_n)
+    if chunks > K.N_COUNTERS:  # one row counter a chunk (kernels._counter)
+        return None
     sms = heuristics.device_props(torch.cuda.current_device()).multi_processor_count
     # The table's count was chosen for the plain kernel; a variant with more registers (the fused
     # residual: 2048 x 4 warps fits 6 an SM without it, 5 with it) takes the most that fit.
@@ -246,10 +248,13 @@ def slots(m: int, chunks: int, device) -> tuple:
     arrived once it holds the epoch. Calls on one stream run in order, so each reuses the
     stream's slots with the next epoch, and no kernel empties them first (run 58: that fill was
     2.2% of a 16-bit forward call past 32K). Captured in a CUDA graph, a call takes fresh
-    zeroed slots (the zeroing is captured too, so every replay starts empty) and epoch 1."""
+    zeroed slots (the zeroing is captured too, so every replay starts empty) and epoch 1.
+    The slots are a view past the buffer's first 2 * kernels.N_COUNTERS words: the forward's row
+    counters (kernels._counter), which the kernels address below the slots."""
     device = torch.device(device)
+    head = 2 * K.N_COUNTERS
     if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-        return torch.zeros(m * chunks, dtype=torch.int64, device=device), 1
+        return torch.zeros(head + m * chunks, dtype=torch.int64, device=device)[head:], 1
     key = (device, torch._C._cuda_getCurrentRawStream(device.index or 0)
            if device.type == "cuda" else None)
     entry = _SLOTS.get(key)
@@ -257,7 +262,8 @@ def slots(m: int, chunks: int, device) -> tuple:
         if len(_SLOTS) >= 64:  # many streams (one made per call, say): let their slots go
             _SLOTS.clear()
         # epoch 0 is never used: fresh slots read as not arrived
-        entry = _SLOTS[key] = [torch.zeros(m * chunks, dtype=torch.int64, device=device), 0]
+        buf = torch.zeros(head + m * chunks, dtype=torch.int64, device=device)
+        entry = _SLOTS[key] = [buf[head:], 0]
     entry[1] += 1
     return entry[0], entry[1]
 
@@ -341,6 +347,11 @@ W_FIRST_WAVES = 2
 W_NATIVE = True
 W_NATIVE_ONE_PASS = 16384
 
+# SPLIT forwards whose table entry says "+dyn" hand rows out at run time past each program's
+# first four (kernels.py, DYNAMIC; run 93: programs drift apart over a call, run 92). None: as
+# the table says; True / False: every SPLIT forward (run93/ab_dynamic.py times both).
+SPLIT_DYNAMIC = None
+
 
 def native_weight(weight, casting, offset, in_dtype, out_dtype) -> bool:
     """y = x_hat * w in the 16-bit dtype rounds as the fp32 product does: Llama casting (x_hat
@@ -403,6 +414,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
         CASTINGS[casting], trace,  # CASTING, TRACE
         cfg.one_pass and not trace and cdiv(m, cfg.block_m) <= W_FIRST_WAVES * sms,  # W_FIRST
         native and (split or cfg.block_n >= W_NATIVE_ONE_PASS),  # W_NATIVE
+        split and (cfg.dynamic if SPLIT_DYNAMIC is None else SPLIT_DYNAMIC),  # DYNAMIC
         pdl_enabled(x2.device),  # PDL
     ]
     gs = None
@@ -415,6 +427,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
         args[8] = d
         args[22] = False  # SPLIT off: one pass, or the row walked in blocks
         args[32] = args[32] and args[21]  # W_NATIVE: SPLIT's or ONE_PASS's only
+        args[33] = False  # DYNAMIC
         grid = (cdiv(m, cfg.block_m) if args[21] else m,)
     maxnreg = cfg.maxnreg if gs or cfg.one_pass else 0
     k = run(K.rms_norm_fwd, grid, args, cfg.num_warps, maxnreg)
