@@ -26,6 +26,9 @@ Three ways to walk a row, chosen per (N, dtype) by heuristics.py:
   A slot holds a sum and the call's EPOCH (64 bits): one that holds another call's tag has not
   arrived yet, so the launcher reuses its slots from call to call instead of emptying them
   before each (that fill cost 2.2% of a 16-bit forward call past 32K: NOTES.md, run 58).
+  Rows go to the programs G apart (G groups of S); a forward entry marked "+dyn" hands them out
+  at run time past each program's first four (DYNAMIC, _claim: programs drift apart over a call
+  and the last would finish alone; NOTES.md, runs 92-94).
 - otherwise (LOOP): the row is walked block by block twice, the second walk backwards so that it
   starts with the blocks most recently pulled into L2. This is the seed's kernel, and the one the
   visualizer traces.
