@@ -132,6 +132,11 @@ def test_split_slots_are_reused_with_a_new_epoch_each_call(monkeypatch):
     monkeypatch.setattr(launch, "_SLOTS", {})
     a, e1 = launch.slots(3, 5, "cpu")
     assert a.dtype == torch.int64 and a.numel() == 15 and not a.any() and e1 == 1
+    # the kernels address the forward's row counters below the slots (kernels._counter): two
+    # zeroed sets of N_COUNTERS words must lie there, in the same buffer
+    head = 2 * kernels.N_COUNTERS
+    assert a.storage_offset() == head and a.untyped_storage().nbytes() == (head + 15) * 8
+    assert not a._base[:head].any()
     b, e2 = launch.slots(2, 4, "cpu")
     assert b is a and e2 == 2, "the same slots, the next epoch"
     c, e3 = launch.slots(4, 5, "cpu")
@@ -150,11 +155,12 @@ def test_split_slots_under_graph_capture_are_fresh(monkeypatch):
     monkeypatch.setattr(launch, "_SLOTS", {})
     monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: True)
     made = []
-    monkeypatch.setattr(torch, "zeros", lambda *a, **k: made.append(k) or torch.ones(1))
+    monkeypatch.setattr(torch, "zeros", lambda *a, **k: made.append(a) or torch.ones(1))
     dev = types.SimpleNamespace(type="cuda", index=0)
     monkeypatch.setattr(torch, "device", lambda d: dev)
     buf, epoch = launch.slots(3, 5, "cuda")
-    assert epoch == 1 and len(made) == 1 and not launch._SLOTS
+    assert epoch == 1 and made == [(2 * kernels.N_COUNTERS + 15,)] and not launch._SLOTS, (
+        "fresh zeros for the row counters' two sets and the slots")
 
 
 def test_the_epoch_is_not_part_of_the_compile_key(compiled_path):
