@@ -1,7 +1,6 @@
 """GPU-only correctness: the SPLIT path at many (M, N), dw determinism, M*N > 2^31, N = 2^20,
 the 16-bit weight multiply (launch.W_NATIVE: SPLIT, long one-pass rows) giving the fp32
-multiply's bits ("bits"), and
-SPLIT forwards replayed in a CUDA graph giving eager's bits. Last, each SPLIT table entry at
+multiply's bits ("bits"), and SPLIT forwards replayed in a CUDA graph giving eager's bits. Last, each SPLIT table entry at
 the bench's shapes with the programs an SM it asks for beside those that fit (FEWER: the
 launcher took fewer; reported, not failed: some entries are measured so).
 
@@ -164,8 +163,8 @@ def main():
           f" {'dw det':>6} {'bits':>5}")
     for (m, n), dt, res in itertools.product(
             [tuple(map(int, t.split(":"))) for t in args.shapes.split(",")] if args.shapes else
-            [(1, 8193), (3, 16384), (129, 32768), (7, 20000), (77, 40000), (1000, 65537), (5, 131072), (33, 262144),
-             (2, 1 << 20), (300, 12289), (4096, 5000)],
+            [(1, 8193), (3, 16384), (129, 32768), (7, 20000), (77, 40000), (1000, 65537),
+             (5, 131072), (33, 262144), (2, 1 << 20), (300, 12289), (4096, 5000)],
             [torch.float32, torch.bfloat16, torch.float16], [False, True]):
         ok, e_y, e_g, det, same = case(m, n, dt, res)
         bad += not ok

@@ -199,8 +199,7 @@ def main():
             nbytes = (4 if op == "res" else 2) * m * n * size + n * size
             natives = (True, False) if os.environ.get("TUNE_NATIVE") == "both" else (True,)
             for cfg, nat in itertools.product(cfgs, natives):
-                if not nat and not (cfg.split or cfg.one_pass
-                                    and cfg.block_n >= launch.W_NATIVE_ONE_PASS):
+                if not nat and not launch.native_layout(cfg, cfg.split):
                     continue  # the fp32 product: the kernel timed already
                 launch.W_NATIVE = nat
                 _GRID[0] = None
@@ -213,8 +212,7 @@ def main():
                     print(f"{op} {dname} {n} {cfg} FAILED {type(e).__name__}: {str(e)[:100]}", flush=True)
                     continue
                 gbps = nbytes / ms / 1e6
-                nat = launch.W_NATIVE and size == 2 and (
-                    cfg.split or cfg.one_pass and cfg.block_n >= launch.W_NATIVE_ONE_PASS)
+                nat = launch.W_NATIVE and size == 2 and launch.native_layout(cfg, cfg.split)
                 rows.append(dict(op=op, dtype=dname, N=n, M=m, cfg=cfg.__dict__, ms=ms, gbps=gbps,
                                  pct=100 * gbps / cbw, err=err, native=nat))
                 print(f"{op} {dname} N={n:>6} {cfg.block_m:>3}x{cfg.block_n:<6} w{cfg.num_warps:<2}"

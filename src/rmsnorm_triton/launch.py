@@ -133,6 +133,7 @@ def ptxas_path(kernel_name: str = "") -> str | None:
     return choose_ptxas(here, bundled) if os.path.isfile(here) else None
 
 
+@functools.lru_cache(maxsize=8)
 def ptx_isa(path) -> int:
     """The PTX ISA version Triton would write for the ptxas at `path` (13.0 -> 90)."""
     from triton.backends.nvidia.compiler import ptx_get_version
@@ -347,6 +348,12 @@ W_FIRST_WAVES = 2
 W_NATIVE = True
 W_NATIVE_ONE_PASS = 16384
 
+
+def native_layout(cfg, split: bool) -> bool:
+    """The launch multiplies in 16 bits where native_weight allows it: a SPLIT launch (split:
+    taken, not only asked), or one pass over rows of W_NATIVE_ONE_PASS elements or more."""
+    return split or (cfg.one_pass and cfg.block_n >= W_NATIVE_ONE_PASS)
+
 # SPLIT forwards whose table entry says "+dyn" hand rows out at run time past each program's
 # first four (kernels.py, DYNAMIC; run 93: programs drift apart over a call, run 92). None: as
 # the table says; True / False: every SPLIT forward (run93/ab_dynamic.py times both).
@@ -413,7 +420,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
         weight is not None, residual2 is not None, rstd is not None,  # HAS_W, HAS_R, STORE_RSTD
         CASTINGS[casting], trace,  # CASTING, TRACE
         cfg.one_pass and not trace and cdiv(m, cfg.block_m) <= W_FIRST_WAVES * sms,  # W_FIRST
-        native and (split or cfg.block_n >= W_NATIVE_ONE_PASS),  # W_NATIVE
+        native and native_layout(cfg, split),  # W_NATIVE
         split and (cfg.dynamic if SPLIT_DYNAMIC is None else SPLIT_DYNAMIC),  # DYNAMIC
         pdl_enabled(x2.device),  # PDL
     ]
@@ -426,7 +433,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     else:
         args[8] = d
         args[22] = False  # SPLIT off: one pass, or the row walked in blocks
-        args[32] = args[32] and args[21]  # W_NATIVE: SPLIT's or ONE_PASS's only
+        args[32] = args[32] and args[21]  # W_NATIVE: SPLIT was asked for, not taken
         args[33] = False  # DYNAMIC
         grid = (cdiv(m, cfg.block_m) if args[21] else m,)
     maxnreg = cfg.maxnreg if gs or cfg.one_pass else 0

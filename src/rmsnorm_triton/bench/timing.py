@@ -28,9 +28,9 @@ def kernel_ms(fn, device: torch.device, rep_ms: float = 100.0) -> float:
     H100 machine of run 18 that held backward figures of every provider at 20-70% of copy (see
     benchmarks/results/NOTES.md). A trial in which the GPU reached the batch before the host had
     enqueued it (a busy host) is dropped and the sleep doubled. Host cost per call is what the
-    latency op measures. The bench's
-    tensors are far past L2 (M * N = 2^26), and its calls alternate two sets of inputs
-    (harness.Run.cell), so back-to-back calls find nothing of theirs cached.
+    latency op measures. The bench's tensors are far past L2 (M * N = 2^26), and its calls
+    alternate two sets of inputs (harness.Run.cell), so back-to-back calls find nothing of
+    theirs cached.
     """
     if device.type == "cuda":
         return _device_ms(fn, device, rep_ms)
@@ -41,6 +41,9 @@ def kernel_ms(fn, device: torch.device, rep_ms: float = 100.0) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1e3
+
+
+MAX_SLEEP_S = 2.0  # _device_ms: a host slower than this per batch is timed as it is
 
 
 def _device_ms(fn, device: torch.device, rep_ms: float) -> float:
@@ -77,9 +80,6 @@ def _device_ms(fn, device: torch.device, rep_ms: float) -> float:
             continue
         per.append(start.elapsed_time(end) / batch)
     return statistics.median(per)
-
-
-MAX_SLEEP_S = 2.0  # a host slower than this per batch is timed as it is
 
 
 def copy_bandwidth(device: torch.device, mib: int, rep_ms: float = 100.0):
