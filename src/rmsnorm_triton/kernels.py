@@ -207,8 +207,11 @@ def _empty_next_counters(PART, EPOCH, pid, NPROG):
 
 @triton.jit
 def _claim(cnt, DYNAMIC: tl.constexpr):
-    """DYNAMIC: the next count of a chunk's counter; read a round later, so its trip to L2
-    overlaps the round. Each count goes to one program: the chunk's rows, each once."""
+    """DYNAMIC: the next count of a chunk's counter, used a round later. Each count goes to one
+    program: the chunk's rows, each once. Triton lowers a scalar atomic as thread 0's atom, a
+    store of its result to shared memory and a barrier, all here, so the trip to L2 is waited
+    for now, not hidden by the round (sm_90 PTX); a claim held in thread 0's registers until
+    used (a masked tensor atomic) was no faster on the "+dyn" entries (NOTES.md, run 98)."""
     if DYNAMIC:
         return tl.atomic_add(cnt, 1, sem="relaxed", scope="gpu")
     return tl.zeros([], tl.int64)
@@ -372,7 +375,7 @@ def rms_norm_fwd(
         parts = _poll(PART, EPOCH, row.to(tl.int64), S, S_POW2)
         # The rows in flight: row (finished this round), nxt (its slots polled a round ahead),
         # new (started this round) and then (its chunk loaded a round ahead). Static: G apart.
-        # DYNAMIC: from a program's fifth row on, taken from the counter a round before use.
+        # DYNAMIC: from a program's fifth row on, claimed from the counter a round before use.
         nxt = row + G
         new = row + 2 * G
         then = row + 3 * G

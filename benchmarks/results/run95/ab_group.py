@@ -1,4 +1,4 @@
-"""Run 95 (prepared, not yet run: this session's device budget was spent): rows handed out per
+"""Run 95 (prepared in session 8, run in session 9): rows handed out per
 GROUP at run time, against rows fixed in advance and against run 93's per-chunk hand-out.
 
 Run 93 handed each chunk's rows out from its own counter: the fused and fp32 forwards gained
@@ -19,6 +19,10 @@ and fp32's 64K entry (123 -> 135: 3 an SM fit, not the 4 asked; the launcher tak
 spill costs, try the 64K forward at 2048 x 4 x 6 capped at 80 (FWD_BF16's layout).
 Outputs must match the static ones bit for bit; a mixed sequence of forwards, backwards and new
 shapes checks that each call finds its counter set empty. A deadlock shows as the timeout.
+Outcome (run95.log, three turns, bits equal, the mixed sequence 120 of 120): the group hand-out
+lost everywhere, fp32 too: 16-bit forward 64K / 128K / 256K 88.9-89.2 / 90.8-91.6 / 87.6-88.6
+against 95.3 / 96.2-96.4 / 96.1-96.4 with rows fixed; fused 16-bit 77.4-91.6 against 97.0-97.6;
+fp32 forward 90.1-94.4 against 97.7-98.3. Prediction wrong; see run97 and run98.
     PYTHONPATH=src timeout 400 python3 benchmarks/results/run95/ab_group.py
 """
 import importlib.util
