@@ -4,6 +4,7 @@
         --ab: int addresses vs tensors to Triton's launcher (run 30)
         --plans: the eager fast path (launch._PLANS, run 36) on and off, alternated
         --wfirst: CUDA-graph replay with w loaded beside x (launch.W_FIRST_WAVES) and after the sum
+        --floor: where an eager call's time goes on this host, piece by piece (run 99)
 """
 
 import sys
@@ -142,6 +143,74 @@ def wfirst_ab(rounds=5):
               flush=True)
 
 
+def floor(rounds=5):
+    """Where an eager call's time goes on this host (M = 1, N = 4096, bf16), each piece alone,
+    alternated: allocating the output, Triton's launcher for a no-op kernel (its floor) and for
+    rms_norm_fwd's argument list (the replayed plan's launch without its allocation), torch's
+    C++ launcher for Inductor's kernels (torch._inductor.runtime.static_triton_launcher: only the
+    19 arguments that reach the cubin), then our calls and F.rms_norm."""
+    import inspect
+    import os
+    import tempfile
+
+    import triton
+
+    @triton.jit
+    def noop(X):
+        pass
+
+    x = torch.randn(1, 4096, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(4096, device="cuda", dtype=torch.bfloat16)
+    launch._PLANS.clear()
+    launch._COMPILED.clear()
+    launch.forward(x, w, None, 1e-6, 0.0, "llama", x.dtype, x.dtype, False)
+    (plan,), (k,) = launch._PLANS.values(), launch._COMPILED.values()
+    env = inspect.getclosurevars(plan).nonlocals
+    stream = torch._C._cuda_getCurrentRawStream(0)
+    y = torch.empty_like(x)
+    call = list(env["template"])
+    call[3] = y.data_ptr()
+    k0 = noop[(1,)](x)
+    paths = {
+        "torch.empty (1 x 4096)": lambda: torch.empty((1, 4096), dtype=x.dtype, device="cuda"),
+        "Triton launcher, no-op": lambda: k0.run(1, 1, 1, stream, k0.function, k0.packed_metadata,
+                                                 None, None, None, x.data_ptr()),
+        "Triton launcher, fwd": lambda: env["launch_"](env["g0"], 1, 1, stream, env["fn"],
+                                                       env["meta"], None, None, None, *call),
+    }
+    try:
+        from torch._inductor.runtime.static_triton_launcher import StaticallyLaunchedCudaKernel
+
+        k._cubin_path = None  # read by its constructor (Inductor sets it)
+        sk = StaticallyLaunchedCudaKernel(k)
+        sk.reload_cubin_from_raw(os.path.join(tempfile.mkdtemp(), "k.cubin"))
+        sk.load_kernel(0)
+        args = [a for i, a in enumerate(call) if i not in sk.full_constexprs]
+        y2 = torch.empty_like(x)
+        sargs = [y2.data_ptr() if a == y.data_ptr() else a for a in args]
+        env["launch_"](env["g0"], 1, 1, stream, env["fn"], env["meta"], None, None, None, *call)
+        sk.run(env["g0"], 1, 1, stream, *sargs)
+        torch.cuda.synchronize()
+        print(f"static launcher: {len(args)} arguments ({sk.arg_tys}), same bits as Triton's "
+              f"launcher: {torch.equal(y, y2)}")
+        paths["torch static launcher, fwd"] = lambda: sk.run(env["g0"], 1, 1, stream, *args)
+    except Exception as e:  # a private torch API: report, go on
+        print(f"torch's static launcher unusable here: {type(e).__name__}: {e}")
+    paths.update({
+        "launch.forward (plan)": lambda: launch.forward(x, w, None, 1e-6, 0.0, "llama", x.dtype,
+                                                        x.dtype, False),
+        "rms_norm": lambda: R.rms_norm(x, w),
+        "F.rms_norm": lambda: torch.nn.functional.rms_norm(x, (4096,), w, 1e-6),
+    })
+    got = {name: [] for name in paths}
+    for _ in range(rounds):
+        for name, fn in paths.items():
+            got[name].append(per_call_us(fn))
+    print(f"{'path (M = 1, N = 4096, bf16)':>30} {'us a call':>9}  (median of {rounds}; min)")
+    for name, v in got.items():
+        print(f"{name:>30} {sorted(v)[len(v) // 2]:9.2f}  ({min(v):.2f})", flush=True)
+
+
 def profile():
     import cProfile
     import pstats
@@ -166,6 +235,8 @@ if __name__ == "__main__":
         plans_ab()
     elif "--wfirst" in sys.argv:
         wfirst_ab()
+    elif "--floor" in sys.argv:
+        floor()
     else:
         main()
         profile()
