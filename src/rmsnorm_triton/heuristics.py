@@ -55,7 +55,7 @@ FWD_RES = {  # bf16/fp16 with a residual, where it differs from FWD (r34: FWD's 
     65536: (1, 4096, 8, "early+dyn", 2),  # r93: bf16 97.7-97.8% (rows fixed: 96.9-97.1); r65b:
     # 97.3-97.4% twice (r24's 2048 x 4 "split" x 6: 96.6-96.8)
     131072: (1, 4096, 8, "early+dyn", 2),  # rows handed out: +0.2-0.5 against fixed in runs 93,
-    # 95, 97, 98 (bf16 97.4-97.8%, fp16 97.3-97.7); r65b: 97.6-97.7% (r40's 2048 x 4 x 6: 96.7-96.9)
+    # 95, 97, 98, +0.0 in r108 (bf16 97.3-97.8%, fp16 97.3-97.7); r65b: 97.6-97.7% rows fixed
     None: (1, 8192, 8, "early", 1),  # r65b: 97.8-98.1% at 256K (r31's 2048 x 4 "early" x 6: 97.1-97.4)
 }
 FWD_BF16 = {  # bf16 without a residual and with w * x_hat in fp32 (Gemma casting, an offset;
