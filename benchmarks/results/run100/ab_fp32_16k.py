@@ -16,14 +16,17 @@ entries lead or tie (100.4 / 98.0 against 99.3 / 98.1-98.2). Run 102 on another 
     PYTHONPATH=src timeout 300 python3 benchmarks/results/run100/ab_fp32_16k.py
 """
 import os
+import sys
 
 import torch
 from torch._inductor.utils import run_and_get_code
 
 from rmsnorm_triton import heuristics, launch
-from rmsnorm_triton.bench.harness import alternate
+
 from rmsnorm_triton.bench.providers import TorchCompile, llama_rms_norm
-from rmsnorm_triton.bench.timing import copy_bandwidth, kernel_ms
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+import abkit  # noqa: E402  (benchmarks/abkit.py)
 
 C = heuristics.Config
 F32 = torch.float32
@@ -31,9 +34,7 @@ F32 = torch.float32
 
 def main():
     dev = torch.device("cuda")
-    c_ms, c_b = copy_bandwidth(dev, 512)
-    cbw = c_b / c_ms / 1e6
-    print(torch.cuda.get_device_name(), torch.__version__, "copy GB/s", round(cbw), flush=True)
+    cbw = abkit.copy_gbs(dev)
     tc = TorchCompile()
     tc.load()
     res = {}
@@ -63,7 +64,7 @@ def main():
         nbytes = 2 * m * n * 4
         for turn in range(3):
             for k, f in fns.items():
-                pct = nbytes / kernel_ms(alternate(*f), dev, 30.0) / 1e6 / cbw * 100
+                pct = abkit.pct(f, nbytes, dev, cbw)
                 res.setdefault((n, k), []).append(pct)
         print(f"N = {n}: entry {variants['entry']}", flush=True)
         for k in fns:

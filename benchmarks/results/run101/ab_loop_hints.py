@@ -14,19 +14,17 @@ Outcome (run101.log, three turns, bits equal): -1.8 to +7.1 points (bf16 16K 819
 layouts stay 3-40 points under the entries. Prediction met at 16K only. Not landed; run 102.
     PYTHONPATH=src timeout 300 python3 benchmarks/results/run101/ab_loop_hints.py
 """
-import importlib.util
 import os
 import sys
-import tempfile
 
 import torch
 
 from rmsnorm_triton import heuristics, kernels, launch
-from rmsnorm_triton.bench.harness import alternate
-from rmsnorm_triton.bench.timing import copy_bandwidth, kernel_ms
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+import abkit  # noqa: E402  (benchmarks/abkit.py)
 
 C = heuristics.Config
-SRC = open(kernels.__file__).read()
 PATCH = [
     ("""            h = _load_h(X, R, H, row * stride_x, row * stride_r, row * stride_h, c, c < N, HAS_R, ACC)
 """, """            x = tl.load(X + row * stride_x + c, mask=c < N, other=0.0, eviction_policy="evict_last")
@@ -50,27 +48,10 @@ PATCH = [
 ]
 
 
-def load_hinted():
-    s = SRC
-    for old, new in PATCH:
-        assert s.count(old) == 1, "kernels.py changed: update PATCH"
-        s = s.replace(old, new)
-    path = os.path.join(tempfile.mkdtemp(), "k_hints.py")
-    with open(path, "w") as f:
-        f.write(s)
-    spec = importlib.util.spec_from_file_location("k_hints", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["k_hints"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def main():
-    hinted = load_hinted()
+    hinted = abkit.patched_kernels(PATCH, "k_hints")
     dev = torch.device("cuda")
-    c_ms, c_b = copy_bandwidth(dev, 512)
-    cbw = c_b / c_ms / 1e6
-    print(torch.cuda.get_device_name(), torch.__version__, "copy GB/s", round(cbw), flush=True)
+    cbw = abkit.copy_gbs(dev)
     DT = {"bf16": torch.bfloat16, "fp32": torch.float32}
     rows = []
     for dname, n, res in (("fp32", 16384, False), ("fp32", 32768, False), ("bf16", 16384, False),
@@ -98,7 +79,7 @@ def main():
                                                       config=cfg)[0] for a in ins]
                     if turn == 0:
                         got.setdefault("out", []).append(fns[0]().clone())
-                    pct = nbytes / kernel_ms(alternate(*fns), dev, 30.0) / 1e6 / cbw * 100
+                    pct = abkit.pct(fns, nbytes, dev, cbw)
                     got.setdefault(v, []).append(pct)
             launch.K = kernels
             assert all(torch.equal(got["out"][0], o) for o in got["out"]), f"bits: {dname} {n} {name}"

@@ -21,14 +21,14 @@ wrong; the loop path stays as it is (it runs only where SPLIT cannot). fp32 16K 
 import importlib.util
 import os
 import sys
-import tempfile
 
 import torch
 
 from rmsnorm_triton import heuristics, kernels, launch
-from rmsnorm_triton.bench.harness import alternate
 from rmsnorm_triton.bench.providers import TorchCompile, llama_rms_norm
-from rmsnorm_triton.bench.timing import copy_bandwidth, kernel_ms
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+import abkit  # noqa: E402  (benchmarks/abkit.py)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 spec = importlib.util.spec_from_file_location("run101", os.path.join(HERE, "..", "run101", "ab_loop_hints.py"))
@@ -60,33 +60,16 @@ VECTOR = [
 ]
 
 
-def load(patches, name):
-    s = run101.SRC
-    for old, new in patches:
-        assert s.count(old) == 1, f"kernels.py changed: update the patch ({old[:40]!r})"
-        s = s.replace(old, new)
-    path = os.path.join(tempfile.mkdtemp(), f"{name}.py")
-    with open(path, "w") as f:
-        f.write(s)
-    sp = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(sp)
-    sys.modules[name] = mod
-    sp.loader.exec_module(mod)
-    return mod
-
-
 def main():
-    mods = {"plain": kernels, "hints": load(run101.PATCH, "k_hints"),
-            "vector": load(run101.PATCH + VECTOR, "k_vector")}
+    mods = {"plain": kernels, "hints": abkit.patched_kernels(run101.PATCH, "k_hints"),
+            "vector": abkit.patched_kernels(run101.PATCH + VECTOR, "k_vector")}
     dev = torch.device("cuda")
-    c_ms, c_b = copy_bandwidth(dev, 512)
-    cbw = c_b / c_ms / 1e6
-    print(torch.cuda.get_device_name(), torch.__version__, "copy GB/s", round(cbw), flush=True)
+    cbw = abkit.copy_gbs(dev)
     DT = {"bf16": torch.bfloat16, "fp32": torch.float32}
     rows = []
 
     def timed(fns):
-        return nbytes / kernel_ms(alternate(*fns), dev, 30.0) / 1e6 / cbw * 100
+        return abkit.pct(fns, nbytes, dev, cbw)
 
     # fp32 16K: one-pass x 16 (the entry), x 8, torch.compile
     tc = TorchCompile()

@@ -16,16 +16,15 @@ arrived (fewer re-polls).
     PYTHONPATH=src timeout 400 python3 benchmarks/results/run104/ab_poll.py [--forward]
 (--forward: the forward cells only, "now" against "late": run 104b, a second GPU)
 """
-import importlib.util
 import os
 import sys
-import tempfile
 
 import torch
 
 from rmsnorm_triton import kernels, launch
-from rmsnorm_triton.bench.harness import alternate
-from rmsnorm_triton.bench.timing import copy_bandwidth, kernel_ms
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+import abkit  # noqa: E402  (benchmarks/abkit.py)
 
 FWD_NOW = "            ahead = _poll(PART, EPOCH, nxt.to(tl.int64), S, S_POW2, nxt < M)\n"
 FWD_TOTAL = "            ms, rstd = _mean_rstd(_total(PART, EPOCH, row64, S, parts, S_POW2), N, eps, ACC)\n"
@@ -44,29 +43,12 @@ PATCHES = {
 }
 
 
-def load(name):
-    s = open(kernels.__file__).read()
-    for old, new in PATCHES[name]:
-        assert s.count(old) == 1, f"kernels.py changed: update the patch ({old.strip()[:50]!r})"
-        s = s.replace(old, new)
-    path = os.path.join(tempfile.mkdtemp(), f"k_{name}.py")
-    with open(path, "w") as f:
-        f.write(s)
-    spec = importlib.util.spec_from_file_location(f"k_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[f"k_{name}"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def main():
     forward_only = "--forward" in sys.argv
-    mods = {"now": kernels, "late": load("late")} if forward_only else \
-        {"now": kernels, "late": load("late"), "end": load("end")}
+    mods = {"now": kernels, "late": abkit.patched_kernels(PATCHES["late"], "k_late")} if forward_only else \
+        {"now": kernels, "late": abkit.patched_kernels(PATCHES["late"], "k_late"), "end": abkit.patched_kernels(PATCHES["end"], "k_end")}
     dev = torch.device("cuda")
-    c_ms, c_b = copy_bandwidth(dev, 512)
-    cbw = c_b / c_ms / 1e6
-    print(torch.cuda.get_device_name(), torch.__version__, "copy GB/s", round(cbw), flush=True)
+    cbw = abkit.copy_gbs(dev)
     DT = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
     cells = [("fwd", d, n) for d in ("bf16", "fp16", "fp32") for n in (65536, 131072, 262144)]
     cells += [("res", d, n) for d in ("bf16", "fp16", "fp32") for n in (65536, 131072, 262144)]
@@ -96,7 +78,7 @@ def main():
                 fns = [lambda a=a: call(a) for a in ins]
                 if turn == 0:
                     outs[v] = fns[0]().clone()
-                pct = nbytes / kernel_ms(alternate(*fns), dev, 30.0) / 1e6 / cbw * 100
+                pct = abkit.pct(fns, nbytes, dev, cbw)
                 res.setdefault((op, dname, n, v), []).append(pct)
         launch.K = kernels
         assert all(torch.equal(outs["now"], o) for o in outs.values()), f"bits: {op} {dname} {n}"

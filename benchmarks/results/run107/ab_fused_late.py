@@ -15,16 +15,15 @@ and 8192-element chunks: the partial sums add in another order there, so the bit
 (the check now compares layouts with the entry's chunk size only).
     PYTHONPATH=src timeout 300 python3 benchmarks/results/run107/ab_fused_late.py
 """
-import importlib.util
 import os
 import sys
-import tempfile
 
 import torch
 
 from rmsnorm_triton import heuristics, kernels, launch
-from rmsnorm_triton.bench.harness import alternate
-from rmsnorm_triton.bench.timing import copy_bandwidth, kernel_ms
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+import abkit  # noqa: E402  (benchmarks/abkit.py)
 
 C = heuristics.Config
 PATCH = [("            if HAS_R or DYNAMIC:\n                ahead = _poll(", "            if DYNAMIC:\n                ahead = _poll("),
@@ -32,27 +31,10 @@ PATCH = [("            if HAS_R or DYNAMIC:\n                ahead = _poll(", " 
          ("            if HAS_R or DYNAMIC:\n                parts = ahead\n", "            if DYNAMIC:\n                parts = ahead\n")]
 
 
-def load():
-    s = open(kernels.__file__).read()
-    for old, new in PATCH:
-        assert s.count(old) == 1, f"kernels.py changed: update PATCH ({old.strip()[:40]!r})"
-        s = s.replace(old, new)
-    path = os.path.join(tempfile.mkdtemp(), "k_late_res.py")
-    with open(path, "w") as f:
-        f.write(s)
-    spec = importlib.util.spec_from_file_location("k_late_res", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["k_late_res"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def main():
-    late = load()
+    late = abkit.patched_kernels(PATCH, "k_late_res")
     dev = torch.device("cuda")
-    c_ms, c_b = copy_bandwidth(dev, 512)
-    cbw = c_b / c_ms / 1e6
-    print(torch.cuda.get_device_name(), torch.__version__, "copy GB/s", round(cbw), flush=True)
+    cbw = abkit.copy_gbs(dev)
     DT = {"bf16": torch.bfloat16, "fp16": torch.float16}
     res = {}
     rows = []
@@ -80,7 +62,7 @@ def main():
                     if turn == 0:
                         outs[v] = fns[0]().clone()
                     res.setdefault((dname, n, v), []).append(
-                        nbytes / kernel_ms(alternate(*fns), dev, 30.0) / 1e6 / cbw * 100)
+                        abkit.pct(fns, nbytes, dev, cbw))
             launch.K = kernels
             same = [v for v, (_, cfg) in variants.items() if cfg.block_n == entry.block_n]
             assert all(torch.equal(outs["entry"], outs[v]) for v in same), f"bits {dname} {n}"

@@ -3,18 +3,20 @@
 Prediction: fused 16-bit 128K +0.2-0.5 with the table; 64K as run 94 (+0.7-0.9); 256K level.
     PYTHONPATH=src timeout 200 python3 benchmarks/results/run108/ab_res128k.py
 """
+import os
+import sys
+
 import torch
 
 from rmsnorm_triton import launch
-from rmsnorm_triton.bench.harness import alternate
-from rmsnorm_triton.bench.timing import copy_bandwidth, kernel_ms
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+import abkit  # noqa: E402  (benchmarks/abkit.py)
 
 
 def main():
     dev = torch.device("cuda")
-    c_ms, c_b = copy_bandwidth(dev, 512)
-    cbw = c_b / c_ms / 1e6
-    print(torch.cuda.get_device_name(), torch.__version__, "copy GB/s", round(cbw), flush=True)
+    cbw = abkit.copy_gbs(dev)
     for dt in (torch.bfloat16, torch.float16):
         for n in (65536, 131072, 262144):
             m = 2**26 // n
@@ -28,7 +30,7 @@ def main():
                     launch.SPLIT_DYNAMIC = dyn
                     if turn == 0:
                         outs[v] = fns[0]().clone()
-                    got.setdefault(v, []).append(4 * m * n * 2 / kernel_ms(alternate(*fns), dev, 30.0) / 1e6 / cbw * 100)
+                    got.setdefault(v, []).append(abkit.pct(fns, 4 * m * n * 2, dev, cbw))
             launch.SPLIT_DYNAMIC = None
             assert torch.equal(outs["table"], outs["fixed"]), f"bits {dt} {n}"
             print(f"res {str(dt)[6:]:>8} {n:>6}  " + "   ".join(

@@ -16,16 +16,15 @@ forward -0.4 to +0.1 (fp16 64K -0.4), the fused forward -0.2 to +0.2. Landed for
 only (kernels._poll's EVERY_LANE); run 110: gpu_check ALL OK, the backward bench.
     PYTHONPATH=src timeout 300 python3 benchmarks/results/run109/ab_unmasked.py
 """
-import importlib.util
 import os
 import sys
-import tempfile
 
 import torch
 
 from rmsnorm_triton import kernels, launch
-from rmsnorm_triton.bench.harness import alternate
-from rmsnorm_triton.bench.timing import copy_bandwidth, kernel_ms
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+import abkit  # noqa: E402  (benchmarks/abkit.py)
 
 PATCH = [
     ("""    i = tl.arange(0, S_POW2)
@@ -46,27 +45,10 @@ PATCH = [
 ]
 
 
-def load():
-    s = open(kernels.__file__).read()
-    for old, new in PATCH:
-        assert s.count(old) == 1, f"kernels.py changed: update PATCH ({old.strip()[:40]!r})"
-        s = s.replace(old, new)
-    path = os.path.join(tempfile.mkdtemp(), "k_unmasked.py")
-    with open(path, "w") as f:
-        f.write(s)
-    spec = importlib.util.spec_from_file_location("k_unmasked", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["k_unmasked"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def main():
-    mods = {"masked": kernels, "unmasked": load()}
+    mods = {"masked": kernels, "unmasked": abkit.patched_kernels(PATCH, "k_unmasked")}
     dev = torch.device("cuda")
-    c_ms, c_b = copy_bandwidth(dev, 512)
-    cbw = c_b / c_ms / 1e6
-    print(torch.cuda.get_device_name(), torch.__version__, "copy GB/s", round(cbw), flush=True)
+    cbw = abkit.copy_gbs(dev)
     DT = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
     cells = [("fwd", d, n) for d in ("bf16", "fp16", "fp32") for n in (65536, 131072, 262144)]
     cells += [("res", d, n) for d in ("bf16", "fp32") for n in (65536, 131072, 262144)]
@@ -95,7 +77,7 @@ def main():
                 fns = [lambda a=a: call(a) for a in ins]
                 if turn == 0:
                     outs[v] = fns[0]().clone()
-                got.setdefault(v, []).append(nbytes / kernel_ms(alternate(*fns), dev, 30.0) / 1e6 / cbw * 100)
+                got.setdefault(v, []).append(abkit.pct(fns, nbytes, dev, cbw))
         launch.K = kernels
         assert torch.equal(outs["masked"], outs["unmasked"]), f"bits: {op} {dname} {n}"
         print(f"{op} {dname:>4} {n:>6}  " + "   ".join(f"{v} " + " ".join(f"{p:5.1f}" for p in ps)

@@ -25,18 +25,16 @@ against 95.3 / 96.2-96.4 / 96.1-96.4 with rows fixed; fused 16-bit 77.4-91.6 aga
 fp32 forward 90.1-94.4 against 97.7-98.3. Prediction wrong; see run97 and run98.
     PYTHONPATH=src timeout 400 python3 benchmarks/results/run95/ab_group.py
 """
-import importlib.util
 import os
 import sys
-import tempfile
 
 import torch
 
 from rmsnorm_triton import kernels, launch
-from rmsnorm_triton.bench.harness import alternate
-from rmsnorm_triton.bench.timing import copy_bandwidth, kernel_ms
 
-SRC = open(kernels.__file__).read()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+import abkit  # noqa: E402  (benchmarks/abkit.py)
+
 PATCH = [  # (as in kernels.py, the group-wide variant); DYNAMIC then means per group
     ("""        claim = _claim(cnt, DYNAMIC)
         while row < M:
@@ -74,32 +72,11 @@ PATCH = [  # (as in kernels.py, the group-wide variant); DYNAMIC then means per 
 ]
 
 
-def load(src, name):
-    path = os.path.join(tempfile.mkdtemp(), f"{name}.py")
-    with open(path, "w") as f:
-        f.write(src)
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def group_source():
-    s = SRC
-    for old, new in PATCH:
-        assert s.count(old) == 1, "kernels.py changed: update PATCH"
-        s = s.replace(old, new)
-    return s
-
-
 def main():
-    group = load(group_source(), "k_group")
+    group = abkit.patched_kernels(PATCH, "k_group")
     VARIANTS = {"static": (kernels, False), "chunk": (kernels, True), "group": (group, True)}
     dev = torch.device("cuda")
-    c_ms, c_b = copy_bandwidth(dev, 512)
-    cbw = c_b / c_ms / 1e6
-    print(torch.cuda.get_device_name(), torch.__version__, "copy GB/s", round(cbw), flush=True)
+    cbw = abkit.copy_gbs(dev)
     DT = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
     def fwd(a, dt):
@@ -147,7 +124,7 @@ def main():
                 fns = [lambda a=a: fwd(a, dt) for a in ins]
                 if turn == 0:
                     outs[v] = fns[0]().clone()
-                pct = nbytes / kernel_ms(alternate(*fns), dev, 30.0) / 1e6 / cbw * 100
+                pct = abkit.pct(fns, nbytes, dev, cbw)
                 res.setdefault((op, dname, n, v), []).append(pct)
         assert all(torch.equal(outs["static"], o) for o in outs.values()), f"bits: {op} {dname} {n}"
         del ins, x, w

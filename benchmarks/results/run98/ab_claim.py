@@ -19,16 +19,15 @@ an SM, not 3). Not landed. run98-first-try.log: the grid sized on another compil
 split_grid below) hung at fp32 fused 256K; debug_hang.py found the call.
     PYTHONPATH=src timeout 400 python3 benchmarks/results/run98/ab_claim.py
 """
-import importlib.util
 import os
 import sys
-import tempfile
 
 import torch
 
 from rmsnorm_triton import kernels, launch
-from rmsnorm_triton.bench.harness import alternate
-from rmsnorm_triton.bench.timing import copy_bandwidth, kernel_ms
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+import abkit  # noqa: E402  (benchmarks/abkit.py)
 
 PATCH = [  # (as in kernels.py, the tensor claim)
     ("""    if DYNAMIC:
@@ -52,22 +51,7 @@ def _claimed(claim, DYNAMIC: tl.constexpr):
 ]
 
 
-def load_tensor_claim(name="k_tensor_claim"):
-    s = open(kernels.__file__).read()
-    for old, new in PATCH:
-        assert s.count(old) == 1, "kernels.py changed: update PATCH"
-        s = s.replace(old, new)
-    path = os.path.join(tempfile.mkdtemp(), f"{name}.py")
-    with open(path, "w") as f:
-        f.write(s)
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-TENSOR = load_tensor_claim()
+TENSOR = abkit.patched_kernels(PATCH, "k_tensor_claim")
 VARIANTS = {"static": (kernels, False), "chunk": (kernels, True), "tensor": (TENSOR, True)}
 SPLIT_GRID = launch.split_grid
 
@@ -84,9 +68,7 @@ def split_grid(kernel, args, group_index, cfg, m, n):
 def main():
     launch.split_grid = split_grid
     dev = torch.device("cuda")
-    c_ms, c_b = copy_bandwidth(dev, 512)
-    cbw = c_b / c_ms / 1e6
-    print(torch.cuda.get_device_name(), torch.__version__, "copy GB/s", round(cbw), flush=True)
+    cbw = abkit.copy_gbs(dev)
     DT = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
     def fwd(a, dt):
@@ -133,7 +115,7 @@ def main():
                 fns = [lambda a=a: fwd(a, dt) for a in ins]
                 if turn == 0:
                     outs[v] = fns[0]().clone()
-                pct = nbytes / kernel_ms(alternate(*fns), dev, 30.0) / 1e6 / cbw * 100
+                pct = abkit.pct(fns, nbytes, dev, cbw)
                 res.setdefault((op, dname, n, v), []).append(pct)
         assert all(torch.equal(outs["static"], o) for o in outs.values()), f"bits: {op} {dname} {n}"
         del ins, x, w
