@@ -3,6 +3,7 @@
     python benchmarks/latency.py [--ab] [--plans]
         --ab: int addresses vs tensors to Triton's launcher (run 30)
         --plans: the eager fast path (launch._PLANS, run 36) on and off, alternated
+        --eager: rms_norm's eager fast path (ops._EAGER, run 112) on and off, alternated
         --wfirst: CUDA-graph replay with w loaded beside x (launch.W_FIRST_WAVES) and after the sum
         --floor: where an eager call's time goes on this host, piece by piece (run 99)
 """
@@ -124,6 +125,47 @@ def plans_ab(rounds=7):
                   f"{min(off):.2f})", flush=True)
 
 
+def eager_ab(rounds=7):
+    """rms_norm (no grad) with its eager fast path (ops._EAGER: no checks, no views, one key)
+    and without it (the full path, with launch's plan: as before run 112), alternated in one
+    process, beside F.rms_norm; and the output's allocation both ways the plan can make it."""
+    from rmsnorm_triton import ops
+
+    n, real = 4096, ops._eager
+    w = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+    med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
+    print(f"{'M':>5} {'call':>24} {'fast us':>8} {'full us':>8} {'F.rms_norm':>10}  "
+          f"(median of {rounds}; min)")
+    for m in (1, 8, 32, 256):
+        x = torch.randn(m, n, device="cuda", dtype=torch.bfloat16)
+        x3 = x.view(m, 1, n)
+        r = torch.randn_like(x)
+        calls = (("rms_norm (M, N)", lambda: R.rms_norm(x, w), x),
+                 ("rms_norm (M, 1, N)", lambda: R.rms_norm(x3, w), x3),
+                 ("rms_norm + residual", lambda: R.rms_norm(x, w, residual=r), x))
+        for name, fn, xin in calls:
+            on, off, native = [], [], []
+            for _ in range(rounds):
+                ops._eager = real
+                on.append(per_call_us(fn))
+                ops._eager = lambda *a: (None, None)
+                off.append(per_call_us(fn))
+                native.append(per_call_us(
+                    lambda: torch.nn.functional.rms_norm(xin, (n,), w, 1e-6)))
+            ops._eager = real
+            print(f"{m:>5} {name:>24} {med(on):8.2f} {med(off):8.2f} {med(native):10.2f}  "
+                  f"({min(on):.2f}; {min(off):.2f}; {min(native):.2f})", flush=True)
+    x = torch.randn(1, n, device="cuda", dtype=torch.bfloat16)
+    dev = x.device
+    got = {"torch.empty(shape, dtype, device)": [], "torch.empty_like(x)": []}
+    for _ in range(rounds):
+        got["torch.empty(shape, dtype, device)"].append(
+            per_call_us(lambda: torch.empty((1, n), dtype=x.dtype, device=dev)))
+        got["torch.empty_like(x)"].append(per_call_us(lambda: torch.empty_like(x)))
+    for name, v in got.items():
+        print(f"{name:>36} {med(v):6.2f} us  (min {min(v):.2f})", flush=True)
+
+
 def wfirst_ab(rounds=5):
     """Graph replay per call, M = 1, 8, 32, 256 at N = 4096: W_FIRST on and off, alternated."""
     w = torch.randn(4096, device="cuda", dtype=torch.bfloat16)
@@ -233,6 +275,8 @@ if __name__ == "__main__":
         ab()
     elif "--plans" in sys.argv:
         plans_ab()
+    elif "--eager" in sys.argv:
+        eager_ab()
     elif "--wfirst" in sys.argv:
         wfirst_ab()
     elif "--floor" in sys.argv:

@@ -380,8 +380,9 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     if not INTERPRETED and config is None and not trace and y is None and h is None:
         key = _plan_key(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, store_rstd)
         plan = _PLANS.get(key)
-        if plan is not None:
-            return plan(x2, weight, residual2)
+        out = plan(x2, weight, residual2) if plan is not None else None
+        if out is not None:
+            return out
     m, n = x2.shape
     acc = torch.float64 if x2.dtype == torch.float64 else torch.float32
     if y is None:
@@ -441,7 +442,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     if key is not None and not gs and x2.get_device() == torch.cuda.current_device():
         if len(_PLANS) >= 4096:  # many shapes (serving's varying M): start over
             _PLANS.clear()
-        _PLANS[key] = _fwd_plan(k, grid[0], args, y, h, rstd, key[-6:])
+        _PLANS[key] = _fwd_plan(k, grid[0], args, y, h, rstd)
     return y, h, rstd, (tr_blk, tr_row)
 
 
@@ -466,23 +467,44 @@ def _plan_key(x2, weight, residual2, eps, offset, *rest):
             math.copysign(1.0, offset), eps, offset) + rest
 
 
-def _fwd_plan(k, g0, args, y, h, rstd, scalars):
-    """A replay of rms_norm_fwd's launch with these args (positions as in forward's list);
-    scalars: forward's (eps, offset, casting, out_dtype, h_dtype, store_rstd)."""
+def plan_for(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, store_rstd):
+    """The replay forward() keeps for these arguments (None: it made none). ops.rms_norm binds
+    its own no-grad calls to it, skipping its checks too (ops._EAGER)."""
+    return _PLANS.get(_plan_key(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype,
+                                store_rstd))
+
+
+def _fwd_plan(k, g0, args, y, h, rstd):
+    """A replay of rms_norm_fwd's launch with these args (positions as in forward's list):
+    plan(x, weight, residual, shape=None) -> (y, h, rstd, (None, None)), or None when another
+    device is current (the caller takes its full path). x and residual may be any tensors whose
+    rows lie as the planned ones' do (ops.rms_norm passes them unviewed); y and h are made in
+    `shape` (default (M, N)), rows contiguous as planned; like=True (x contiguous): those of x's
+    dtype as empty_like(x), a cheaper call."""
     template = [a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args]
     dev, where = args[0].get_device(), args[0].device
     y_spec = (tuple(y.shape), y.dtype)
     h_spec = (tuple(h.shape), h.dtype) if h is not None else None
     r_spec = (tuple(rstd.shape), rstd.dtype) if rstd is not None else None
     fn, meta, launch_ = k.function, k.packed_metadata, k.run
+    y_like = y.dtype == args[0].dtype
+    h_like = h is not None and h.dtype == args[0].dtype
 
-    def plan(x2, weight, residual2):
+    def plan(x2, weight, residual2, shape=None, like=False):
         if torch.cuda.current_device() != dev:
-            _PLANS.clear()  # another device is current: the slow path switches to x's
-            return forward(x2, weight, residual2, *scalars)
+            _PLANS.clear()  # another device is current: the full path switches to x's
+            return None
         x = x2.data_ptr()
-        y = torch.empty(y_spec[0], dtype=y_spec[1], device=where)
-        h = torch.empty(h_spec[0], dtype=h_spec[1], device=where) if h_spec else None
+        if like and y_like:
+            y = torch.empty_like(x2)
+        else:
+            y = torch.empty(shape or y_spec[0], dtype=y_spec[1], device=where)
+        if h_spec is None:
+            h = None
+        elif like and h_like:
+            h = torch.empty_like(x2)
+        else:
+            h = torch.empty(shape or h_spec[0], dtype=h_spec[1], device=where)
         rstd = torch.empty(r_spec[0], dtype=r_spec[1], device=where) if r_spec else None
         call = template.copy()
         call[0] = call[6] = call[7] = call[8] = x  # x, and the stand-ins for unused pointers

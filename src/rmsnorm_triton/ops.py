@@ -6,6 +6,7 @@ torch.compile the same launchers are reached through `torch.ops.rmsnorm_triton.*
 implementations let dynamo trace without graph breaks.
 """
 
+import math
 from typing import Optional
 
 import torch
@@ -183,6 +184,11 @@ def rms_norm(x, weight=None, eps=1e-6, *, residual=None, prenorm=False, offset=0
         y, or (y, h) when residual is given or prenorm=True. Never aliases an input, except
         h with prenorm=True and no residual, which is x itself (as in the unfused module).
     """
+    key, replay = _eager(x, weight, residual, eps, offset, casting, prenorm, out_dtype,
+                         residual_dtype)
+    out = replay(x, weight, residual) if replay is not None else None
+    if out is not None:
+        return out
     _validate(x, weight, eps, residual, offset, casting, out_dtype, residual_dtype)
     ret_h = residual is not None or bool(prenorm)
     if torch.compiler.is_compiling():
@@ -194,7 +200,67 @@ def rms_norm(x, weight=None, eps=1e-6, *, residual=None, prenorm=False, offset=0
                                 residual_dtype, ret_h)
     # Nothing to differentiate: skip autograd's bookkeeping (a few us per call).
     y, h, _ = _fwd_impl(x, weight, residual, eps, offset, casting, out_dtype, residual_dtype, False)
+    if key is not None:
+        _remember(key, x, weight, residual, eps, offset, casting, out_dtype, residual_dtype, ret_h)
     return _result(x, y, h, ret_h, residual_dtype)
+
+
+# ---- the eager fast path --------------------------------------------------------------------
+# An eager call that needs no autograd, whose signature (below) passed the checks before, goes
+# straight to the launch plan that call left (launch._PLANS): no checks, no row views, no second
+# key. At small M the host's Python is most of a call (NOTES.md, items 26 and 79).
+_EAGER = {}
+
+
+def _eager(x, weight, residual, eps, offset, casting, prenorm, out_dtype, residual_dtype):
+    """(key, its replay or None). The key holds everything the checks and the launch depend on
+    but the addresses' high bits (each tensor's type, shape, strides, dtype, device, 16-byte
+    alignment; the scalars with their types, the offset's sign too). (None, None) where the
+    call needs autograd or is being traced, or an argument is not what a key can hold (the
+    full path then says what is wrong)."""
+    if torch.compiler.is_compiling():
+        return None, None
+    try:
+        if torch.is_grad_enabled() and (x.requires_grad or _needs_grad(weight)
+                                        or _needs_grad(residual)):
+            return None, None
+        key = (type(x), x.shape, x.stride(), x.dtype, x.get_device(), x.data_ptr() & 15,
+               _tensor_key(weight), _tensor_key(residual), type(eps), eps, type(offset), offset,
+               math.copysign(1.0, offset), casting, bool(prenorm), out_dtype, residual_dtype)
+        return key, _EAGER.get(key)
+    except (AttributeError, TypeError):  # not a tensor, not a number, not hashable
+        return None, None
+
+
+def _tensor_key(t):
+    if t is None:
+        return None
+    return type(t), t.shape, t.stride(), t.dtype, t.get_device(), t.data_ptr() & 15
+
+
+def _remember(key, x, weight, residual, eps, offset, casting, out_dtype, residual_dtype, ret_h):
+    """Binds the signature of a no-grad call just made to the launch plan it left, where the
+    call made no copy (rows that view as (M, N), a unit-stride weight): the plan then takes the
+    caller's tensors as they are."""
+    n = x.shape[-1]
+    x2 = rows_view(x, n)
+    r2 = rows_view(residual, n) if residual is not None else None
+    if (x2.data_ptr() != x.data_ptr() or (r2 is not None and r2.data_ptr() != residual.data_ptr())
+            or (weight is not None and weight.stride(0) != 1)):
+        return
+    plan = launch.plan_for(x2, weight, r2, float(eps), float(offset), casting,
+                           out_dtype or x.dtype, _h_dtype(x, residual, residual_dtype), False)
+    if plan is None:
+        return
+    if len(_EAGER) >= 4096:  # many shapes (serving's varying M): start over
+        _EAGER.clear()
+    shape = tuple(x.shape)
+
+    def replay(x, weight, residual):
+        out = plan(x, weight, residual, shape)
+        return out and _result(x, out[0], out[1], ret_h, residual_dtype)
+
+    _EAGER[key] = replay
 
 
 def _result(x, y, h, ret_h, residual_dtype):
