@@ -126,3 +126,90 @@ def test_bad_arguments_after_a_replayed_call_still_raise(eager, bad, error):
     rms_norm(**good)
     with pytest.raises(error):
         rms_norm(**{**good, **bad})
+
+
+@pytest.fixture
+def interpreted_plans(monkeypatch):
+    """The compiled path (launch plans and ops._EAGER included) with the real kernel run by
+    Triton's interpreter behind the faked launcher: each address it is handed maps back to its
+    tensor (registered by the test, or made by torch.empty / empty_like, which hand out NaN so
+    that an element never written shows). Returns the registry."""
+    if not launch.interpreted():
+        pytest.skip("runs the kernel through Triton's interpreter: a CPU process only")
+    kern, real_empty, real_like = kernels.rms_norm_fwd, torch.empty, torch.empty_like
+    tensors = {}
+
+    def keep(t):
+        if t.is_floating_point():
+            t.fill_(float("nan"))
+        tensors[t.data_ptr()] = t
+        return t
+
+    class Interpreted:
+        function, packed_metadata = "fn", "meta"
+
+        def _init_handles(self):
+            pass
+
+        def run(self, g0, g1, g2, stream, fn, meta, *rest):
+            args = list(rest[3:])
+            for i in launch._LAYOUT[kern][0]:
+                args[i] = tensors[args[i]]
+            kern.__class__.__getitem__(kern, (g0, g1, g2))(*args)
+
+    monkeypatch.setattr(launch, "interpreted", lambda: True)
+    monkeypatch.setattr(launch, "INTERPRETED", False)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: -1)
+    monkeypatch.setattr(torch._C, "_cuda_getCurrentRawStream", lambda dev: 0, raising=False)
+    monkeypatch.setattr(torch, "empty", lambda *a, **k: keep(real_empty(*a, **k)))
+    monkeypatch.setattr(torch, "empty_like", lambda *a, **k: keep(real_like(*a, **k)))
+    from test_launch import _params
+
+    monkeypatch.setattr(kern, "params", _params(kern), raising=False)
+    monkeypatch.setattr(kern, "warmup", lambda *a, **k: Interpreted(), raising=False)
+    for name in ("_COMPILED", "_LAYOUT", "_PLANS"):
+        monkeypatch.setattr(launch, name, {})
+    monkeypatch.setattr(ops, "_EAGER", {})
+    return tensors
+
+
+@pytest.mark.parametrize("shape, dtype, kind", [
+    ((3, 64), torch.bfloat16, "plain"), ((2, 3, 48), torch.float16, "plain"),
+    ((4, 40), torch.float32, "strided"), ((3, 64), torch.bfloat16, "residual"),
+    ((2, 2, 64), torch.float16, "residual fp32 h"), ((3, 64), torch.bfloat16, "prenorm"),
+    ((5, 32), torch.float16, "gemma")])
+def test_a_replay_computes_what_the_interpreted_path_computes(interpreted_plans, monkeypatch,
+                                                              shape, dtype, kind):
+    """The second call goes through the replay alone, its outputs made by the plan (NaN until
+    written); the same inputs through the interpreted path (no plans) give the same bits."""
+    g = torch.Generator().manual_seed(len(kind) * 7 + shape[-1])
+    n = shape[-1]
+    w = (1 + 0.3 * torch.randn(n, generator=g)).to(dtype)
+    kw = dict(offset=1.0 if kind == "gemma" else 0.0, prenorm=kind == "prenorm",
+              casting="gemma" if kind == "gemma" else "llama",
+              residual_dtype=torch.float32 if "fp32 h" in kind else None)
+
+    def inputs():
+        cols = n + 8 if kind == "strided" else n
+        x = torch.randn(*shape[:-1], cols, generator=g).to(dtype)[..., :n]
+        r = torch.randn(shape, generator=g).to(dtype) if "residual" in kind else None
+        for t in (x, r, w):
+            if t is not None:
+                interpreted_plans[t.data_ptr()] = t
+        return x, r
+
+    x, r = inputs()
+    rms_norm(x, w, residual=r, **kw)
+    assert len(ops._EAGER) == 1
+    x, r = inputs()
+    _no_checks(monkeypatch)
+    fast = rms_norm(x, w, residual=r, **kw)
+    monkeypatch.undo()  # the interpreted path: what CI runs everywhere else
+    want = rms_norm(x, w, residual=r, **kw)
+    fast, want = (fast, want) if isinstance(fast, tuple) else ((fast,), (want,))
+    assert len(fast) == len(want)
+    for a, b in zip(fast, want):
+        assert a.shape == b.shape and a.dtype == b.dtype and not a.isnan().any()
+        assert torch.equal(a, b)
+    if kind == "prenorm":
+        assert fast[1] is x
