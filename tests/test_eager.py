@@ -177,7 +177,7 @@ def interpreted_plans(monkeypatch):
     ((3, 64), torch.bfloat16, "plain"), ((2, 3, 48), torch.float16, "plain"),
     ((4, 40), torch.float32, "strided"), ((3, 64), torch.bfloat16, "residual"),
     ((2, 2, 64), torch.float16, "residual fp32 h"), ((3, 64), torch.bfloat16, "prenorm"),
-    ((5, 32), torch.float16, "gemma")])
+    ((5, 32), torch.float16, "gemma"), ((3, 64), torch.bfloat16, "y fp32")])
 def test_a_replay_computes_what_the_interpreted_path_computes(interpreted_plans, monkeypatch,
                                                               shape, dtype, kind):
     """The second call goes through the replay alone, its outputs made by the plan (NaN until
@@ -187,7 +187,8 @@ def test_a_replay_computes_what_the_interpreted_path_computes(interpreted_plans,
     w = (1 + 0.3 * torch.randn(n, generator=g)).to(dtype)
     kw = dict(offset=1.0 if kind == "gemma" else 0.0, prenorm=kind == "prenorm",
               casting="gemma" if kind == "gemma" else "llama",
-              residual_dtype=torch.float32 if "fp32 h" in kind else None)
+              residual_dtype=torch.float32 if "fp32 h" in kind else None,
+              out_dtype=torch.float32 if kind == "y fp32" else None)
 
     def inputs():
         cols = n + 8 if kind == "strided" else n

@@ -254,10 +254,10 @@ def _remember(key, x, weight, residual, eps, offset, casting, out_dtype, residua
         return
     if len(_EAGER) >= 4096:  # many shapes (serving's varying M): start over
         _EAGER.clear()
-    shape = tuple(x.shape)
+    shape, like = tuple(x.shape), x.is_contiguous()
 
     def replay(x, weight, residual):
-        out = plan(x, weight, residual, shape)
+        out = plan(x, weight, residual, shape, like)
         return out and _result(x, out[0], out[1], ret_h, residual_dtype)
 
     _EAGER[key] = replay
