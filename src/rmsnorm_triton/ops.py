@@ -228,8 +228,8 @@ def _eager(x, weight, residual, eps, offset, casting, prenorm, out_dtype, residu
                _tensor_key(weight), _tensor_key(residual), type(eps), eps, type(offset), offset,
                math.copysign(1.0, offset), casting, bool(prenorm), out_dtype, residual_dtype)
         return key, _EAGER.get(key)
-    except (AttributeError, TypeError):  # not a tensor, not a number, not hashable
-        return None, None
+    except (AttributeError, TypeError, RuntimeError):  # not a tensor, not a number, not
+        return None, None  # hashable, no data pointer (functorch's wrappers, fake tensors)
 
 
 def _tensor_key(t):
