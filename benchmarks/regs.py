@@ -1,7 +1,7 @@
 """Compiles the kernels for Hopper (sm_90) on any machine, GPU or not, and prints what the cubin
 reports per configuration: registers per thread, stack bytes (spills).
 
-    python benchmarks/regs.py [--dtype bf16] [--src kernels.py]
+    python benchmarks/regs.py [--dtype bf16] [--src kernels.py] [--table]
 
 Kernels are compiled as launched on Hopper: with PDL (launch.pdl_enabled).
 Rows "early": EARLY with PAIRS and, in 16 bits, the weight multiplied in that dtype (W_NATIVE),
@@ -11,6 +11,7 @@ GPU machine is spent. Triton's bundled ptxas does the work; no CUDA device is ne
 
 import argparse
 import importlib.util
+import itertools
 import os
 import re
 import subprocess
@@ -62,35 +63,73 @@ def usage(k):
 
 
 def fwd(K, dt, block_n, warps, split, has_r=False, block_m=1, pairs=False, early=False,
-        w_first=False, native=False, maxnreg=0, pdl=True, dynamic=False):
+        w_first=False, native=False, maxnreg=0, pdl=True, dynamic=False, s_pow2=32):
     types = dict(X=f"*{dt}", R=f"*{dt}", W=f"*{dt}", Y=f"*{dt}", H=f"*{dt}", RSTD="*fp32",
                  TRACE_BLK="*fp32", TRACE_ROW="*fp32", PART="*i64", stride_x="i32",
                  stride_r="i32", stride_y="i32", stride_h="i32", M="i32", N="i32", eps="fp32",
                  offset="fp32", NUM_GROUPS="i32", EPOCH="i32")
-    consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split, S_POW2=32,
-                  PAIRS=pairs, EARLY=early,
-                  HAS_W=True, HAS_R=has_r, STORE_RSTD=True, CASTING=1, TRACE=False,
+    consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split,
+                  S_POW2=s_pow2, PAIRS=pairs, EARLY=early, HAS_W=True, HAS_R=has_r, STORE_RSTD=True, CASTING=1, TRACE=False,
                   W_FIRST=w_first, W_NATIVE=native, DYNAMIC=dynamic, PDL=pdl)
     return compile_one(K.rms_norm_fwd, types, consts, warps, maxnreg)
 
 
-def bwd(K, dt, block_n, warps, split, block_m=1, pairs=False, early=False, maxnreg=0, pdl=True):
+def bwd(K, dt, block_n, warps, split, block_m=1, pairs=False, early=False, maxnreg=0, pdl=True,
+        s_pow2=32):
     types = dict(DY=f"*{dt}", X=f"*{dt}", W=f"*{dt}", RSTD="*fp32", DH=f"*{dt}", DX=f"*{dt}",
                  DR=f"*{dt}", DW_PART="*fp32", PART="*i64", stride_dy="i32",
                  stride_x="i32", stride_dh="i32", stride_dx="i32", stride_dr="i32", M="i32",
                  N="i32", offset="fp32", NUM_PROGS="i32", EPOCH="i32")
-    consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split, S_POW2=32,
-                  PAIRS=pairs, EARLY=early, HAS_W=True, STORE_DW=True, HAS_DH=False, STORE_DR=False,
+    consts = dict(BLOCK_M=block_m, BLOCK_N=block_n, ONE_PASS=not split, SPLIT=split,
+                  S_POW2=s_pow2, PAIRS=pairs, EARLY=early, HAS_W=True, STORE_DW=True, HAS_DH=False, STORE_DR=False,
                   PDL=pdl)
     return compile_one(K.rms_norm_bwd, types, consts, warps, maxnreg)
+
+
+def table(K):
+    """Every launch-table entry at the bench's N, compiled as the launcher builds it (16-bit
+    SPLIT with PAIRS and the 16-bit product, the entry's cap, "+dyn", S_POW2 of that N), with
+    the programs an SM its registers allow beside those it asks for (FEWER) and any spill.
+    (On a GPU with CUDA's torch the backward is built by torch's ptxas where it is newer:
+    launch.TORCH_PTXAS; here every kernel by Triton's own.)"""
+    import torch
+
+    from rmsnorm_triton import heuristics as H
+
+    dts = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+    print(f"triton {triton.__version__}, sm_90, the tables as launched (STACK: spilled bytes)")
+    for n, (name, dt), op in itertools.product([512 << i for i in range(10)], dts.items(),
+                                               ("fwd", "res", "bwd")):
+        cfg = H.bwd_config(n, dt) if op == "bwd" else H.fwd_config(n, dt, op == "res")
+        split, half = cfg.split, name != "fp32"
+        kw = dict(block_m=cfg.block_m, pairs=split and cfg.pairs and half,
+                  early=split and cfg.early, maxnreg=cfg.maxnreg if split or cfg.one_pass else 0,
+                  s_pow2=H.pow2(-(-n // cfg.block_n)))
+        if op == "bwd":
+            k = bwd(K, name, cfg.block_n, cfg.num_warps, split, **kw)
+        else:
+            native = half and (split or cfg.block_n >= 16384)  # launch.native_layout
+            k = fwd(K, name, cfg.block_n, cfg.num_warps, split, has_r=op == "res", native=native,
+                    dynamic=split and cfg.dynamic, **kw)
+        r, st, _ = usage(k)
+        threads = cfg.num_warps * 32
+        fit = min(65536 // (-(-r // 8) * 8 * threads), 2048 // threads, 32)
+        flags = ([f"STACK {st}"] if st else []) + (
+            [f"FEWER {fit} < {cfg.progs_per_sm}"] if split and fit < cfg.progs_per_sm else [])
+        mode = "split" if split else "1p" if cfg.one_pass else "loop"
+        print(f"{op:>3} {name:>4} {n:>6} {cfg.block_m}x{cfg.block_n} w{cfg.num_warps} {mode} "
+              f"pps {cfg.progs_per_sm} cap {cfg.maxnreg}: regs {r} {' '.join(flags)}", flush=True)
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--dtype", default="bf16", choices=sorted(TY))
     p.add_argument("--src", default=SRC, help="another kernels.py (e.g. from `git show`)")
+    p.add_argument("--table", action="store_true", help="every table entry as launched")
     args = p.parse_args()
     K = load_kernels(args.src)
+    if args.table:
+        return table(K)
     dt = TY[args.dtype]
     rows = []
     for bn, w in [(2048, 4), (2048, 8), (4096, 4), (4096, 8), (8192, 8), (8192, 16), (16384, 16)]:

@@ -5,7 +5,7 @@ process would run it (test_launch's fake_fwd)."""
 import pytest
 import torch
 
-from rmsnorm_triton import kernels, launch, ops, rms_norm
+from rmsnorm_triton import heuristics, kernels, launch, ops, rms_norm
 from test_launch import compiled_path, fake_fwd  # noqa: F401 - fixtures
 
 
@@ -136,7 +136,7 @@ def interpreted_plans(monkeypatch):
     that an element never written shows). Returns the registry."""
     if not launch.interpreted():
         pytest.skip("runs the kernel through Triton's interpreter: a CPU process only")
-    kern, real_empty, real_like = kernels.rms_norm_fwd, torch.empty, torch.empty_like
+    real_empty, real_like = torch.empty, torch.empty_like
     tensors = {}
 
     def keep(t):
@@ -148,14 +148,17 @@ def interpreted_plans(monkeypatch):
     class Interpreted:
         function, packed_metadata = "fn", "meta"
 
+        def __init__(self, kern):
+            self.kern = kern
+
         def _init_handles(self):
             pass
 
         def run(self, g0, g1, g2, stream, fn, meta, *rest):
             args = list(rest[3:])
-            for i in launch._LAYOUT[kern][0]:
+            for i in launch._LAYOUT[self.kern][0]:
                 args[i] = tensors[args[i]]
-            kern.__class__.__getitem__(kern, (g0, g1, g2))(*args)
+            self.kern.__class__.__getitem__(self.kern, (g0, g1, g2))(*args)
 
     monkeypatch.setattr(launch, "interpreted", lambda: True)
     monkeypatch.setattr(launch, "INTERPRETED", False)
@@ -165,9 +168,12 @@ def interpreted_plans(monkeypatch):
     monkeypatch.setattr(torch, "empty_like", lambda *a, **k: keep(real_like(*a, **k)))
     from test_launch import _params
 
-    monkeypatch.setattr(kern, "params", _params(kern), raising=False)
-    monkeypatch.setattr(kern, "warmup", lambda *a, **k: Interpreted(), raising=False)
-    for name in ("_COMPILED", "_LAYOUT", "_PLANS"):
+    for kern in (kernels.rms_norm_fwd, kernels.rms_norm_bwd, kernels.dw_reduce):
+        monkeypatch.setattr(kern, "params", _params(kern), raising=False)
+        monkeypatch.setattr(kern, "warmup", lambda *a, _k=kern, **k: Interpreted(_k),
+                            raising=False)
+    monkeypatch.setattr(heuristics, "num_programs", lambda dev, cfg: 3)  # the interpreter's
+    for name in ("_COMPILED", "_LAYOUT", "_PLANS", "_BWD_PLANS"):
         monkeypatch.setattr(launch, name, {})
     monkeypatch.setattr(ops, "_EAGER", {})
     return tensors
@@ -214,3 +220,72 @@ def test_a_replay_computes_what_the_interpreted_path_computes(interpreted_plans,
         assert torch.equal(a, b)
     if kind == "prenorm":
         assert fast[1] is x
+
+
+@pytest.mark.parametrize("kind", ["plain", "no dw", "no weight", "dr too", "dr only", "dw only",
+                                  "dh", "strided", "fp32", "offset"])
+def test_a_backward_replay_computes_what_the_interpreted_path_computes(interpreted_plans,
+                                                                       monkeypatch, kind):
+    """launch.backward's second call replays both launches (the table is not read); the same
+    inputs through the interpreted path give the same bits in dx, dr and dw."""
+    g = torch.Generator().manual_seed(len(kind))
+    dt = torch.float32 if kind == "fp32" else torch.bfloat16
+    m, n = 5, 48
+
+    def inputs():
+        cols = n + 8 if kind == "strided" else n
+        x = torch.randn(m, cols, generator=g).to(dt)[:, :n]
+        dy = torch.randn(m, n, generator=g).to(dt)
+        w = None if kind == "no weight" else (1 + 0.3 * torch.randn(n, generator=g)).to(dt)
+        rstd = torch.rand(m, generator=g) + 0.5
+        dh = torch.randn(m, n, generator=g).to(dt) if kind == "dh" else None
+        for t in (x, dy, w, rstd, dh):
+            if t is not None:
+                interpreted_plans[t.data_ptr()] = t
+        return dy, x, w, rstd, dh
+
+    dx_dt = None if kind in ("dr only", "dw only") else dt
+    dr_dt = torch.float32 if kind in ("dr too", "dr only") else None
+    rest = (dx_dt, dr_dt, kind != "no dw")
+    offset = 1.0 if kind == "offset" else 0.0
+
+    def call(dy, x, w, rstd, dh):
+        return launch.backward(dy, x, w, rstd, offset, dh, *rest)
+
+    call(*inputs())
+    assert len(launch._BWD_PLANS) == 1
+    ins = inputs()
+    monkeypatch.setattr(heuristics, "bwd_config", None)  # the replay reads no table
+    fast = call(*ins)
+    monkeypatch.undo()
+    want = call(*ins)
+    assert [t is None for t in fast] == [t is None for t in want]
+    assert (fast[2] is None) == (kind in ("no dw", "no weight"))
+    for a, b in zip(fast, want):
+        if a is not None:
+            assert a.dtype == b.dtype and not a.isnan().any() and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("change", ["offset sign", "dtype", "need dw", "dh", "stride", "rows"])
+def test_a_backward_that_differs_is_not_replayed(interpreted_plans, change):
+    m, n = 4, 32
+    base = torch.randn(m, n + 8)
+    x, dy, w, rstd = base[:, :n], torch.randn(m, n), torch.randn(n), torch.rand(m) + 0.5
+    kw = dict(offset=0.0, dh=None, dx_dtype=x.dtype, dr_dtype=None, need_dw=True)
+    for t in (base, dy, w, rstd):
+        interpreted_plans[t.data_ptr()] = t
+
+    def call(x=x, dy=dy, **over):
+        a = {**kw, **over}
+        launch.backward(dy, x, w, rstd, a["offset"], a["dh"], a["dx_dtype"], a["dr_dtype"],
+                        a["need_dw"])
+
+    call()
+    other = {"offset sign": dict(offset=-0.0), "dtype": dict(dx_dtype=torch.float16),
+             "need dw": dict(need_dw=False), "dh": dict(dh=dy.clone()),
+             "stride": dict(x=x.contiguous()), "rows": dict(x=x[:3], dy=dy[:3])}[change]
+    for t in other.values():
+        if isinstance(t, torch.Tensor):
+            interpreted_plans[t.data_ptr()] = t
+    call(**other)
+    assert len(launch._BWD_PLANS) == 2

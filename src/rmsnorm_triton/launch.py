@@ -526,20 +526,24 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
 
     Returns dx (dx_dtype or None), dr (dr_dtype or None), dw (weight's dtype or None).
     dx and dr hold the same values; each is written only when asked for, never aliased.
+    A call seen before replays its launches (_BWD_PLANS), as the forward's do.
     """
+    key = None
+    if not INTERPRETED and config is None and programs is None:
+        key = _bwd_key(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw)
+        plan = _BWD_PLANS.get(key)
+        out = plan(dy2, xin2, weight, rstd, dh2) if plan is not None else None
+        if out is not None:
+            return out
     m, n = xin2.shape
     dev = xin2.device
+    dense_w = weight is None or weight.stride(0) == 1
     weight = dense(weight)
-    dx = torch.empty((m, n), dtype=dx_dtype, device=dev) if dx_dtype is not None else None
-    dr = torch.empty((m, n), dtype=dr_dtype, device=dev) if dr_dtype is not None else None
-    if dx is None:  # the kernel always writes DX; let it write the residual's gradient there
-        dx, dr = dr, None
-    if dx is None:  # only dw is wanted: dx goes to a scratch buffer
-        dx = torch.empty((m, n), dtype=xin2.dtype, device=dev)
+    dx, dr = _bwd_outputs(m, n, dev, dx_dtype, dr_dtype, xin2.dtype)
     need_dw = need_dw and weight is not None
     if m == 0:
-        dw = torch.zeros_like(weight) if need_dw else None
-        return (dx, dr, dw) if dx_dtype is not None else (None, dx if dr_dtype else None, dw)
+        return _bwd_result(dx, dr, torch.zeros_like(weight) if need_dw else None, dx_dtype,
+                           dr_dtype)
     cfg = config or heuristics.bwd_config(n, xin2.dtype)
     d = xin2  # stands in for pointers a specialisation never reads
     split = cfg.split and not INTERPRETED and rstd.dtype == torch.float32 and split_allowed()
@@ -573,13 +577,90 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
     args[17] = progs
     part = torch.empty((part_rows, n), dtype=rstd.dtype, device=dev) if need_dw else None
     args[7] = part if need_dw else d
-    run(K.rms_norm_bwd, (progs,), args, cfg.num_warps, cfg.maxnreg if gs else 0)
-    dw = None
+    k = run(K.rms_norm_bwd, (progs,), args, cfg.num_warps, cfg.maxnreg if gs else 0)
+    dw = reduce = None
     if need_dw:
         dw = torch.empty_like(weight)
         block_n = 256 if n >= 256 else max(16, 1 << (n - 1).bit_length())
-        run(K.dw_reduce, (cdiv(n, block_n),), (part, dw, part_rows, n, 32, block_n, args[-1]), 4)
+        reduce = ((cdiv(n, block_n),), (part, dw, part_rows, n, 32, block_n, args[-1]))
+        k2 = run(K.dw_reduce, reduce[0], reduce[1], 4)
+        reduce = (k2,) + reduce
+    if key is not None and not gs and dense_w and xin2.get_device() == torch.cuda.current_device():
+        if len(_BWD_PLANS) >= 4096:  # many shapes: start over
+            _BWD_PLANS.clear()
+        _BWD_PLANS[key] = _bwd_plan(k, progs, args, reduce, dx_dtype, dr_dtype)
+    return _bwd_result(dx, dr, dw, dx_dtype, dr_dtype)
+
+
+def _bwd_outputs(m, n, dev, dx_dtype, dr_dtype, x_dtype):
+    """(DX, DR) for the kernel: it always writes DX, so DX is the residual's gradient when dx is
+    not wanted, and a scratch buffer when only dw is; DR only beside a wanted dx."""
+    dx = torch.empty((m, n), dtype=dx_dtype, device=dev) if dx_dtype is not None else None
+    dr = torch.empty((m, n), dtype=dr_dtype, device=dev) if dr_dtype is not None else None
+    if dx is None:
+        dx, dr = dr, None
+    if dx is None:
+        dx = torch.empty((m, n), dtype=x_dtype, device=dev)
+    return dx, dr
+
+
+def _bwd_result(dx, dr, dw, dx_dtype, dr_dtype):
+    """(dx, dr, dw) as asked for, from _bwd_outputs' buffers."""
     if dx_dtype is None:
         return None, (dx if dr_dtype is not None else None), dw
     return dx, dr, dw
 
+
+# A backward call seen before (the key below) replays its launches with its own addresses and
+# fresh outputs, as the forward's plans do; SPLIT calls are not replayed (their slots).
+_BWD_PLANS = {}
+
+
+def _bwd_key(dy2, xin2, weight, rstd, offset, dh2, *rest):
+    """What the backward's launches depend on besides the addresses (as _plan_key)."""
+    return (dy2.shape, dy2.stride(0), dy2.dtype, dy2.data_ptr() & 15, xin2.shape, xin2.stride(0),
+            xin2.dtype, xin2.get_device(), xin2.data_ptr() & 15,
+            None if weight is None else (weight.dtype, weight.stride(0), weight.data_ptr() & 15),
+            rstd.dtype, rstd.data_ptr() & 15,
+            None if dh2 is None else (dh2.dtype, dh2.stride(0), dh2.data_ptr() & 15),
+            math.copysign(1.0, offset), offset) + rest
+
+
+def _bwd_plan(k, progs, args, reduce, dx_dtype, dr_dtype):
+    """A replay of backward's launches (args: rms_norm_bwd's, positions as there; reduce: None,
+    or dw_reduce's (compiled kernel, grid, args)): plan(dy2, xin2, weight, rstd, dh2) -> as
+    backward returns, or None when another device is current."""
+    t1 = [a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args]
+    dev, where, x_dtype = args[1].get_device(), args[1].device, args[1].dtype
+    m, n = args[1].shape
+    part_spec = (tuple(args[7].shape), args[7].dtype) if reduce else None
+    if reduce:
+        k2, (g2,), args2 = reduce
+        t2 = [a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args2]
+
+    def plan(dy2, xin2, weight, rstd, dh2):
+        if torch.cuda.current_device() != dev:
+            _BWD_PLANS.clear()  # another device is current: the full path switches to x's
+            return None
+        dx, dr = _bwd_outputs(m, n, where, dx_dtype, dr_dtype, x_dtype)
+        d = xin2.data_ptr()
+        call = t1.copy()
+        call[0], call[1], call[3], call[5] = dy2.data_ptr(), d, rstd.data_ptr(), dx.data_ptr()
+        call[2] = weight.data_ptr() if weight is not None else d
+        call[4] = dh2.data_ptr() if dh2 is not None else d
+        call[6] = dr.data_ptr() if dr is not None else d
+        call[7] = call[8] = d
+        part = dw = None
+        if part_spec:
+            part = torch.empty(part_spec[0], dtype=part_spec[1], device=where)
+            call[7] = part.data_ptr()
+        stream = torch._C._cuda_getCurrentRawStream(dev)
+        k.run(progs, 1, 1, stream, k.function, k.packed_metadata, None, None, None, *call)
+        if part_spec:
+            dw = torch.empty_like(weight)
+            call2 = t2.copy()
+            call2[0], call2[1] = part.data_ptr(), dw.data_ptr()
+            k2.run(g2, 1, 1, stream, k2.function, k2.packed_metadata, None, None, None, *call2)
+        return _bwd_result(dx, dr, dw, dx_dtype, dr_dtype)
+
+    return plan
