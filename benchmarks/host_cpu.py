@@ -1,0 +1,89 @@
+"""The host's Python per call, on any machine: Triton's launcher faked (it does nothing), so what
+is timed is ours (checks, keys, allocation, argument lists) and autograd's, not the GPU's.
+
+    python benchmarks/host_cpu.py [--m 1] [--n 4096] [--full]
+
+--full: beside it, the code as it was before items 88-89 of NOTES.md (ops._EAGER and
+launch._BWD_PLANS off; launch's forward plans, older, stay on).
+CPU tensors stand in for CUDA ones (their allocation is not the caching allocator's).
+"""
+
+import argparse
+import timeit
+
+import torch
+import triton
+
+from rmsnorm_triton import heuristics, kernels, launch, ops, rms_norm
+
+
+class _Launcher:
+    function, packed_metadata, n_regs = "fn", "meta", 32
+
+    def _init_handles(self):
+        pass
+
+    def run(self, *args):
+        pass
+
+
+def fake_gpu():
+    """A GPU process's launch path on CPU tensors, with nothing launched."""
+    launch.INTERPRETED = False
+    launch.interpreted = lambda: True  # CPU tensors pass the checks
+    kernels.LOOP_ERROR = None
+    torch.cuda.current_device = lambda: -1  # what a CPU tensor's get_device() reports
+    torch._C._cuda_getCurrentRawStream = lambda dev: 0
+    heuristics.num_programs = lambda dev, cfg: 132 * cfg.progs_per_sm
+    for k in (kernels.rms_norm_fwd, kernels.rms_norm_bwd, kernels.dw_reduce):
+        k.params = triton.runtime.jit.JITFunction(k.fn).params
+        k.warmup = lambda *a, grid, num_warps, **o: _Launcher()
+
+
+def us(fn, number=2000):
+    fn()
+    return min(timeit.repeat(fn, number=number, repeat=7)) / number * 1e6
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--m", type=int, default=1)
+    p.add_argument("--n", type=int, default=4096)
+    p.add_argument("--full", action="store_true")
+    a = p.parse_args()
+    fake_gpu()
+    x = torch.randn(a.m, a.n, dtype=torch.bfloat16)
+    w = torch.randn(a.n, dtype=torch.bfloat16)
+    xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
+    y = rms_norm(xg, wg)
+    dy = torch.randn_like(x)
+    rstd = torch.rand(a.m) + 0.5
+    cases = {
+        "rms_norm (no grad)": lambda: rms_norm(x, w),
+        "rms_norm (M, 1, N)": lambda: rms_norm(x.view(a.m, 1, a.n), w),
+        "rms_norm + residual": lambda: rms_norm(x, w, residual=x),
+        "rms_norm forward (autograd)": lambda: rms_norm(xg, wg),
+        "autograd.grad (backward)": lambda: torch.autograd.grad(y, (xg, wg), dy,
+                                                                retain_graph=True),
+        "launch.backward": lambda: launch.backward(dy, x, w, rstd, 0.0, None, x.dtype, None, True),
+    }
+    print(f"M = {a.m}, N = {a.n}, bf16, us a call (min of 7 x 2000), Triton's launcher faked")
+    for name, fn in cases.items():
+        line = f"{name:>28} {us(fn):7.2f}"
+        if a.full:
+            eager, bplans = ops._eager, launch._BWD_PLANS
+            ops._eager, launch._BWD_PLANS = (lambda *args: (None, None)), _Never()
+            line += f"   before {us(fn):7.2f}"
+            ops._eager, launch._BWD_PLANS = eager, bplans
+        print(line, flush=True)
+
+
+class _Never(dict):
+    """A plan dict that keeps nothing: every call takes the full path."""
+
+    def __setitem__(self, key, value):
+        pass
+
+
+if __name__ == "__main__":
+    main()
