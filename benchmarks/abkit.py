@@ -2,9 +2,10 @@
 patched in, the copy bandwidth of the run, and a timing as % of it.
 
     sys.path.insert(0, <this folder>); import abkit
-    K = abkit.patched_kernels([(old, new), ...], "k_variant")   # launch.K = K to use it
+    K = abkit.patched_kernels([(old, new), ...], "k_variant")   # abkit.use(K) to launch it
     cbw = abkit.copy_gbs(dev)                                    # prints the GPU and torch
     abkit.pct([fn_a, fn_b], nbytes, dev, cbw)                    # inputs alternated per call
+    for x, w, r in abkit.input_sets(dt, n, dev, residual=True): ...  # M = 2^26 / N, two sets
 """
 
 import importlib.util
@@ -34,6 +35,29 @@ def patched_kernels(patches, name):
     sys.modules[name] = mod  # Triton resolves the kernel's globals through it
     spec.loader.exec_module(mod)
     return mod
+
+
+def use(mod):
+    """Launch mod's kernels from now on, forgetting the launches replayed with another's
+    (launch's forward and backward plans hold the compiled kernel they were made with)."""
+    from rmsnorm_triton import launch, ops
+
+    launch.K = mod
+    launch._PLANS.clear()
+    launch._BWD_PLANS.clear()
+    ops._EAGER.clear()
+
+
+def input_sets(dt, n, dev, residual=False, sets=2):
+    """`sets` sets of (x, w, r) at the bench's size (M * N = 2^26): random x (and r, else None),
+    w around 1."""
+    m = 2**26 // n
+    out = []
+    for _ in range(sets):
+        x = torch.randn(m, n, device=dev, dtype=dt)
+        w = (1 + 0.5 * torch.randn(n, device=dev)).to(dt)
+        out.append((x, w, torch.randn_like(x) if residual else None))
+    return out
 
 
 def copy_gbs(dev, mib=512):

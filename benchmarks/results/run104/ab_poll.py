@@ -75,6 +75,7 @@ def main():
             for v, mod in mods.items():
                 launch.K = mod
                 launch._PLANS.clear()
+                launch._BWD_PLANS.clear()  # (since the tenth session: backward plans too)
                 fns = [lambda a=a: call(a) for a in ins]
                 if turn == 0:
                     outs[v] = fns[0]().clone()

@@ -59,11 +59,7 @@ def part_a(dev, cbw, turns=2):
     cells += [("fwd", "fp16", 65536), ("res", "fp16", 65536), ("fwd", "bf16", 40000)]
     for op, dname, n in cells:
         dt, m = DT[dname], 2**26 // n
-        ins = []
-        for _ in range(2):
-            x = torch.randn(m, n, device=dev, dtype=dt)
-            w = (1 + 0.5 * torch.randn(n, device=dev)).to(dt)
-            ins.append((x, w, torch.randn_like(x) if op == "res" else None))
+        ins = abkit.input_sets(dt, n, dev, residual=op == "res")
         nbytes = (4 if op == "res" else 2) * m * n * 2
         table = heuristics.fwd_config(n, dt, op == "res")
         cfgs = {"table": table}
@@ -106,23 +102,20 @@ def part_b(dev, cbw, turns=3):
             if heuristics.bwd_config(n, DT[dname]).one_pass:
                 continue
             dt, m = DT[dname], 2**26 // n
-            ins = []
-            for _ in range(2):
-                x = torch.randn(m, n, device=dev, dtype=dt)
-                w = (1 + 0.5 * torch.randn(n, device=dev)).to(dt)
-                rstd = launch.forward(x, w, None, 1e-6, 0.0, "llama", dt, dt, True)[2]
-                ins.append((x, w, torch.randn_like(x), rstd))
-            nbytes = 3 * m * n * x.element_size()
+            ins = [(x, w, torch.randn_like(x),  # x, w, dy, rstd
+                    launch.forward(x, w, None, 1e-6, 0.0, "llama", dt, dt, True)[2])
+                   for x, w, _ in abkit.input_sets(dt, n, dev)]
+            nbytes = 3 * m * n * ins[0][0].element_size()
             outs, got = {}, {}
             for turn in range(turns):
                 for v, mod in mods.items():
-                    launch.K = mod
+                    abkit.use(mod)
                     fns = [lambda a=a: launch.backward(a[2], a[0], a[1], a[3], 0.0, None, dt,
                                                        None, True) for a in ins]
                     if turn == 0:
                         outs[v] = [t.clone() for t in fns[0]() if t is not None]
                     got.setdefault(v, []).append(abkit.pct(fns, nbytes, dev, cbw))
-            launch.K = kernels
+            abkit.use(kernels)
             assert all(torch.equal(a, b) for a, b in zip(outs["masked"], outs["unmasked"])), \
                 f"bits: bwd {dname} {n}"
             print(f"B bwd {dname:>4} {n:>6}  " + "   ".join(

@@ -73,6 +73,7 @@ for op, n in cells:
         for v in VARIANTS:
             launch.K = mods[v]
             launch._PLANS.clear()
+            launch._BWD_PLANS.clear()  # (since the tenth session: backward plans too)
             if op == "bwd":
                 _, _, rstd, _ = launch.forward(x, w, None, 1e-6, 0.0, "llama", x.dtype, x.dtype, True)
                 f = lambda: launch.backward(dy, x, w, rstd, 0.0, None, x.dtype, None, True)  # noqa

@@ -102,6 +102,7 @@ for op, dname, n in cells:
         for v, mod in MODS.items():
             launch.K = mod
             launch._PLANS.clear()
+            launch._BWD_PLANS.clear()  # (since the tenth session: backward plans too)
             if op == "bwd":
                 rs = [launch.forward(a[0], a[1], None, 1e-6, 0.0, "llama", dt, dt, True)[2]
                       for a in ins]
