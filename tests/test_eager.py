@@ -102,15 +102,19 @@ def test_a_call_that_differs_is_not_replayed(eager, change):
 
 def test_calls_that_are_never_replayed(eager):
     w = torch.randn(64)
-    x = torch.randn(3, 64, requires_grad=True)
-    rms_norm(x, w)  # autograd
     rms_norm(torch.randn(64, 3).t(), w)  # rows that do not view as (M, N): copied each call
     rms_norm(torch.randn(3, 64), torch.randn(128)[::2])  # a strided weight: copied each call
     rms_norm(torch.randn(0, 64), w)  # nothing to launch
     assert not ops._EAGER
+
+
+def test_autograd_and_no_grad_calls_have_their_own_entries(eager):
+    w, x = torch.randn(64), torch.randn(3, 64, requires_grad=True)
+    rms_norm(x, w)
     with torch.no_grad():
         rms_norm(x, w)
-    assert len(ops._EAGER) == 1, "no grad mode: x's requires_grad does not matter"
+    rms_norm(x.detach(), w)
+    assert sorted(k[0] for k in ops._EAGER) == [False, True], "no grad: requires_grad is moot"
 
 
 @pytest.mark.parametrize("bad, error", [
@@ -289,3 +293,45 @@ def test_a_backward_that_differs_is_not_replayed(interpreted_plans, change):
             interpreted_plans[t.data_ptr()] = t
     call(**other)
     assert len(launch._BWD_PLANS) == 2
+
+
+@pytest.mark.parametrize("kind", ["plain", "residual", "3-d", "x only"])
+def test_an_autograd_replay_gives_the_interpreted_paths_bits(interpreted_plans, monkeypatch,
+                                                             kind):
+    """A call that needs autograd replays its forward launch (rstd stored) inside _RMSNormFn
+    without the checks; its outputs and its gradients (the backward replayed too) equal the
+    interpreted path's, bit for bit."""
+    g = torch.Generator().manual_seed(len(kind) + 11)
+    shape = (2, 3, 32) if kind == "3-d" else (5, 32)
+    dt = torch.bfloat16
+
+    def inputs():
+        x = torch.randn(shape, generator=g).to(dt).requires_grad_()
+        w = (1 + 0.3 * torch.randn(32, generator=g)).to(dt).requires_grad_(kind != "x only")
+        r = torch.randn(shape, generator=g).to(dt).requires_grad_() if kind == "residual" else None
+        dy = torch.randn(shape, generator=g).to(dt)
+        for t in (x, w, r, dy):
+            if t is not None:
+                interpreted_plans[t.data_ptr()] = t
+        return x, w, r, dy
+
+    def step(x, w, r, dy):
+        out = rms_norm(x, w, residual=r)
+        ys, dys = (list(out), [dy, 0.5 * dy]) if r is not None else ([out], [dy])
+        for t in dys:  # (with a residual, h's gradient too: the launcher must see every input)
+            interpreted_plans[t.data_ptr()] = t
+        leaves = [t for t in (x, w, r) if t is not None and t.requires_grad]
+        return [y.detach() for y in ys] + list(torch.autograd.grad(ys, leaves, dys))
+
+    step(*inputs())
+    assert [k[0] for k in ops._EAGER] == [True]
+    ins = inputs()
+    monkeypatch.setattr(ops, "_validate", None)  # the forward replay runs no checks
+    monkeypatch.setattr(heuristics, "fwd_config", None)  # and, with the backward's, no table
+    monkeypatch.setattr(heuristics, "bwd_config", None)
+    fast = step(*ins)
+    monkeypatch.undo()
+    want = step(*ins)
+    assert len(fast) == len(want) == {"plain": 3, "3-d": 3, "residual": 5, "x only": 2}[kind]
+    for a, b in zip(fast, want):
+        assert a.dtype == b.dtype and not a.isnan().any() and torch.equal(a, b)

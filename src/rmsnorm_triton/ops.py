@@ -72,10 +72,15 @@ def _bwd_impl(dy, dh, xin, weight, rstd, offset, dx_dtype, dr_dtype, need_dw):
 
 class _RMSNormFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, residual, eps, offset, casting, out_dtype, residual_dtype, ret_h):
+    def forward(ctx, x, weight, residual, eps, offset, casting, out_dtype, residual_dtype, ret_h,
+                replay=None):
         need_grad = any(ctx.needs_input_grad[:3])
-        y, h, rstd = _fwd_impl(x, weight, residual, eps, offset, casting, out_dtype,
-                               residual_dtype, need_grad)
+        out = replay(x, weight, residual) if replay is not None else None  # (_remember's)
+        if out is not None:
+            y, h, rstd = out[:3]
+        else:
+            y, h, rstd = _fwd_impl(x, weight, residual, eps, offset, casting, out_dtype,
+                                   residual_dtype, need_grad)
         if h is None and ret_h:
             h = x.view_as(x) if residual_dtype in (None, x.dtype) else x.to(residual_dtype)
         if need_grad:
@@ -97,7 +102,7 @@ class _RMSNormFn(torch.autograd.Function):
         nx, nw, nr = ctx.needs_input_grad[:3]
         dx, dr, dw = _bwd_impl(dy, dh if ctx.ret_h else None, xin, weight, rstd, ctx.offset,
                                ctx.dtypes[0] if nx else None, ctx.dtypes[1] if nr else None, nw)
-        return dx, dw, dr, None, None, None, None, None, None
+        return dx, dw, dr, None, None, None, None, None, None, None
 
 
 # ---- torch.library: what torch.compile sees -------------------------------------------------
@@ -196,35 +201,37 @@ def rms_norm(x, weight=None, eps=1e-6, *, residual=None, prenorm=False, offset=0
                                                casting, out_dtype, residual_dtype)
         return _result(x, y, h if residual is not None else None, ret_h, residual_dtype)
     if torch.is_grad_enabled() and (x.requires_grad or _needs_grad(weight) or _needs_grad(residual)):
-        return _RMSNormFn.apply(x, weight, residual, float(eps), float(offset), casting, out_dtype,
-                                residual_dtype, ret_h)
-    # Nothing to differentiate: skip autograd's bookkeeping (a few us per call).
-    y, h, _ = _fwd_impl(x, weight, residual, eps, offset, casting, out_dtype, residual_dtype, False)
+        out = _RMSNormFn.apply(x, weight, residual, float(eps), float(offset), casting, out_dtype,
+                               residual_dtype, ret_h)
+    else:  # nothing to differentiate: skip autograd's bookkeeping (a few us per call)
+        y, h, _ = _fwd_impl(x, weight, residual, eps, offset, casting, out_dtype, residual_dtype,
+                            False)
+        out = _result(x, y, h, ret_h, residual_dtype)
     if key is not None:
         _remember(key, x, weight, residual, eps, offset, casting, out_dtype, residual_dtype, ret_h)
-    return _result(x, y, h, ret_h, residual_dtype)
+    return out
 
 
 # ---- the eager fast path --------------------------------------------------------------------
-# An eager call that needs no autograd, whose signature (below) passed the checks before, goes
-# straight to the launch plan that call left (launch._PLANS): no checks, no row views, no second
-# key. At small M the host's Python is most of a call (NOTES.md, items 26 and 79).
+# An eager call whose signature (below) passed the checks before goes straight to the launch
+# plan that call left (launch._PLANS): no checks, no row views, no second key; one that needs
+# autograd goes through _RMSNormFn with that plan. At small M the host's Python is most of a
+# call (NOTES.md, items 26, 79 and 88).
 _EAGER = {}
 
 
 def _eager(x, weight, residual, eps, offset, casting, prenorm, out_dtype, residual_dtype):
     """(key, its replay or None). The key holds everything the checks and the launch depend on
-    but the addresses' high bits (each tensor's type, shape, strides, dtype, device, 16-byte
-    alignment; the scalars with their types, the offset's sign too). (None, None) where the
-    call needs autograd or is being traced, or an argument is not what a key can hold (the
-    full path then says what is wrong)."""
+    but the addresses' high bits: whether autograd is needed, each tensor's type, shape,
+    strides, dtype, device and 16-byte alignment, the scalars with their types (the offset's
+    sign too). (None, None) while traced, or where an argument is not what a key can hold
+    (the full path then says what is wrong)."""
     if torch.compiler.is_compiling():
         return None, None
     try:
-        if torch.is_grad_enabled() and (x.requires_grad or _needs_grad(weight)
-                                        or _needs_grad(residual)):
-            return None, None
-        key = (type(x), x.shape, x.stride(), x.dtype, x.get_device(), x.data_ptr() & 15,
+        grad = torch.is_grad_enabled() and (x.requires_grad or _needs_grad(weight)
+                                            or _needs_grad(residual))
+        key = (grad, type(x), x.shape, x.stride(), x.dtype, x.get_device(), x.data_ptr() & 15,
                _tensor_key(weight), _tensor_key(residual), type(eps), eps, type(offset), offset,
                math.copysign(1.0, offset), casting, bool(prenorm), out_dtype, residual_dtype)
         return key, _EAGER.get(key)
@@ -239,28 +246,36 @@ def _tensor_key(t):
 
 
 def _remember(key, x, weight, residual, eps, offset, casting, out_dtype, residual_dtype, ret_h):
-    """Binds the signature of a no-grad call just made to the launch plan it left, where the
-    call made no copy (rows that view as (M, N), a unit-stride weight): the plan then takes the
-    caller's tensors as they are."""
+    """Binds the signature of a call just made to the launch plan it left, where the call made
+    no copy (rows that view as (M, N), a unit-stride weight): the plan then takes the caller's
+    tensors as they are. key[0]: the call needs autograd (the plan stores rstd)."""
     n = x.shape[-1]
     x2 = rows_view(x, n)
     r2 = rows_view(residual, n) if residual is not None else None
     if (x2.data_ptr() != x.data_ptr() or (r2 is not None and r2.data_ptr() != residual.data_ptr())
             or (weight is not None and weight.stride(0) != 1)):
         return
-    plan = launch.plan_for(x2, weight, r2, float(eps), float(offset), casting,
-                           out_dtype or x.dtype, _h_dtype(x, residual, residual_dtype), False)
+    grad, eps, offset = key[0], float(eps), float(offset)
+    plan = launch.plan_for(x2, weight, r2, eps, offset, casting, out_dtype or x.dtype,
+                           _h_dtype(x, residual, residual_dtype), grad)
     if plan is None:
         return
     if len(_EAGER) >= 4096:  # many shapes (serving's varying M): start over
         _EAGER.clear()
     shape, like = tuple(x.shape), x.is_contiguous()
 
+    def launch_(x, weight, residual):
+        return plan(x, weight, residual, shape, like)
+
     def replay(x, weight, residual):
-        out = plan(x, weight, residual, shape, like)
+        out = launch_(x, weight, residual)
         return out and _result(x, out[0], out[1], ret_h, residual_dtype)
 
-    _EAGER[key] = replay
+    def replay_grad(x, weight, residual):
+        return _RMSNormFn.apply(x, weight, residual, eps, offset, casting, out_dtype,
+                                residual_dtype, ret_h, launch_)
+
+    _EAGER[key] = replay_grad if grad else replay
 
 
 def _result(x, y, h, ret_h, residual_dtype):
