@@ -3,8 +3,8 @@ is timed is ours (checks, keys, allocation, argument lists) and autograd's, not 
 
     python benchmarks/host_cpu.py [--m 1] [--n 4096] [--full]
 
---full: beside it, alternated, the code as it was before items 88-89 of NOTES.md (ops._EAGER
-and launch._BWD_PLANS off; launch's forward plans, older, stay on).
+--full: beside it, alternated, the code as it was before items 88-89 of NOTES.md (no
+ops._EAGER, no backward or in-place plans; launch's other forward plans, older, stay on).
 CPU tensors stand in for CUDA ones (their allocation is not the caching allocator's).
 """
 
@@ -14,7 +14,7 @@ import timeit
 import torch
 import triton
 
-from rmsnorm_triton import heuristics, kernels, launch, ops, rms_norm
+from rmsnorm_triton import fused_add_rms_norm_, heuristics, kernels, launch, ops, rms_norm
 
 
 class _Launcher:
@@ -45,15 +45,16 @@ def us(fn, number=2000):
 
 
 def before(fn):
-    """fn as the code before items 88-89 of NOTES.md ran it: ops._EAGER and launch._BWD_PLANS
-    off (launch's forward plans, older, stay on)."""
+    """fn as the code before items 88-89 of NOTES.md ran it: no ops._EAGER, no backward plans,
+    no in-place forward plans (launch's other forward plans, older, stay on)."""
     def call():
-        eager, bplans = ops._eager, launch._BWD_PLANS
-        ops._eager, launch._BWD_PLANS = (lambda *args: (None, None)), _Never()
+        saved = ops._lookup, launch._BWD_PLANS, launch._PLANS
+        ops._lookup = lambda *args: (None, None)
+        launch._BWD_PLANS, launch._PLANS = _Never(), _OLD_PLANS
         try:
             return fn()
         finally:
-            ops._eager, launch._BWD_PLANS = eager, bplans
+            ops._lookup, launch._BWD_PLANS, launch._PLANS = saved
     return call
 
 
@@ -68,12 +69,13 @@ def main():
     w = torch.randn(a.n, dtype=torch.bfloat16)
     xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
     y = rms_norm(xg, wg)
-    dy = torch.randn_like(x)
+    dy, r = torch.randn_like(x), torch.randn_like(x)
     rstd = torch.rand(a.m) + 0.5
     cases = {
         "rms_norm (no grad)": lambda: rms_norm(x, w),
         "rms_norm (M, 1, N)": lambda: rms_norm(x.view(a.m, 1, a.n), w),
         "rms_norm + residual": lambda: rms_norm(x, w, residual=x),
+        "fused_add_rms_norm_": lambda: fused_add_rms_norm_(x, r, w),
         "rms_norm forward (autograd)": lambda: rms_norm(xg, wg),
         "autograd.grad (backward)": lambda: torch.autograd.grad(y, (xg, wg), dy,
                                                                 retain_graph=True),
@@ -97,6 +99,17 @@ class _Never(dict):
 
     def __setitem__(self, key, value):
         pass
+
+
+class _NotInPlace(dict):
+    """launch's forward plans as they were: none for a call written in place (key's last)."""
+
+    def __setitem__(self, key, value):
+        if not key[-1]:
+            super().__setitem__(key, value)
+
+
+_OLD_PLANS = _NotInPlace()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ process would run it (test_launch's fake_fwd)."""
 import pytest
 import torch
 
-from rmsnorm_triton import heuristics, kernels, launch, ops, rms_norm
+from rmsnorm_triton import fused_add_rms_norm_, heuristics, kernels, launch, ops, rms_norm
 from test_launch import compiled_path, fake_fwd  # noqa: F401 - fixtures
 
 
@@ -114,7 +114,7 @@ def test_autograd_and_no_grad_calls_have_their_own_entries(eager):
     with torch.no_grad():
         rms_norm(x, w)
     rms_norm(x.detach(), w)
-    assert sorted(k[0] for k in ops._EAGER) == [False, True], "no grad: requires_grad is moot"
+    assert sorted(k[-1] for k in ops._EAGER) == [False, True], "no grad: requires_grad is moot"
 
 
 @pytest.mark.parametrize("bad, error", [
@@ -324,7 +324,7 @@ def test_an_autograd_replay_gives_the_interpreted_paths_bits(interpreted_plans, 
         return [y.detach() for y in ys] + list(torch.autograd.grad(ys, leaves, dys))
 
     step(*inputs())
-    assert [k[0] for k in ops._EAGER] == [True]
+    assert [k[-1] for k in ops._EAGER] == [True], "the key ends with: autograd is needed"
     ins = inputs()
     monkeypatch.setattr(ops, "_validate", None)  # the forward replay runs no checks
     monkeypatch.setattr(heuristics, "fwd_config", None)  # and, with the backward's, no table
@@ -335,3 +335,48 @@ def test_an_autograd_replay_gives_the_interpreted_paths_bits(interpreted_plans, 
     assert len(fast) == len(want) == {"plain": 3, "3-d": 3, "residual": 5, "x only": 2}[kind]
     for a, b in zip(fast, want):
         assert a.dtype == b.dtype and not a.isnan().any() and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["plain", "3-d", "fp32 residual", "gemma"])
+def test_an_in_place_replay_gives_the_interpreted_paths_bits(interpreted_plans, monkeypatch,
+                                                             kind):
+    """fused_add_rms_norm_'s second call replays its launch (no checks) writing x and residual
+    in place; the same inputs through the interpreted path give the same bits."""
+    g = torch.Generator().manual_seed(len(kind) + 3)
+    shape = (2, 3, 48) if kind == "3-d" else (4, 48)
+    rdt = torch.float32 if kind == "fp32 residual" else torch.float16
+    w = (1 + 0.3 * torch.randn(48, generator=g)).to(torch.float16)
+    kw = dict(offset=1.0, casting="gemma") if kind == "gemma" else {}
+
+    def inputs():
+        x = torch.randn(shape, generator=g).to(torch.float16)
+        r = torch.randn(shape, generator=g).to(rdt)
+        for t in (x, r, w):
+            interpreted_plans[t.data_ptr()] = t
+        return x, r
+
+    fused_add_rms_norm_(*inputs(), w, 1e-5, **kw)
+    assert len(ops._EAGER) == 1
+    x, r = inputs()
+    x0, r0, x_in, r_in = x.clone(), r.clone(), x.clone(), r.clone()
+    interpreted_plans[x0.data_ptr()], interpreted_plans[r0.data_ptr()] = x0, r0
+    _no_checks(monkeypatch)
+    monkeypatch.setattr(ops, "_overlap", None)
+    out = fused_add_rms_norm_(x, r, w, 1e-5, **kw)
+    assert out[0] is x and out[1] is r
+    monkeypatch.undo()
+    want = fused_add_rms_norm_(x0, r0, w, 1e-5, **kw)
+    assert torch.equal(x, want[0]) and torch.equal(r, want[1])
+    assert not torch.equal(x, x_in) and not torch.equal(r, r_in), "both written in place"
+
+
+def test_overlapping_tensors_after_a_replayed_call_still_raise(interpreted_plans):
+    base, w = torch.randn(6, 32), torch.randn(32)
+    x, r = torch.randn(2, 32), torch.randn(2, 32)
+    for t in (w, x, r, base[:2], base[4:]):
+        interpreted_plans[t.data_ptr()] = t
+    fused_add_rms_norm_(x, r, w)
+    fused_add_rms_norm_(base[:2], base[4:], w)  # the same signature, apart: replayed
+    assert len(ops._EAGER) == 1
+    with pytest.raises(ValueError, match="share memory"):
+        fused_add_rms_norm_(base[:2], base[1:3], w)  # the same signature, overlapping

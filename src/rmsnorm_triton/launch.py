@@ -373,12 +373,15 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     """Runs rms_norm_fwd on (M, N) rows. Returns y, h (or None), rstd (or None), trace buffers.
 
     y and h may be given (fused_add_rms_norm_ passes x and residual themselves: every element
-    is read by the program that overwrites it, before it does).
+    is read by the program that overwrites it, before it does). Calls with outputs made here,
+    or written in place so, keep a replay (_PLANS).
     """
     weight = dense(weight)
     key = None
-    if not INTERPRETED and config is None and not trace and y is None and h is None:
-        key = _plan_key(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, store_rstd)
+    inplace = y is x2 and h is residual2 and h is not None
+    if not INTERPRETED and config is None and not trace and (inplace or y is h is None):
+        key = _plan_key(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, store_rstd,
+                        inplace)
         plan = _PLANS.get(key)
         out = plan(x2, weight, residual2) if plan is not None else None
         if out is not None:
@@ -442,7 +445,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     if key is not None and not gs and x2.get_device() == torch.cuda.current_device():
         if len(_PLANS) >= 4096:  # many shapes (serving's varying M): start over
             _PLANS.clear()
-        _PLANS[key] = _fwd_plan(k, grid[0], args, y, h, rstd)
+        _PLANS[key] = _fwd_plan(k, grid[0], args, y, h, rstd, inplace)
     return y, h, rstd, (tr_blk, tr_row)
 
 
@@ -467,20 +470,21 @@ def _plan_key(x2, weight, residual2, eps, offset, *rest):
             math.copysign(1.0, offset), eps, offset) + rest
 
 
-def plan_for(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, store_rstd):
-    """The replay forward() keeps for these arguments (None: it made none). ops.rms_norm binds
-    its own no-grad calls to it, skipping its checks too (ops._EAGER)."""
+def plan_for(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, store_rstd,
+             inplace=False):
+    """The replay forward() keeps for these arguments (None: it made none). ops binds its calls
+    to it, skipping its checks too (ops._EAGER)."""
     return _PLANS.get(_plan_key(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype,
-                                store_rstd))
+                                store_rstd, inplace))
 
 
-def _fwd_plan(k, g0, args, y, h, rstd):
+def _fwd_plan(k, g0, args, y, h, rstd, inplace=False):
     """A replay of rms_norm_fwd's launch with these args (positions as in forward's list):
     plan(x, weight, residual, shape=None) -> (y, h, rstd, (None, None)), or None when another
     device is current (the caller takes its full path). x and residual may be any tensors whose
     rows lie as the planned ones' do (ops.rms_norm passes them unviewed); y and h are made in
     `shape` (default (M, N)), rows contiguous as planned; like=True (x contiguous): those of x's
-    dtype as empty_like(x), a cheaper call."""
+    dtype as empty_like(x), a cheaper call. inplace: y and h are x and residual themselves."""
     template = [a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args]
     dev, where = args[0].get_device(), args[0].device
     y_spec = (tuple(y.shape), y.dtype)
@@ -495,16 +499,19 @@ def _fwd_plan(k, g0, args, y, h, rstd):
             _PLANS.clear()  # another device is current: the full path switches to x's
             return None
         x = x2.data_ptr()
-        if like and y_like:
-            y = torch.empty_like(x2)
+        if inplace:
+            y, h = x2, residual2
         else:
-            y = torch.empty(shape or y_spec[0], dtype=y_spec[1], device=where)
-        if h_spec is None:
-            h = None
-        elif like and h_like:
-            h = torch.empty_like(x2)
-        else:
-            h = torch.empty(shape or h_spec[0], dtype=h_spec[1], device=where)
+            if like and y_like:
+                y = torch.empty_like(x2)
+            else:
+                y = torch.empty(shape or y_spec[0], dtype=y_spec[1], device=where)
+            if h_spec is None:
+                h = None
+            elif like and h_like:
+                h = torch.empty_like(x2)
+            else:
+                h = torch.empty(shape or h_spec[0], dtype=h_spec[1], device=where)
         rstd = torch.empty(r_spec[0], dtype=r_spec[1], device=where) if r_spec else None
         call = template.copy()
         call[0] = call[6] = call[7] = call[8] = x  # x, and the stand-ins for unused pointers

@@ -200,7 +200,9 @@ def rms_norm(x, weight=None, eps=1e-6, *, residual=None, prenorm=False, offset=0
         y, h, _ = torch.ops.rmsnorm_triton.fwd(x, weight, residual, float(eps), float(offset),
                                                casting, out_dtype, residual_dtype)
         return _result(x, y, h if residual is not None else None, ret_h, residual_dtype)
-    if torch.is_grad_enabled() and (x.requires_grad or _needs_grad(weight) or _needs_grad(residual)):
+    grad = torch.is_grad_enabled() and (x.requires_grad or _needs_grad(weight)
+                                        or _needs_grad(residual))
+    if grad:
         out = _RMSNormFn.apply(x, weight, residual, float(eps), float(offset), casting, out_dtype,
                                residual_dtype, ret_h)
     else:  # nothing to differentiate: skip autograd's bookkeeping (a few us per call)
@@ -208,7 +210,8 @@ def rms_norm(x, weight=None, eps=1e-6, *, residual=None, prenorm=False, offset=0
                             False)
         out = _result(x, y, h, ret_h, residual_dtype)
     if key is not None:
-        _remember(key, x, weight, residual, eps, offset, casting, out_dtype, residual_dtype, ret_h)
+        _remember(key, grad, x, weight, residual, eps, offset, casting, out_dtype, residual_dtype,
+                  ret_h)
     return out
 
 
@@ -221,19 +224,28 @@ _EAGER = {}
 
 
 def _eager(x, weight, residual, eps, offset, casting, prenorm, out_dtype, residual_dtype):
-    """(key, its replay or None). The key holds everything the checks and the launch depend on
-    but the addresses' high bits: whether autograd is needed, each tensor's type, shape,
-    strides, dtype, device and 16-byte alignment, the scalars with their types (the offset's
-    sign too). (None, None) while traced, or where an argument is not what a key can hold
-    (the full path then says what is wrong)."""
-    if torch.compiler.is_compiling():
-        return None, None
+    """rms_norm's (key, its replay or None); the key ends with whether autograd is needed."""
     try:
         grad = torch.is_grad_enabled() and (x.requires_grad or _needs_grad(weight)
                                             or _needs_grad(residual))
-        key = (grad, type(x), x.shape, x.stride(), x.dtype, x.get_device(), x.data_ptr() & 15,
+    except AttributeError:  # not a tensor: the checks will say
+        return None, None
+    return _lookup(x, weight, residual, eps, offset, casting, prenorm, out_dtype, residual_dtype,
+                   grad)
+
+
+def _lookup(x, weight, residual, eps, offset, casting, *rest):
+    """(key, its replay or None). The key holds everything the checks and the launch depend on
+    but the addresses' high bits: each tensor's type, shape, strides, dtype, device and
+    16-byte alignment, the scalars with their types (the offset's sign too), then `rest`.
+    (None, None) while traced, or where an argument is not what a key can hold (the full path
+    then says what is wrong)."""
+    if torch.compiler.is_compiling():
+        return None, None
+    try:
+        key = (type(x), x.shape, x.stride(), x.dtype, x.get_device(), x.data_ptr() & 15,
                _tensor_key(weight), _tensor_key(residual), type(eps), eps, type(offset), offset,
-               math.copysign(1.0, offset), casting, bool(prenorm), out_dtype, residual_dtype)
+               math.copysign(1.0, offset), casting) + rest
         return key, _EAGER.get(key)
     except (AttributeError, TypeError, RuntimeError):  # not a tensor, not a number, not
         return None, None  # hashable, no data pointer (functorch's wrappers, fake tensors)
@@ -245,23 +257,28 @@ def _tensor_key(t):
     return type(t), t.shape, t.stride(), t.dtype, t.get_device(), t.data_ptr() & 15
 
 
-def _remember(key, x, weight, residual, eps, offset, casting, out_dtype, residual_dtype, ret_h):
-    """Binds the signature of a call just made to the launch plan it left, where the call made
-    no copy (rows that view as (M, N), a unit-stride weight): the plan then takes the caller's
-    tensors as they are. key[0]: the call needs autograd (the plan stores rstd)."""
+def _plan_of(x, weight, residual, eps, offset, casting, out_dtype, h_dtype, grad, inplace=False):
+    """The launch plan the call just made left, where that call made no copy (rows that view
+    as (M, N), a unit-stride weight): the plan then takes the caller's tensors as they are."""
     n = x.shape[-1]
     x2 = rows_view(x, n)
     r2 = rows_view(residual, n) if residual is not None else None
     if (x2.data_ptr() != x.data_ptr() or (r2 is not None and r2.data_ptr() != residual.data_ptr())
             or (weight is not None and weight.stride(0) != 1)):
-        return
-    grad, eps, offset = key[0], float(eps), float(offset)
-    plan = launch.plan_for(x2, weight, r2, eps, offset, casting, out_dtype or x.dtype,
-                           _h_dtype(x, residual, residual_dtype), grad)
+        return None
+    return launch.plan_for(x2, weight, r2, float(eps), float(offset), casting, out_dtype,
+                           h_dtype, grad, inplace)
+
+
+def _remember(key, grad, x, weight, residual, eps, offset, casting, out_dtype, residual_dtype,
+              ret_h):
+    """Binds the signature of an rms_norm call just made to the launch plan it left; grad: it
+    needs autograd (the plan stores rstd, _RMSNormFn runs it)."""
+    plan = _plan_of(x, weight, residual, eps, offset, casting, out_dtype or x.dtype,
+                    _h_dtype(x, residual, residual_dtype), grad)
     if plan is None:
         return
-    if len(_EAGER) >= 4096:  # many shapes (serving's varying M): start over
-        _EAGER.clear()
+    eps, offset = float(eps), float(offset)
     shape, like = tuple(x.shape), x.is_contiguous()
 
     def launch_(x, weight, residual):
@@ -275,7 +292,13 @@ def _remember(key, x, weight, residual, eps, offset, casting, out_dtype, residua
         return _RMSNormFn.apply(x, weight, residual, eps, offset, casting, out_dtype,
                                 residual_dtype, ret_h, launch_)
 
-    _EAGER[key] = replay_grad if grad else replay
+    _store(key, replay_grad if grad else replay)
+
+
+def _store(key, replay):
+    if len(_EAGER) >= 4096:  # many shapes (serving's varying M): start over
+        _EAGER.clear()
+    _EAGER[key] = replay
 
 
 def _result(x, y, h, ret_h, residual_dtype):
@@ -291,32 +314,52 @@ def _needs_grad(t) -> bool:
     return t is not None and t.requires_grad
 
 
-@torch.no_grad()
 def fused_add_rms_norm_(x, residual, weight, eps=1e-6, *, offset=0.0, casting="llama"):
     """In place, for inference: residual <- x + residual, then x <- RMSNorm(residual).
 
     Serving engines' semantics (vLLM's fused_add_rms_norm). x and residual must not overlap;
     both keep their dtypes and layouts; nothing else is written. Returns (x, residual).
+    A call whose signature passed before replays its launch (ops._EAGER), its overlap checked.
     """
-    _validate(x, weight, eps, residual, offset, casting, None, None)
-    if _overlap(x, residual):
-        raise ValueError("x and residual share memory; fused_add_rms_norm_ needs two "
-                         "separate tensors")
-    n = x.shape[-1]
-    x2, r2 = rows_view(x, n), rows_view(residual, n)
-    if x2.data_ptr() != x.data_ptr() or r2.data_ptr() != residual.data_ptr():
-        raise ValueError("fused_add_rms_norm_ needs x and residual with rows of unit stride "
-                         "(a layout that views as (M, N)); got a layout that would need a copy")
-    launch.forward(x2, weight, r2, float(eps), float(offset), casting, x.dtype, residual.dtype,
-                   False, y=x2, h=r2)
+    key, replay = _lookup(x, weight, residual, eps, offset, casting, "in place")
+    if replay is not None and replay(x, weight, residual) is not None:
+        return x, residual
+    with torch.no_grad():
+        _validate(x, weight, eps, residual, offset, casting, None, None)
+        if _overlap(x, residual):
+            raise ValueError("x and residual share memory; fused_add_rms_norm_ needs two "
+                             "separate tensors")
+        n = x.shape[-1]
+        x2, r2 = rows_view(x, n), rows_view(residual, n)
+        if x2.data_ptr() != x.data_ptr() or r2.data_ptr() != residual.data_ptr():
+            raise ValueError("fused_add_rms_norm_ needs x and residual with rows of unit stride "
+                             "(a layout that views as (M, N)); got a layout that would need a "
+                             "copy")
+        launch.forward(x2, weight, r2, float(eps), float(offset), casting, x.dtype,
+                       residual.dtype, False, y=x2, h=r2)
+    plan = _plan_of(x, weight, residual, eps, offset, casting, x.dtype, residual.dtype, False,
+                    True) if key is not None else None
+    if plan is not None:
+        span_x, span_r = _span(x), _span(residual)
+
+        def replay(x, weight, residual):
+            a, b = x.data_ptr(), residual.data_ptr()
+            if a < b + span_r and b < a + span_x:  # they overlap: the full path refuses
+                return None
+            return plan(x, weight, residual)
+
+        _store(key, replay)
     return x, residual
 
 
+def _span(t) -> int:
+    """Bytes from t's first element to just past its last (strided rows span past numel)."""
+    return (1 + sum((s - 1) * st for s, st in zip(t.shape, t.stride()))) * t.element_size()
+
+
 def _overlap(a, b) -> bool:
-    """True when the address ranges a and b span intersect (strided rows span past numel)."""
+    """True when the address ranges a and b span intersect."""
     if a.numel() == 0 or b.numel() == 0:  # nothing is written; empty tensors may share ptr 0
         return False
     a0, b0 = a.data_ptr(), b.data_ptr()
-    a1 = a0 + (1 + sum((s - 1) * st for s, st in zip(a.shape, a.stride()))) * a.element_size()
-    b1 = b0 + (1 + sum((s - 1) * st for s, st in zip(b.shape, b.stride()))) * b.element_size()
-    return a0 < b1 and b0 < a1
+    return a0 < b0 + _span(b) and b0 < a0 + _span(a)
