@@ -4,6 +4,8 @@
    random inputs into outputs poisoned with NaN (blocks of the same size filled and freed, so
    the caching allocator hands them back), through the replay alone (ops._validate refuses to
    run): y against float64 (max error in ulp <= 1), h = x + r bitwise as torch rounds it.
+   fused_add_rms_norm_ likewise (in place); under autograd, the replayed forward and the
+   replayed backward give the full path's bits (ops._lookup off) in y and every gradient.
 2. latency.py --eager: fast path against the full path (with launch's plan, the code before
    this run) and F.rms_norm, alternated in one process.
 3. One call at M = 256, N = 4096 replayed in a CUDA graph, per warps a program (run 96: ours
@@ -70,6 +72,55 @@ def check_case(shape, dt, kind, strided):
     return ok, e, replays
 
 
+def check_fused(shape, dt, rdt):
+    n = shape[-1]
+    w = (1 + 0.3 * torch.randn(n, device="cuda")).to(dt)
+    x, r = torch.randn(shape, device="cuda", dtype=dt), torch.randn(shape, device="cuda", dtype=rdt)
+    R.fused_add_rms_norm_(x, r, w)
+    replays = len(ops._EAGER) > 0
+    x, r = torch.randn(shape, device="cuda", dtype=dt), torch.randn(shape, device="cuda", dtype=rdt)
+    h = (x.float() + r.float()).to(rdt)
+    ref, _ = rms_norm_ref(h, w)
+    real = ops._validate
+    if replays:
+        ops._validate = lambda *a: (_ for _ in ()).throw(AssertionError("not replayed"))
+    try:
+        R.fused_add_rms_norm_(x, r, w)
+    finally:
+        ops._validate = real
+    e = max_scaled_error(x, ref)
+    return e <= 1 and torch.equal(r, h), e, replays
+
+
+def check_autograd(shape, dt, residual):
+    n = shape[-1]
+
+    def inputs():
+        x = torch.randn(shape, device="cuda", dtype=dt, requires_grad=True)
+        w = (1 + 0.3 * torch.randn(n, device="cuda")).to(dt).requires_grad_()
+        r = torch.randn(shape, device="cuda", dtype=dt, requires_grad=True) if residual else None
+        return x, w, r, torch.randn(shape, device="cuda", dtype=dt)
+
+    def step(x, w, r, dy):
+        out = R.rms_norm(x, w, residual=r)
+        ys, dys = (list(out), [dy, 0.5 * dy]) if r is not None else ([out], [dy])
+        leaves = [t for t in (x, w, r) if t is not None]
+        return [y.detach() for y in ys] + list(torch.autograd.grad(ys, leaves, dys))
+
+    step(*inputs())
+    replays = any(k[-1] is True for k in ops._EAGER)
+    ins = inputs()
+    fast = step(*ins)
+    real = ops._lookup
+    ops._lookup = lambda *a: (None, None)
+    launch._BWD_PLANS.clear()
+    try:
+        full = step(*ins)
+    finally:
+        ops._lookup = real
+    return all(torch.equal(a, b) for a, b in zip(fast, full)), len(fast), replays
+
+
 def main():
     print(torch.cuda.get_device_name(), torch.__version__, flush=True)
     bad = replayed = 0
@@ -86,6 +137,23 @@ def main():
                     if not ok or shape == (3, 5, 1000):
                         print(f"{'OK' if ok else 'FAIL'} {shape} {dt} {kind} strided={strided} "
                               f"replayed={rep} err {e}", flush=True)
+    for shape in [(1, 4096), (4, 1, 4096), (256, 4096), (3, 1000)]:
+        for dt, rdt in ((torch.bfloat16, torch.bfloat16), (torch.float16, torch.float32)):
+            ops._EAGER.clear()
+            ok, e, rep = check_fused(shape, dt, rdt)
+            bad += not ok
+            replayed += rep
+            print(f"{'OK' if ok else 'FAIL'} fused_add_rms_norm_ {shape} {dt} h {rdt} "
+                  f"replayed={rep} err {e}", flush=True)
+        for dt in (torch.bfloat16, torch.float32):
+            for residual in (False, True):
+                ops._EAGER.clear()
+                ok, k, rep = check_autograd(shape, dt, residual)
+                bad += not ok
+                replayed += rep
+                print(f"{'OK' if ok else 'FAIL'} autograd {shape} {dt} residual={residual}: "
+                      f"{k} outputs and gradients bitwise the full path's, replayed={rep}",
+                      flush=True)
     print(f"eager replay check: {'ALL OK' if not bad else f'{bad} FAILED'} ({replayed} cases "
           "replayed; SPLIT rows are not)", flush=True)
     latency.eager_ab()
