@@ -126,12 +126,13 @@ def plans_ab(rounds=7):
 
 
 def eager_ab(rounds=7):
-    """rms_norm (no grad) with its eager fast path (ops._EAGER: no checks, no views, one key)
-    and without it (the full path, with launch's plan: as before run 112), alternated in one
-    process, beside F.rms_norm; and the output's allocation both ways the plan can make it."""
+    """rms_norm (no grad) and fused_add_rms_norm_ with their eager fast path (ops._EAGER: no
+    checks, no views, one key) and without it (the full path, with launch's plan), alternated
+    in one process, beside F.rms_norm; and the output's allocation both ways the plan can make
+    it."""
     from rmsnorm_triton import ops
 
-    n, real = 4096, ops._eager
+    n, real = 4096, ops._lookup
     w = torch.randn(n, device="cuda", dtype=torch.bfloat16)
     med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
     print(f"{'M':>5} {'call':>24} {'fast us':>8} {'full us':>8} {'F.rms_norm':>10}  "
@@ -142,17 +143,18 @@ def eager_ab(rounds=7):
         r = torch.randn_like(x)
         calls = (("rms_norm (M, N)", lambda: R.rms_norm(x, w), x),
                  ("rms_norm (M, 1, N)", lambda: R.rms_norm(x3, w), x3),
-                 ("rms_norm + residual", lambda: R.rms_norm(x, w, residual=r), x))
+                 ("rms_norm + residual", lambda: R.rms_norm(x, w, residual=r), x),
+                 ("fused_add_rms_norm_", lambda: R.fused_add_rms_norm_(x, r, w), x))
         for name, fn, xin in calls:
             on, off, native = [], [], []
             for _ in range(rounds):
-                ops._eager = real
+                ops._lookup = real
                 on.append(per_call_us(fn))
-                ops._eager = lambda *a: (None, None)
+                ops._lookup = lambda *a: (None, None)
                 off.append(per_call_us(fn))
                 native.append(per_call_us(
                     lambda: torch.nn.functional.rms_norm(xin, (n,), w, 1e-6)))
-            ops._eager = real
+            ops._lookup = real
             print(f"{m:>5} {name:>24} {med(on):8.2f} {med(off):8.2f} {med(native):10.2f}  "
                   f"({min(on):.2f}; {min(off):.2f}; {min(native):.2f})", flush=True)
     x = torch.randn(1, n, device="cuda", dtype=torch.bfloat16)
