@@ -379,7 +379,8 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     weight = dense(weight)
     key = None
     inplace = y is x2 and h is residual2 and h is not None
-    if not INTERPRETED and config is None and not trace and (inplace or y is h is None):
+    made_here = y is None and h is None
+    if not INTERPRETED and config is None and not trace and (inplace or made_here):
         key = _plan_key(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, store_rstd,
                         inplace)
         plan = _PLANS.get(key)
