@@ -536,6 +536,7 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
     dx and dr hold the same values; each is written only when asked for, never aliased.
     A call seen before replays its launches (_BWD_PLANS), as the forward's do.
     """
+    weight = dense(weight)
     key = None
     if not INTERPRETED and config is None and programs is None:
         key = _bwd_key(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw)
@@ -545,8 +546,6 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
             return out
     m, n = xin2.shape
     dev = xin2.device
-    dense_w = weight is None or weight.stride(0) == 1
-    weight = dense(weight)
     dx, dr = _bwd_outputs(m, n, dev, dx_dtype, dr_dtype, xin2.dtype)
     need_dw = need_dw and weight is not None
     if m == 0:
@@ -590,10 +589,9 @@ def backward(dy2, xin2, weight, rstd, offset, dh2, dx_dtype, dr_dtype, need_dw, 
     if need_dw:
         dw = torch.empty_like(weight)
         block_n = 256 if n >= 256 else max(16, 1 << (n - 1).bit_length())
-        reduce = ((cdiv(n, block_n),), (part, dw, part_rows, n, 32, block_n, args[-1]))
-        k2 = run(K.dw_reduce, reduce[0], reduce[1], 4)
-        reduce = (k2,) + reduce
-    if key is not None and not gs and dense_w and xin2.get_device() == torch.cuda.current_device():
+        g2, args2 = (cdiv(n, block_n),), (part, dw, part_rows, n, 32, block_n, args[-1])
+        reduce = (run(K.dw_reduce, g2, args2, 4), g2, args2)
+    if key is not None and not gs and xin2.get_device() == torch.cuda.current_device():
         if len(_BWD_PLANS) >= 4096:  # many shapes: start over
             _BWD_PLANS.clear()
         _BWD_PLANS[key] = _bwd_plan(k, progs, args, reduce, dx_dtype, dr_dtype)
@@ -625,10 +623,11 @@ _BWD_PLANS = {}
 
 
 def _bwd_key(dy2, xin2, weight, rstd, offset, dh2, *rest):
-    """What the backward's launches depend on besides the addresses (as _plan_key)."""
+    """What the backward's launches depend on besides the addresses (as _plan_key; the weight
+    is dense here already)."""
     return (dy2.shape, dy2.stride(0), dy2.dtype, dy2.data_ptr() & 15, xin2.shape, xin2.stride(0),
             xin2.dtype, xin2.get_device(), xin2.data_ptr() & 15,
-            None if weight is None else (weight.dtype, weight.stride(0), weight.data_ptr() & 15),
+            None if weight is None else (weight.dtype, weight.data_ptr() & 15),
             rstd.dtype, rstd.data_ptr() & 15,
             None if dh2 is None else (dh2.dtype, dh2.stride(0), dh2.data_ptr() & 15),
             math.copysign(1.0, offset), offset) + rest
