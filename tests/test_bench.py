@@ -171,6 +171,29 @@ def test_readme_tables_come_from_the_file(tmp_path):
         report.markdown(records.read(tmp_path / "a.csv"), gpu="GPU C")
 
 
+def test_latency_table_comes_from_the_file(tmp_path):
+    def lat(provider, op, m, us):
+        r = _row(provider, "fwd", "bf16", 4096, 50.0)
+        return dict(r, op=op, M=m, ms=us / 1e3, gbps=None, pct_copy=None)
+
+    rows = [lat("rmsnorm_triton", "latency", 1, 27.0), lat("rmsnorm_triton", "latency", 8, 26.5),
+            lat("torch_native", "latency", 1, 15.8), lat("liger", "latency", 1, 70.0),
+            lat("quack", "latency", 1, 40.0), lat("rmsnorm_triton", "latency_graph", 1, 1.27),
+            lat("liger", "latency_graph", 1, 1.64),
+            _row("rmsnorm_triton", "fwd", "bf16", 4096, 98.0)]
+    records.append(rows, tmp_path / "lat.csv")
+    text = report.latency_markdown(records.read(tmp_path / "lat.csv"))
+    table = text.split("\n\n")[0].splitlines()
+    assert table == ["| bf16, N = 4K: us per call | M = 1 | M = 8 |",
+                     "|:--|--:|--:|",
+                     "| eager, this library | 27.00 | 26.50 |",
+                     "| eager, F.rms_norm | 15.80 | - |",
+                     "| eager, best other peer | 40.00 Q | - |",
+                     "| CUDA graph, this library | 1.27 | - |",
+                     "| CUDA graph, F.rms_norm | - | - |",
+                     "| CUDA graph, best other peer | 1.64 L | - |"]
+
+
 def test_report_command_writes_the_tables_and_the_plot(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     data = _synthetic(tmp_path / "a.csv")

@@ -224,6 +224,47 @@ def markdown(rows, gpu=None, commit=None) -> str:
     return "\n\n".join(out)
 
 
+def latency_markdown(rows, gpu=None, commit=None) -> str:
+    """The forward's time per call against M: eager (back-to-back calls, wall clock) and replayed
+    in a CUDA graph, for this library, F.rms_norm (torch's one C++ op) and the fastest peer."""
+    name, rows = select(rows, gpu, commit)
+    lat = [r for r in rows if r["op"] in LATENCY_OPS]
+    if not lat:
+        raise ValueError(f"no latency rows for {name}")
+    out = []
+    for dtype in _ordered({r["dtype"] for r in lat}):
+        for n in sorted({r["N"] for r in lat if r["dtype"] == dtype}):
+            sub = [r for r in lat if (r["dtype"], r["N"]) == (dtype, n)]
+            ms_ = sorted({r["M"] for r in sub})
+            lines = [f"| {dtype}, N = {fmt_n(n)}: us per call | "
+                     + " | ".join(f"M = {m}" for m in ms_) + " |", "|:--|" + "--:|" * len(ms_)]
+            for op, what in (("latency", "eager"), ("latency_graph", "CUDA graph")):
+                at = {(r["provider"], r["M"]): r for r in sub if r["op"] == op}
+                if not at:
+                    continue
+                for label, pick in (("this library", lambda m: at.get((OURS, m))),
+                                    ("F.rms_norm", lambda m: at.get(("torch_native", m))),
+                                    ("best other peer", lambda m: _fastest(at, m))):
+                    cells = [pick(m) for m in ms_]
+                    lines.append(f"| {what}, {label} | " + " | ".join(
+                        "-" if r is None or r["ms"] is None else f"{r['ms'] * 1e3:.2f}"
+                        + (f" {_letter(r['provider'])}" if label == "best other peer" else "")
+                        for r in cells) + " |")
+            out.append("\n".join(lines))
+    legend = ", ".join(f"{v[0]} {v[1]}" for p, v in PEERS.items() if p != "torch_native"
+                       and any(r["provider"] == p for r in lat))
+    out.append(f"Microseconds per forward call on {name}: eager is the wall clock of back-to-back "
+               f"calls, host included; CUDA graph is per call replayed. Best other peer: the "
+               f"fastest of the rest ({legend}).")
+    return "\n\n".join(out)
+
+
+def _fastest(at, m):
+    ok = [r for (p, mm), r in at.items()
+          if mm == m and p not in (OURS, "torch_native") and r["ms"] is not None]
+    return min(ok, key=lambda r: r["ms"]) if ok else None
+
+
 def _pct(r):
     if r is None:
         return "-"
@@ -252,6 +293,7 @@ def main(argv=None) -> int:
     default_plot = (R.ROOT / "docs" if R.in_checkout() else Path(".")) / "throughput.png"
     p.add_argument("--plot", type=Path, default=default_plot,
                    help=f"the throughput plot (default {default_plot})")
+    p.add_argument("--latency", action="store_true", help="also the latency per call table")
     p.add_argument("--no-plot", action="store_true", help="the tables only")
     a = p.parse_args(argv)
     if not a.data.is_file():
@@ -261,6 +303,8 @@ def main(argv=None) -> int:
     rows = R.read(a.data)
     try:
         text = markdown(rows, a.gpu, a.commit)
+        if a.latency:
+            text += "\n\n" + latency_markdown(rows, a.gpu, a.commit)
     except ValueError as e:
         print(f"rmsnorm-triton bench --report: {e}", file=sys.stderr)
         return 2
