@@ -208,6 +208,34 @@ def test_report_command_writes_the_tables_and_the_plot(tmp_path, capsys):
     assert "no data file at" in capsys.readouterr().err
 
 
+def test_update_refills_only_the_marked_tables(tmp_path):
+    data = _synthetic(tmp_path / "a.csv")
+    doc = tmp_path / "README.md"
+    doc.write_text("# Title\n<!-- speed-table -->\nold table\n<!-- /speed-table -->\nkept\n")
+    assert cli.main(["bench", "--report", "--data", str(data), "--update", str(doc),
+                     "--no-plot"]) == 0
+    table = report.markdown(records.read(data))
+    want = f"# Title\n<!-- speed-table -->\n{table}\n<!-- /speed-table -->\nkept\n"
+    assert doc.read_text() == want
+    assert report.update(doc.read_text(), records.read(data)) == doc.read_text()  # idempotent
+    with pytest.raises(ValueError, match="no <!-- speed-table -->"):
+        report.update("# no markers\n", records.read(data))
+
+
+def test_the_docs_show_what_the_data_file_makes():
+    """docs/performance.md's tables are the ones the data file makes; after new rows,
+    `rmsnorm-triton bench --report --update docs/performance.md` brings them up to date."""
+    data = records.ROOT / "benchmarks" / "data" / "results.csv"
+    doc = records.ROOT / "docs" / "performance.md"
+    if not (data.is_file() and doc.is_file()):
+        pytest.skip("no source checkout here")
+    text = doc.read_text()
+    assert "<!-- speed-table -->" in text and "<!-- latency-table -->" in text
+    assert report.update(text, records.read(data)) == text, (
+        "docs/performance.md is out of date: rmsnorm-triton bench --report --update "
+        "docs/performance.md")
+
+
 def test_the_committed_data_file_has_every_field_and_makes_the_readme_tables():
     data = records.ROOT / "benchmarks" / "data" / "results.csv"
     if not data.is_file():

@@ -1,14 +1,17 @@
 """What the bench shows: the live line per record, the summary after a run, and the README's
 speed tables drawn from the data file.
 
-    python -m rmsnorm_triton.bench.report         # README tables (markdown), docs/throughput.png
-    rmsnorm-triton bench --report --table t.md    # the same, the tables into a file
+    rmsnorm-triton bench --report                 # the tables on stdout, docs/throughput.png
+    rmsnorm-triton bench --report --update README.md --update docs/performance.md
+                                                  # the tables refilled between their markers
+    python -m rmsnorm_triton.bench.report --latency --table t.md    # the same, into a file
 
 The tables and the plot take the latest row of each cell (records.latest) for one GPU: a new
 run's rows supersede older ones cell by cell, so a partial run updates just its cells.
 """
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -253,10 +256,31 @@ def latency_markdown(rows, gpu=None, commit=None) -> str:
             out.append("\n".join(lines))
     legend = ", ".join(f"{v[0]} {v[1]}" for p, v in PEERS.items() if p != "torch_native"
                        and any(r["provider"] == p for r in lat))
-    out.append(f"Microseconds per forward call on {name}: eager is the wall clock of back-to-back "
+    commits = ", ".join(sorted({r["commit"] for r in lat if r["provider"] == OURS} - {""}))
+    out.append(f"Microseconds per forward call on {name} (this library at "
+               f"{commits or 'an unknown commit'}): eager is the wall clock of back-to-back "
                f"calls, host included; CUDA graph is per call replayed. Best other peer: the "
                f"fastest of the rest ({legend}).")
     return "\n\n".join(out)
+
+
+MARKERS = {"speed-table": markdown, "latency-table": latency_markdown}
+
+
+def update(text: str, rows, gpu=None, commit=None) -> str:
+    """text with the block between each `<!-- name -->` and `<!-- /name -->` line (names in
+    MARKERS) replaced by that table, freshly made from rows. ValueError where there is none."""
+    found = False
+    for name, make in MARKERS.items():
+        pattern = re.compile(rf"(<!-- {name} -->\n).*?(\n<!-- /{name} -->)", re.S)
+        if pattern.search(text):
+            table = make(rows, gpu, commit)
+            text = pattern.sub(lambda m: m[1] + table + m[2], text)
+            found = True
+    if not found:
+        raise ValueError("no <!-- speed-table --> ... <!-- /speed-table --> (or latency-table) "
+                         "lines to fill")
+    return text
 
 
 def _fastest(at, m):
@@ -294,6 +318,10 @@ def main(argv=None) -> int:
     p.add_argument("--plot", type=Path, default=default_plot,
                    help=f"the throughput plot (default {default_plot})")
     p.add_argument("--latency", action="store_true", help="also the latency per call table")
+    p.add_argument("--update", type=Path, action="append", default=[], metavar="FILE",
+                   help="refill the tables between <!-- speed-table --> and <!-- /speed-table "
+                   "--> (and latency-table) in FILE, e.g. README.md or docs/performance.md; "
+                   "may be given more than once")
     p.add_argument("--no-plot", action="store_true", help="the tables only")
     a = p.parse_args(argv)
     if not a.data.is_file():
@@ -308,10 +336,17 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"rmsnorm-triton bench --report: {e}", file=sys.stderr)
         return 2
+    try:
+        for path in a.update:
+            path.write_text(update(path.read_text(), rows, a.gpu, a.commit))
+            print(f"tables: {path}")
+    except (OSError, ValueError) as e:
+        print(f"rmsnorm-triton bench --report --update {path}: {e}", file=sys.stderr)
+        return 2
     if a.table:
         a.table.write_text(text + "\n")
         print(f"tables: {a.table}")
-    else:
+    elif not a.update:
         print(text)
     if not a.no_plot:
         from .plot import throughput
