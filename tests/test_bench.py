@@ -341,6 +341,12 @@ def test_min_bytes_counts_each_tensor_once():
     assert cases.min_bytes("fwd_residual", m, n, torch.float16) == (4 * m * n + n) * 2
 
 
+def test_gpu_runs_append_to_the_data_file_and_cpu_smoke_runs_elsewhere(tmp_path):
+    assert harness.options([]).out == records.default_csv()
+    assert harness.options(["--device", "cpu"]).out == harness.CPU_CSV != records.default_csv()
+    assert harness.options(["--device", "cpu", "--out", str(tmp_path)]).out == tmp_path
+
+
 def test_sizes_parse():
     assert [harness.parse_int(s) for s in ("512", "1K", "256k", "2**26", "64M")] == [
         512, 1024, 262144, 2**26, 64 * 2**20]

@@ -18,6 +18,7 @@ import platform
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,6 +36,7 @@ DEFAULTS = {  # device type: what a plain run measures
                 rep_ms=100),
 }
 QUICK = dict(sizes=[1024, 8192, 65536], dtypes=["bf16"], latency_m=[1, 256])
+CPU_CSV = Path(tempfile.gettempdir()) / "rmsnorm-triton-bench-cpu.csv"
 
 
 def parse_int(text: str) -> int:
@@ -70,8 +72,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help=f"a small subset: bf16, N in {QUICK['sizes']}, "
                    f"latency M in {QUICK['latency_m']}")
-    p.add_argument("--out", type=Path, default=records.default_csv(),
-                   help="the CSV the rows are appended to (default %(default)s)")
+    p.add_argument("--out", type=Path, help="the CSV the rows are appended to (default "
+                   f"{records.default_csv()}; --device cpu: {CPU_CSV}, which keeps smoke runs "
+                   "out of the data)")
     p.add_argument("--commit", help="the commit to record (default: git's, +dirty when src/ "
                    "has changes; give it where the tree has no .git)")
     p.add_argument("--providers", type=_list(str, P.NAMES), default=list(P.NAMES),
@@ -97,7 +100,8 @@ def parser() -> argparse.ArgumentParser:
 
 def options(argv):
     a = parser().parse_args(argv)
-    d = dict(DEFAULTS[a.device], dtypes=list(DTYPES))
+    d = dict(DEFAULTS[a.device], dtypes=list(DTYPES),
+             out=records.default_csv() if a.device == "cuda" else CPU_CSV)
     if a.quick:
         d.update(QUICK)
     for k, v in d.items():
