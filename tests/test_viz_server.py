@@ -37,7 +37,7 @@ def request(port, method, path, body=None, headers=None):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     c.putrequest(method, path, skip_accept_encoding=True)  # the path goes out as written
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    hdrs = {"Content-Length": str(len(data))} if data is not None else {}
+    hdrs = {"Content-Length": str(len(data)), "Content-Type": "application/json"} if data is not None else {}
     for k, v in {**hdrs, **(headers or {})}.items():
         c.putheader(k, v)
     c.endheaders()
