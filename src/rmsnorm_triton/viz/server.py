@@ -116,6 +116,8 @@ class Handler(BaseHTTPRequestHandler):
         self.deadline = time.monotonic() + self.server.conn_timeout
         self.rfile = io.BufferedReader(_DeadlineReader(self))
         self.answered = self.timed_out = False
+        self.command = self.requestline = self.path = ""  # until a request line is read
+        self.request_version = self.default_request_version
 
     def handle(self):
         try:
@@ -204,18 +206,17 @@ class Handler(BaseHTTPRequestHandler):
             return None
         lengths = self.headers.get_all("Content-Length") or []
         text = lengths[0].strip() if len(lengths) == 1 else ""
-        digits = text[1:] if text.startswith("-") else text
+        digits = text.removeprefix("-")
         if not (digits.isascii() and digits.isdigit()):
             self._json(411, {"error": "a Content-Length header with the body's size is required"})
             return None
-        length = int(text) if len(digits) <= 18 else MAX_BODY + 1
-        if length < 0:
+        if digits != text:
             self._json(400, {"error": f"Content-Length must not be negative, got {clip(text, 40)}"})
             return None
-        if length > MAX_BODY:
+        if len(digits) > 7 or int(digits) > MAX_BODY:
             self._json(413, {"error": f"the request body is {clip(text, 40)} bytes, at most {MAX_BODY}"})
             return None
-        return self.rfile.read(length)
+        return self.rfile.read(int(digits))
 
     def _post(self):
         if urlsplit(self.path).path != "/api/trace":
