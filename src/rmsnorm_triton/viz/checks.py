@@ -25,9 +25,9 @@ _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 2, 4, 4
 _REPR.maxstring, _REPR.maxlong, _REPR.maxother = 40, 40, 40
 
 
-def short(value) -> str:
+def short(value, limit=80) -> str:
     """A message-sized repr of value: no 400-digit number, no list nested 1,000 deep."""
-    return _REPR.repr(value)
+    return clip(_REPR.repr(value), limit)
 
 
 def clip(text: str, limit=200) -> str:
