@@ -22,6 +22,7 @@ Recent traces are cached by their exact request body, so replaying a shared link
 """
 
 import argparse
+import gc
 import io
 import ipaddress
 import json
@@ -389,7 +390,9 @@ def main(argv=None) -> int:
         print(f"wrote {args.export} ({size / 1024:.0f} KiB{', replacing the file that was there' * replaced})"
               ": open it in any browser, offline")
         return 0
-    return serve(args.host, args.port, browser=not args.no_browser, verbose=args.verbose)
+    code = serve(args.host, args.port, browser=not args.no_browser, verbose=args.verbose)
+    gc.freeze()  # the process ends next: no collection over torch's objects (exit 0.55 -> 0.16 s)
+    return code
 
 
 def serve(host, port, browser=True, verbose=False) -> int:
@@ -409,8 +412,8 @@ def serve(host, port, browser=True, verbose=False) -> int:
         threading.Thread(target=webbrowser.open, args=(srv.url,), daemon=True).start()
     main_thread = threading.current_thread() is threading.main_thread()
     old = signal.signal(signal.SIGTERM, _stop) if main_thread else None
-    try:
-        srv.serve_forever()
+    try:  # a signal may land on another thread (torch's): the handler runs at the next poll
+        srv.serve_forever(poll_interval=0.1)
     except KeyboardInterrupt:
         print("rmsnorm-triton viz: stopped", flush=True)
     finally:
