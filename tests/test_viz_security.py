@@ -171,6 +171,15 @@ def test_host_allowed_beyond_loopback(srv):
         srv.loopback = True
 
 
+def test_every_trace_parameter_has_a_kind():
+    """A parameter trace gains must be given a kind here, or every request naming it is refused."""
+    from rmsnorm_triton.trace import DEFAULTS
+
+    assert set(checks.KINDS) == set(DEFAULTS) | {"x", "weight"}
+    kind = {int: "int", float: "number", str: "choice"}
+    assert {k: kind[type(v)] for k, v in DEFAULTS.items()} == {k: checks.KINDS[k] for k in DEFAULTS}
+
+
 def test_split_host():
     assert checks.split_host("127.0.0.1:8000") == ("127.0.0.1", 8000)
     assert checks.split_host("[::1]:8000") == ("[::1]", 8000)
@@ -196,7 +205,7 @@ BAD_BODIES = [
     ({"eps": "1e-5"}, "eps must be a finite number"),
     ({"eps": False}, "eps must be a finite number"),
     (b'{"eps": ' + b"9" * 400 + b"}", "eps must be a number of magnitude at most"),
-    (b'{"rows": ' + b"9" * 400 + b"}", "rows is far out of range"),
+    (b'{"rows": ' + b"9" * 400 + b"}", "rows must be an integer of magnitude at most 2**63"),
     (b'{"x": [' + b"9" * 400 + b"]}", "x[0] is"),
     (b'{"weight": [1, -' + b"9" * 400 + b"]}", "weight[1] is"),
     (b'{"x": [' + b"9" * 5000 + b"]}", "not valid JSON"),  # past int()'s 4300 digits

@@ -4,10 +4,10 @@ check_caller: the Host names this server (a DNS-rebinding page's Host is its own
 is application/json in UTF-8 (a cross-origin page cannot send that without a CORS preflight,
 which the server refuses) and its Origin, when present, is this server's.
 
-check_params: trace.validate checks the ranges (rows from 1 to 64, ...); this module makes sure that what it
-gets is of the kind it expects: integers that are ints (not 4.0, not true), finite numbers of
-bounded size (a 400-digit integer would overflow float()), strings from a fixed set (never a
-list, which is unhashable), and x and weight as flat lists of numbers or lists of rows.
+check_params: trace.validate checks the ranges (rows from 1 to 64, ...); this makes sure that
+what it gets is of the kind it expects: integers that are ints (not 4.0, not true), finite
+numbers of bounded size (a 400-digit integer would overflow float()), strings from a fixed set
+(never a list, which is unhashable), and x and weight as lists of numbers or of rows of numbers.
 """
 
 import email.message
@@ -38,7 +38,7 @@ def _int(name, v):
     if isinstance(v, bool) or not isinstance(v, int):
         raise ValueError(f"{name} must be an integer, got {short(v)}")
     if abs(v) > MAX_INT:
-        raise ValueError(f"{name} is far out of range, got {short(v)}")
+        raise ValueError(f"{name} must be an integer of magnitude at most 2**63, got {short(v)}")
     return v
 
 

@@ -13,9 +13,9 @@ Only the page this server served can use it:
 No per-launch token: those two checks already stop web pages, and a local program could read a
 token as easily as it can call the API, which only computes public traces.
 
-No client can hold the server: a connection has `timeout` seconds (10) to send its request and
-read the answer, the time the kernel runs aside; at most `max_threads` (32) connections are
-served at once, the others wait in a listen queue of 128. Every request gets a JSON answer;
+No client can hold the server: a connection has `timeout` seconds (10) to send its whole request,
+and as long again to take its answer; at most `max_threads` (32) connections are served at once,
+the others wait in a listen queue of 128 (503 after waiting `timeout` for a thread). Every request gets a JSON answer;
 an unexpected error becomes a 500 with a short message, its traceback in the log only.
 Requests are served on threads; the kernel launches inside them are serialized by trace.py.
 Recent traces are cached by their exact request body, so replaying a shared link costs nothing.
@@ -113,6 +113,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
+        self.rfile.close()  # replaced by a reader that keeps to the deadline
         self.deadline = time.monotonic() + self.server.conn_timeout
         self.rfile = io.BufferedReader(_DeadlineReader(self))
         self.answered = self.timed_out = False
@@ -278,7 +279,7 @@ class VizServer(ThreadingHTTPServer):
         self.url = f"http://{literal}:{port}/"
         self.names = {"localhost", literal}
         if not ip.is_loopback:
-            self.names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+            self.names.add(socket.gethostname().lower())
 
     def host_allowed(self, host, port) -> bool:
         """A Host naming this server: localhost, its address, or (bound beyond loopback) any IP
