@@ -373,3 +373,34 @@ def test_a_busy_server_answers_503_rather_than_queue_forever(monkeypatch):
         holder.join(5)
         srv.shutdown()
         srv.server_close()
+
+
+def test_a_burst_of_connections_is_queued_not_stalled():
+    """60 clients at once: each connects at once and gets its answer. (A listen queue of 5 made
+    some wait 1.03 s here, the kernel's SYN retry.)"""
+    srv = start(timeout=5)
+    port, waits, answers = srv.server_address[1], [], []
+    gate = threading.Barrier(60, timeout=10)
+
+    def client():
+        gate.wait()
+        t0 = time.monotonic()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                waits.append(time.monotonic() - t0)
+                s.sendall(f"GET /style.css HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+                answers.append(read_answer(s)[0])
+        except OSError as e:
+            answers.append(repr(e))
+
+    threads = [threading.Thread(target=client) for _ in range(60)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert answers == [200] * 60, answers
+    assert len(waits) == 60 and max(waits) < 0.5, sorted(waits)[-5:]
