@@ -349,8 +349,10 @@ def test_a_dns_rebinding_page_is_refused(browser, base, served):
         pg = b.new_page()
         r = pg.goto(f"http://rebind.test:{port}/")
         assert r.status == 403 and "is not this server" in r.json()["error"]
-        got = pg.evaluate("""async () => { const r = await fetch("/api/trace", {method: "POST",
-            headers: {"Content-Type": "application/json"}, body: "{}"}); return [r.status, await r.json()]; }""")
+        got = pg.evaluate("""async () => {
+            const r = await fetch("/api/trace", {method: "POST", body: "{}",
+                                                 headers: {"Content-Type": "application/json"}});
+            return [r.status, await r.json()]; }""")
     finally:
         b.close()
     assert got[0] == 403 and "is not this server" in got[1]["error"]

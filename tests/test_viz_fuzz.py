@@ -56,12 +56,14 @@ def answered(port, data: bytes):
 
 scalars = (st.none() | st.booleans() | st.integers() | st.integers(-10**400, 10**400)
            | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12))
-json_values = st.recursive(scalars, lambda c: st.lists(c, max_size=5) | st.dictionaries(st.text(max_size=8), c, max_size=5),
-                           max_leaves=60)
+json_values = st.recursive(
+    scalars, lambda c: st.lists(c, max_size=5) | st.dictionaries(st.text(max_size=8), c, max_size=5),
+    max_leaves=60)
 plausible = {  # values trace accepts, or nearly, so that checks deep in trace are reached too
     "rows": st.integers(0, 3), "n": st.integers(0, 9), "block_size": st.sampled_from([1, 2, 4, 8, 16, 3]),
     "eps": st.sampled_from([0, 1e-6, 0.5, 1, 2, -1e-9, 1e-320]), "seed": st.integers(-1, 3),
-    "dtype": st.sampled_from(["fp32", "fp16", "bf16", "FP32", ""]), "norm": st.sampled_from(["rms", "layer", "Rms"]),
+    "dtype": st.sampled_from(["fp32", "fp16", "bf16", "FP32", ""]),
+    "norm": st.sampled_from(["rms", "layer", "Rms"]),
     "x": st.lists(st.floats(-1e6, 1e6) | st.integers(-3, 3), max_size=20)
          | st.lists(st.lists(st.floats(-70000, 70000), max_size=9), max_size=3),
     "weight": st.lists(st.floats(-1e5, 1e5), max_size=9),

@@ -105,7 +105,7 @@ def test_the_servers_own_names_are_served(srv, computed, host):
                                  headers={"Origin": "http://" + host.format(port=port).lower()})
     assert status == 200 and json.loads(body)["params"]["n"] == 2
     assert len(computed) <= 1  # 0 where an earlier case left the answer in the cache
-    status, headers, body = exchange(port, f"GET / HTTP/1.1\r\nHost: {host.format(port=port)}\r\n\r\n".encode())
+    status, _, body = exchange(port, f"GET / HTTP/1.1\r\nHost: {host.format(port=port)}\r\n\r\n".encode())
     assert status == 200 and b"app.js" in body
 
 
@@ -145,15 +145,17 @@ def test_cross_site_fetch_metadata_and_preflight_are_403(srv, computed):
     port = srv.server_address[1]
     status, message = error_of(post(port, SMALL | {"seed": 9}, {"Sec-Fetch-Site": "cross-site"}))
     assert status == 403 and "only this server's own page" in message
-    preflight = (f"OPTIONS /api/trace HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://attacker.example"
-                 "\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n\r\n")
+    preflight = (f"OPTIONS /api/trace HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                 "Origin: http://attacker.example\r\nAccess-Control-Request-Method: POST\r\n"
+                 "Access-Control-Request-Headers: content-type\r\n\r\n")
     status, headers, _ = exchange(port, preflight.encode())
     assert status == 403 and not any(k.lower().startswith("access-control") for k in headers)
     assert computed == []
 
 
 def test_server_header_has_no_version(srv):
-    status, headers, _ = exchange(srv.server_address[1], f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{srv.server_address[1]}\r\n\r\n".encode())
+    port = srv.server_address[1]
+    status, headers, _ = exchange(port, f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
     assert status == 200 and headers["Server"] == "rmsnorm-triton-viz"
 
 
@@ -251,9 +253,10 @@ def test_chunked_and_doubled_lengths_are_refused(srv):
     assert error_of(exchange(port, head.encode()))[0] == 411
 
 
-@pytest.mark.parametrize("request_line", [b"garbage\r\n\r\n", b"BREW / HTTP/1.1\r\n\r\n",
-                                          b"GET / HTTP/9.9\r\n\r\n", b"GET " + b"a" * 70000 + b" HTTP/1.1\r\n\r\n",
-                                          b"\x00\xff\r\n\r\n"])
+@pytest.mark.parametrize("request_line", [
+    b"garbage\r\n\r\n", b"BREW / HTTP/1.1\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n",
+    b"GET " + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", b"\x00\xff\r\n\r\n",
+])
 def test_malformed_requests_get_a_json_answer(srv, request_line):
     status, headers, body = exchange(srv.server_address[1], request_line)
     assert 400 <= status < 600 and headers["Content-Type"] == "application/json"

@@ -225,8 +225,8 @@ def viz_process():
     """`python -m rmsnorm_triton.cli viz --no-browser --port 0`, once it serves: (process, port)."""
     src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(server.__file__))))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "rmsnorm_triton.cli", "viz", "--no-browser", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    cmd = [sys.executable, "-m", "rmsnorm_triton.cli", "viz", "--no-browser", "--port", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     ready, _, _ = select.select([proc.stdout], [], [], 120)  # importing torch can take a while
     line = proc.stdout.readline() if ready else ""
     m = re.search(r"serving http://127\.0\.0\.1:(\d+)/", line)
@@ -236,15 +236,16 @@ def viz_process():
     return proc, int(m.group(1))
 
 
-@pytest.mark.parametrize("sig,busy", [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGTERM, True)],
-                         ids=["SIGTERM", "SIGINT", "SIGTERM-mid-trace"])
+@pytest.mark.parametrize("sig,busy", [(signal.SIGTERM, False), (signal.SIGINT, False),
+                                      (signal.SIGTERM, True)], ids=["SIGTERM", "SIGINT", "SIGTERM-mid-trace"])
 def test_signals_stop_the_server_within_a_second(sig, busy):
     proc, port = viz_process()
     try:
         assert request(port, "GET", "/")[0] == 200
         if busy:  # the largest trace, ~2 s of kernel time in Triton's interpreter
             big = {"rows": 64, "n": 256, "block_size": 16, "seed": 99}
-            threading.Thread(target=lambda: _quiet(request, port, "POST", "/api/trace", big), daemon=True).start()
+            args = (request, port, "POST", "/api/trace", big)
+            threading.Thread(target=_quiet, args=args, daemon=True).start()
             time.sleep(0.5)
         t0 = time.monotonic()
         proc.send_signal(sig)

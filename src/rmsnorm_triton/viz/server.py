@@ -15,8 +15,9 @@ token as easily as it can call the API, which only computes public traces.
 
 No client can hold the server: a connection has `timeout` seconds (10) to send its whole request,
 and as long again to take its answer; at most `max_threads` (32) connections are served at once,
-the others wait in a listen queue of 128 (503 after waiting `timeout` for a thread). Every request gets a JSON answer;
-an unexpected error becomes a 500 with a short message, its traceback in the log only.
+the others wait in a listen queue of 128 (503 after waiting `timeout` for a thread). Every
+request gets a JSON answer; an unexpected error becomes a 500 with a short message, its
+traceback in the log only.
 Requests are served on threads; the kernel launches inside them are serialized by trace.py.
 Recent traces are cached by their exact request body, so replaying a shared link costs nothing.
 """
