@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from rmsnorm_triton.viz import server
+from rmsnorm_triton.viz import command, server
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
@@ -213,7 +213,7 @@ def test_phone_width_has_no_horizontal_overflow(browser, base, query):
 
 def test_exported_file_plays_offline(browser, tmp_path):
     out = tmp_path / "viz.html"
-    assert server.main(["--export", str(out), "--rows", "2", "--n", "6", "--block-size", "4"]) == 0
+    assert command.main(["--export", str(out), "--rows", "2", "--n", "6", "--block-size", "4"]) == 0
     ctx = browser.new_context(offline=True)
     pg = ctx.new_page()
     requests = []

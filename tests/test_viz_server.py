@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from rmsnorm_triton.trace import trace
-from rmsnorm_triton.viz import export, server
+from rmsnorm_triton.viz import command, export, server
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_concurrent_requests(port):
 
 def test_export_is_self_contained(tmp_path):
     out = tmp_path / "viz.html"
-    assert server.main(["--export", str(out), "--rows", "3", "--n", "9", "--norm", "layer"]) == 0
+    assert command.main(["--export", str(out), "--rows", "3", "--n", "9", "--norm", "layer"]) == 0
     page = out.read_text(encoding="utf-8")
     assert not re.search(r'<script[^>]+src=|<link[^>]+stylesheet|https?://|//cdn', page)
     for name in export.SCRIPTS:  # each script inlined whole
@@ -144,16 +144,16 @@ def test_export_is_self_contained(tmp_path):
     data = json.loads(m.group(1))
     want = trace(3, 9, 4, 1e-6, "fp32", 0, norm="layer")
     assert data["y"] == want["y"] and data["params"]["norm"] == "layer"
-    assert server.main(["--export", str(tmp_path / "bad.html"), "--rows", "99"]) == 2
+    assert command.main(["--export", str(tmp_path / "bad.html"), "--rows", "99"]) == 2
     assert not (tmp_path / "bad.html").exists()
 
 
 # ---- the command line: --port, --host, --export, signals ---------------------------------------
 
-@pytest.mark.parametrize("port", ["70000", "-1", "65536", "abc", "8.0", ""])
+@pytest.mark.parametrize("port", ["70000", "-1", "65536", "abc", "8.0", "", "٣", "8_0"])
 def test_a_bad_port_is_a_clear_error(port, capsys):
     with pytest.raises(SystemExit) as e:
-        server.main(["--port", port, "--no-browser"])
+        command.main(["--port", port, "--no-browser"])
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "--port: must be a whole number from 0 to 65535" in err and "Traceback" not in err
@@ -162,7 +162,7 @@ def test_a_bad_port_is_a_clear_error(port, capsys):
 @pytest.mark.parametrize("host", ["", "  ", "[]"])
 def test_an_empty_host_is_refused(host, capsys):
     with pytest.raises(SystemExit) as e:
-        server.main(["--host", host, "--no-browser"])
+        command.main(["--host", host, "--no-browser"])
     assert e.value.code == 2 and "--host: must name an address" in capsys.readouterr().err
 
 
@@ -201,8 +201,8 @@ def test_serve_warns_when_reachable_beyond_this_machine(monkeypatch, capsys):
         threading.Timer(0.5, srv.shutdown).start()
         return srv
 
-    monkeypatch.setattr(server, "make_server", exposed)
-    assert server.serve("0.0.0.0", 8000, browser=False) == 0
+    monkeypatch.setattr(command, "make_server", exposed)
+    assert command.serve("0.0.0.0", 8000, browser=False) == 0
     out, err = capsys.readouterr()
     assert "anyone on the network can use this server" in err
     assert f"serving {made[0].url}" in out
@@ -214,7 +214,7 @@ def test_serve_warns_when_reachable_beyond_this_machine(monkeypatch, capsys):
 def test_port_in_use_is_a_clear_error(capsys):
     srv = server.make_server("127.0.0.1", 0)
     try:
-        assert server.main(["--no-browser", "--port", str(srv.server_address[1])]) == 1
+        assert command.main(["--no-browser", "--port", str(srv.server_address[1])]) == 1
     finally:
         srv.server_close()
     err = capsys.readouterr().err
@@ -271,7 +271,7 @@ def test_export_refuses_bad_paths_cleanly(tmp_path, capsys):
     cases = [("", "needs a file name"), (str(tmp_path / "missing" / "v.html"), "does not exist"),
              (str(tmp_path), "it is a folder"), ("/proc/viz.html", "cannot write in '/proc'")]
     for path, message in cases:
-        assert server.main(["--export", path, "--rows", "2", "--n", "3"]) == 2, path
+        assert command.main(["--export", path, "--rows", "2", "--n", "3"]) == 2, path
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (path, err)
     assert os.listdir(tmp_path) == []
@@ -284,13 +284,13 @@ def test_export_writes_atomically_and_says_when_it_replaces(tmp_path, capsys, mo
     replaced = []
     real = export.os.replace
     monkeypatch.setattr(export.os, "replace", lambda a, b: (replaced.append((a, b)), real(a, b)))
-    assert server.main(["--export", str(out), "--rows", "2", "--n", "3"]) == 0
+    assert command.main(["--export", str(out), "--rows", "2", "--n", "3"]) == 0
     assert "replacing the file that was there" in capsys.readouterr().out
     (tmp, dest), = replaced
     assert os.path.dirname(tmp) == str(tmp_path) and dest == str(out)
     assert "trace-data" in out.read_text() and os.stat(out).st_mode & 0o777 == 0o640
     assert os.listdir(tmp_path) == ["viz.html"]
-    assert server.main(["--export", str(tmp_path / "new.html"), "--rows", "2", "--n", "3"]) == 0
+    assert command.main(["--export", str(tmp_path / "new.html"), "--rows", "2", "--n", "3"]) == 0
     assert "replacing" not in capsys.readouterr().out
 
 
@@ -302,7 +302,7 @@ def test_export_on_a_full_disk_leaves_the_old_file(tmp_path, capsys, monkeypatch
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(export.os, "fsync", full)
-    assert server.main(["--export", str(out), "--rows", "2", "--n", "3"]) == 2
+    assert command.main(["--export", str(out), "--rows", "2", "--n", "3"]) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and "Traceback" not in err
     assert out.read_text() == "old page" and os.listdir(tmp_path) == ["viz.html"]
