@@ -129,6 +129,7 @@ def test_json_content_types_are_served(srv, ctype):
 @pytest.mark.parametrize("origin", [
     "https://attacker.example", "null", "http://attacker.example:{port}", "https://127.0.0.1:{port}",
     "http://127.0.0.1:{other}", "http://localhost:{port}", "http://127.0.0.1:{port}/path", "file://",
+    "http://127.0.0.1:{port}?q", "http://user@127.0.0.1:{port}", "http://127.0.0.1:{port}, http://127.0.0.1:{port}",
 ])
 def test_a_foreign_origin_is_403(srv, computed, origin):
     port = srv.server_address[1]

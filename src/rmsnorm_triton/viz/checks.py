@@ -129,7 +129,8 @@ def check_caller(command, headers, server):
     origins = headers.get_all("Origin") or []
     if origins:
         u = urlsplit(origins[0].strip().lower())
-        if len(origins) > 1 or u.scheme != "http" or u.path or split_host(u.netloc) != where:
+        if len(origins) > 1 or u.scheme != "http" or u.path or u.query or u.fragment \
+                or split_host(u.netloc) != where:
             return f"cross-origin request refused: Origin {short(origins[0])} is not this server"
     site = (headers.get("Sec-Fetch-Site") or "same-origin").strip().lower()
     if command == "OPTIONS" or site not in ("same-origin", "none"):
