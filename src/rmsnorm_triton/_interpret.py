@@ -43,8 +43,8 @@ def rebuild_triton_language() -> int:
 
     if not isinstance(triton.jit(_mode_probe), InterpretedFunction):
         return 0
-    owners = [m for name, m in list(sys.modules.items())
-              if m is not None and (name == "triton.language" or name.startswith("triton.language."))]
+    owners = [m for name, m in list(sys.modules.items()) if m is not None
+              and (name == "triton.language" or name.startswith("triton.language."))]
     owners.append(triton.language.core.tensor)
     rebuilt = {}  # id(JITFunction) -> its interpreted twin
     for owner in owners:
