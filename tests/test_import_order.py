@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -64,12 +65,34 @@ CHECK = textwrap.dedent("""
 """)
 
 
+def _run(code, **env_set):
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join([SRC] + [p for p in [env.get("PYTHONPATH")] if p])
+    env.update(env_set)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
 @pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow)
                                   if c == "a torch.compile call" else c for c in FIRST])
 def test_any_import_order_works(case):
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["PYTHONPATH"] = os.pathsep.join([SRC] + [p for p in [env.get("PYTHONPATH")] if p])
-    proc = subprocess.run([sys.executable, "-c", FIRST[case] + "\n" + CHECK], env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = _run(FIRST[case] + "\n" + CHECK)
     assert proc.returncode == 0 and "ok" in proc.stdout, (
         f"after {case!r} first: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the choice made where there is no CUDA")
+def test_a_mode_the_user_chose_is_kept():
+    """TRITON_INTERPRET=0 set by the user: Triton's library stays compiled (nothing rebuilt),
+    and a CPU tensor gets the error that says why, not the interpreter's."""
+    proc = _run(textwrap.dedent("""
+        import triton, torch, rmsnorm_triton
+        from triton.runtime.jit import JITFunction
+        assert isinstance(triton.language.sum, JITFunction) and not rmsnorm_triton.interpreted()
+        try:
+            rmsnorm_triton.rms_norm(torch.randn(2, 8))
+        except RuntimeError as e:
+            assert "runs Triton compiled for the GPU" in str(e), e
+            print("ok")
+    """), TRITON_INTERPRET="0")
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
