@@ -1,8 +1,9 @@
 """Other work on the GPU never hangs a call nor changes its answer (issue 22). CUDA only.
 
 SPLIT's programs wait for each other (kernels.py), so a long-row call must not wait forever
-when other kernels hold multiprocessors. Each case runs in its own process under a watchdog: a
-case that does not finish in WATCHDOG_S seconds fails (and is killed) instead of hanging the
+when other kernels hold multiprocessors. Each case runs in its own process under a watchdog:
+once its kernels are compiled and each call has run alone (the child prints "warm"), a case
+that does not finish within WATCHDOG_S seconds is killed and fails instead of hanging the
 suite. Inside, every output (y, dx, dw) is checked against float64:
 - two streams, each calling long-row forward and backward at once;
 - a long matmul on another stream while SPLIT calls run;
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-WATCHDOG_S = 90  # each case takes ~5-20 s on an H100, most of it starting CUDA and compiling
+WARM_S = 300  # starting CUDA, compiling the kernels (a cold Triton cache), each call alone
+WATCHDOG_S = 60  # the concurrent calls: a few seconds on an H100
 EPS = 1e-6
 # Long rows on the SPLIT path (launch tables: 64K-256K): (N, dtype, rows). 2^27 elements a call:
 # each kernel takes ~0.1-0.4 ms on an H100, longer than the host takes to queue the next.
@@ -68,6 +70,15 @@ class Work:
             assert err <= 1.0, f"{self.name}: {name} off by {err:.3g}x the tolerance"
 
 
+def _warm(works):
+    """Each call once, alone on the default stream (compiles; checks), then "warm" for the
+    watchdog: from here on, the case must finish within WATCHDOG_S."""
+    for work in works:
+        work.check(work.call())
+    torch.cuda.synchronize()
+    print("warm", flush=True)
+
+
 def _run(jobs, rounds):
     """Each round queues every (work, stream) job, then waits and checks all it queued.
     Returns the number of calls checked."""
@@ -87,7 +98,7 @@ def _run(jobs, rounds):
 def case_two_streams():
     """Two streams, each with its own long rows, forward + backward calls queued on both."""
     a, b = Work(*LONG[0], seed=0), Work(*LONG[2], seed=1)
-    torch.cuda.synchronize()  # inputs ready before other streams read them
+    _warm([a, b])  # (and the inputs are ready before other streams read them)
     s1, s2 = torch.cuda.Stream(), torch.cuda.Stream()
     return _run([(a, s1), (b, s2)] * 4, rounds=3)
 
@@ -100,7 +111,8 @@ def case_matmul():
     a, b = (torch.randn((8192, 8192), generator=g, device="cuda", dtype=torch.bfloat16)
             for _ in range(2))
     mm, ours = torch.cuda.Stream(), torch.cuda.Stream()
-    torch.cuda.synchronize()
+    c = a @ b  # cuBLAS starts
+    _warm(works)
     checked = 0
     for _ in range(4):
         with torch.cuda.stream(mm):
@@ -115,7 +127,7 @@ def case_threads():
     on the default stream together (one stream's SPLIT slots and epochs shared by threads)."""
     works = [Work(n, dtype, m // 16, seed=i) for i, (n, dtype, m) in enumerate(LONG)]
     works.append(Work(4096, torch.bfloat16, 8, seed=99))  # a one-pass row: replayed plans
-    torch.cuda.synchronize()
+    _warm(works)
     errors, counts = [], []
     start = threading.Barrier(16)
 
@@ -158,14 +170,44 @@ if "pytest" in sys.modules:
         env = {k: v for k, v in os.environ.items() if k != "RMSNORM_TRITON_SPLIT"}
         src = str(Path(__file__).resolve().parents[1] / "src")
         env["PYTHONPATH"] = os.pathsep.join([src] + [p for p in [env.get("PYTHONPATH")] if p])
-        try:
-            proc = subprocess.run([sys.executable, __file__, case], env=env, capture_output=True,
-                                  text=True, timeout=WATCHDOG_S)
-        except subprocess.TimeoutExpired as e:
-            out = [(t or b"").decode(errors="replace")[-2000:] for t in (e.stdout, e.stderr)]
-            pytest.fail(f"{case}: no answer in {WATCHDOG_S} s, killed (a hang?)\n" + "\n".join(out))
-        assert proc.returncode == 0 and "ok" in proc.stdout, (
-            f"{case}: exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+        rc, out, err, phase = _watched([sys.executable, __file__, case], env)
+        assert phase is None, f"{case}: {phase}, killed (a hang?)\n{out[-2000:]}\n{err[-2000:]}"
+        assert rc == 0 and "ok" in out, f"{case}: exit {rc}\n{out[-2000:]}\n{err[-4000:]}"
+
+    def _watched(cmd, env):
+        """Runs cmd: WARM_S for it to print "warm", then WATCHDOG_S to finish; killed past
+        either. Returns (exit code, stdout, stderr, None or the phase that ran out of time)."""
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        out, err, warm = [], [], threading.Event()
+
+        def read_out():
+            for line in proc.stdout:
+                out.append(line)
+                if line.startswith("warm"):
+                    warm.set()
+
+        readers = [threading.Thread(target=read_out, daemon=True),
+                   threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)]
+        for t in readers:
+            t.start()
+        phase = None
+        deadline = time.monotonic() + WARM_S
+        while not warm.is_set() and proc.poll() is None and time.monotonic() < deadline:
+            warm.wait(0.2)
+        if proc.poll() is None and not warm.is_set():
+            phase = f"not warm within {WARM_S} s"
+        else:
+            try:
+                proc.wait(timeout=WATCHDOG_S)
+            except subprocess.TimeoutExpired:
+                phase = f"no answer within {WATCHDOG_S} s of warming up"
+        if phase:
+            proc.kill()
+        proc.wait()
+        for t in readers:
+            t.join(timeout=10)
+        return proc.returncode, "".join(out), "".join(err), phase
 
 
 if __name__ == "__main__":
