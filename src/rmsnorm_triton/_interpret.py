@@ -1,8 +1,8 @@
 """Where this process's kernels run: compiled for the GPU, or through Triton's interpreter.
 
-On a machine without CUDA the kernels run through Triton's interpreter. Triton (3.2 to 3.9)
-decides that per function, when `@triton.jit` decorates it: with TRITON_INTERPRET=1
-(`triton.knobs.runtime.interpret`, read from the environment at each decoration) it returns an
+On a machine without CUDA the kernels run through Triton's interpreter. Triton decides that per
+function, when `@triton.jit` decorates it: with TRITON_INTERPRET=1 (3.6 and 3.9 read it as
+`triton.knobs.runtime.interpret`, from the environment at each decoration) it returns an
 InterpretedFunction, else a JITFunction to compile. So the choice is made before our kernels are
 defined. Triton's own library (`tl.sum`, `tl.max`, `tl.cdiv`, `tl.rand`, ...) is `@triton.jit`
 code too, decorated once when `triton.language` is first imported. If anything imported Triton
@@ -24,7 +24,7 @@ def choose_triton_mode() -> None:
 
         if not torch.cuda.is_available():
             os.environ["TRITON_INTERPRET"] = "1"
-    if "triton.language" in sys.modules:
+    if "triton.language" in sys.modules:  # built before us, maybe in the other mode
         rebuild_triton_language()
 
 
