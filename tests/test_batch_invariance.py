@@ -2,8 +2,9 @@
 
 The first M rows of one input, called with M = 1, 3, 64 and all rows, give the same bits in y,
 in h (with a residual) and in dx (the backward given the same rstd, so that it is checked apart
-from the forward; dw sums over the rows, so it is not a row's output). LLM serving batches requests by the step and RL replays them one by one:
-both need a request's result to be the same in any batch.
+from the forward; dw sums over the rows, so it is not a row's output). LLM serving batches
+requests by the step and RL replays them one by one: both need a request's result to be the
+same in any batch.
 
 On the CPU (Triton's interpreter) this covers the layouts it runs: one pass with BLOCK_M rows a
 program (BLOCK_M chosen from M at small M, heuristics.with_rows) and the block loop. On CUDA it
@@ -21,6 +22,15 @@ HALF = (torch.float16, torch.bfloat16)
 
 
 # ---- where the launch tables live (the one place that knows their module) ---------------------
+def config(kind, n, dtype):
+    """The launch table's layout for rows of n elements of dtype (Llama casting)."""
+    from rmsnorm_triton import heuristics as H
+
+    if kind == "bwd":
+        return H.bwd_config(n, dtype)
+    return H.fwd_config(n, dtype, kind == "fused", dtype != torch.float32)
+
+
 def table_cases():
     """(id, kind, n, dtype, casting, rows per program) for every launch-table entry, each
     reached as rms_norm reaches it: kind "fwd" (no residual), "fused" (a residual) or "bwd"; n
@@ -60,9 +70,8 @@ def table_cases():
     for dtype in FLOATS:  # short rows: several rows a program, BLOCK_M by tile size
         for n in (1, 127, 256):
             for kind in ("fwd", "fused", "bwd"):
-                cfg = H.bwd_config(n, dtype) if kind == "bwd" else H.fwd_config(n, dtype)
                 cases.append((f"short-{str(dtype)[6:]}-{kind}-n{n}", kind, n, dtype, "llama",
-                              cfg.block_m))
+                              config(kind, n, dtype).block_m))
     return cases
 
 
@@ -127,9 +136,7 @@ CPU_CASES = {  # id: (kind, n); N odd beside a power of two for each walk
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
 def test_batch_invariant_on_the_cpu(gen, dtype, case):
     kind, n = CPU_CASES[case]
-    from rmsnorm_triton import heuristics
-
-    cfg = heuristics.bwd_config(n, dtype) if kind == "bwd" else heuristics.fwd_config(n, dtype)
+    cfg = config(kind, n, dtype)
     # one pass: full tiles of BLOCK_M rows and a ragged last one. The block loop gives each
     # program its rows whatever M is (the backward's 4 programs take 2 of the 5 rows): 5 do.
     m_all = 2 * cfg.block_m + 67 if cfg.one_pass else 5
