@@ -172,3 +172,17 @@ def test_offset_and_casting_options(device, gen):
     assert torch.equal(h, h_in)
     assert_close(y, rms_norm_ref(h_in, m.weight.detach(), 1e-6, offset=1.0)[0])
     assert "offset=1.0" in repr(m) and "casting='gemma'" in repr(m)
+
+
+def test_several_normalized_dims_compile_in_one_graph(device, gen):
+    """torch.compile(fullgraph=True) takes the reshapes and the op without a graph break."""
+    torch._dynamo.reset()
+    m = RMSNorm((4, 33), eps=1e-5, device=device)
+    with torch.no_grad():
+        m.weight.copy_(randn((4, 33), torch.float32, device, gen))
+    x = randn((3, 4, 33), torch.float32, device, gen).requires_grad_()
+    y = torch.compile(m, fullgraph=True)(x)
+    assert torch.equal(y, m(x))
+    y.backward(torch.ones_like(y))
+    assert x.grad.shape == x.shape and m.weight.grad.shape == (4, 33)
+    torch._dynamo.reset()
