@@ -100,7 +100,7 @@ def case_two_streams():
     a, b = Work(*LONG[0], seed=0), Work(*LONG[2], seed=1)
     _warm([a, b])  # (and the inputs are ready before other streams read them)
     s1, s2 = torch.cuda.Stream(), torch.cuda.Stream()
-    return _run([(a, s1), (b, s2)] * 4, rounds=3)
+    return _run([(a, s1), (b, s2)] * 4, rounds=10)
 
 
 def case_matmul():
@@ -114,7 +114,7 @@ def case_matmul():
     c = a @ b  # cuBLAS starts
     _warm(works)
     checked = 0
-    for _ in range(4):
+    for _ in range(8):
         with torch.cuda.stream(mm):
             c = [a @ b for _ in range(6)]
         checked += _run([(w, ours) for w in works], rounds=1)
