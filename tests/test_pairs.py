@@ -7,7 +7,8 @@ import torch
 import triton
 import triton.language as tl
 
-from rmsnorm_triton import kernels, launch
+from rmsnorm_triton import launch
+from rmsnorm_triton.kernels import meet
 
 
 @triton.jit
@@ -18,8 +19,8 @@ def _pairs_probe(P, OUT, row, stride, N, M, BLOCK_N: tl.constexpr):
     cw = s * (BLOCK_N // 2) + tl.arange(0, BLOCK_N // 2)
     mw = cw < N // 2
     # row as a vector: the interpreter rejects a scalar bool in a mask (the GPU does not)
-    v = kernels._prefetch(P, cw * 0 + row, stride, c, m, cw, mw, M, True)
-    tl.store(OUT + c, kernels._elements(v, P.dtype.element_ty, True), mask=m)
+    v = meet.prefetch(P, cw * 0 + row, stride, c, m, cw, mw, M, True)
+    tl.store(OUT + c, meet.elements(v, P.dtype.element_ty, True), mask=m)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -369,8 +369,8 @@ def native_weight(weight, casting, offset, in_dtype, out_dtype) -> bool:
 
 
 def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, store_rstd,
-            *, config=None, trace=False, y=None, h=None):
-    """Runs rms_norm_fwd on (M, N) rows. Returns y, h (or None), rstd (or None), trace buffers.
+            *, config=None, y=None, h=None):
+    """Runs rms_norm_fwd on (M, N) rows. Returns y, h (or None), rstd (or None).
 
     y and h may be given (fused_add_rms_norm_ passes x and residual themselves: every element
     is read by the program that overwrites it, before it does). Calls with outputs made here,
@@ -380,7 +380,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     key = None
     inplace = y is x2 and h is residual2 and h is not None
     made_here = y is None and h is None
-    if not INTERPRETED and config is None and not trace and (inplace or made_here):
+    if not INTERPRETED and config is None and (inplace or made_here):
         key = _plan_key(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, store_rstd,
                         inplace)
         plan = _PLANS.get(key)
@@ -393,7 +393,7 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
         y = torch.empty((m, n), dtype=out_dtype, device=x2.device)
     if h is None and residual2 is not None:
         h = torch.empty((m, n), dtype=h_dtype, device=x2.device)
-    rstd = torch.empty((m,), dtype=acc, device=x2.device) if store_rstd or trace else None
+    rstd = torch.empty((m,), dtype=acc, device=x2.device) if store_rstd else None
     in_dtype = h_dtype if residual2 is not None else x2.dtype
     native = W_NATIVE and native_weight(weight, casting, offset, in_dtype, out_dtype)
     cfg = config or heuristics.fwd_config(n, x2.dtype, residual2 is not None, native)
@@ -401,19 +401,13 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
     if cfg.one_pass and cfg.block_m > 1 and m < cfg.block_m * sms:  # a few rows (decoding):
         cfg = heuristics.with_rows(cfg, m, sms)  # spread them over the SMs
     chunks = cdiv(n, cfg.block_n)
-    tr_blk = tr_row = None
-    if trace:
-        nb = 1 if cfg.one_pass else chunks
-        tr_blk = torch.full((m, nb, 2), float("nan"), dtype=acc, device=x2.device)
-        tr_row = torch.full((m, 4), float("nan"), dtype=acc, device=x2.device)
     if m == 0:
-        return y, h, rstd, (tr_blk, tr_row)
+        return y, h, rstd
     d = x2  # stands in for pointers a specialisation never reads
-    split = cfg.split and not INTERPRETED and not trace and acc == torch.float32 and split_allowed()
+    split = cfg.split and not INTERPRETED and acc == torch.float32 and split_allowed()
     args = [
         x2, residual2 if residual2 is not None else d, weight if weight is not None else d,
         y, h if h is not None else d, rstd if rstd is not None else d,
-        tr_blk if trace else d, tr_row if trace else d,
         d,  # PART (SPLIT)
         x2.stride(0), residual2.stride(0) if residual2 is not None else 0, y.stride(0),
         h.stride(0) if h is not None else 0,
@@ -423,31 +417,31 @@ def forward(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, sto
         split and cfg.pairs and words(x2, n) and (residual2 is None or words(residual2, n)),  # PAIRS
         split and cfg.early,  # EARLY
         weight is not None, residual2 is not None, rstd is not None,  # HAS_W, HAS_R, STORE_RSTD
-        CASTINGS[casting], trace,  # CASTING, TRACE
-        cfg.one_pass and not trace and cdiv(m, cfg.block_m) <= W_FIRST_WAVES * sms,  # W_FIRST
+        CASTINGS[casting],  # CASTING
+        cfg.one_pass and cdiv(m, cfg.block_m) <= W_FIRST_WAVES * sms,  # W_FIRST
         native and native_layout(cfg, split),  # W_NATIVE
         split and (cfg.dynamic if SPLIT_DYNAMIC is None else SPLIT_DYNAMIC),  # DYNAMIC
         pdl_enabled(x2.device),  # PDL
     ]
     gs = None
     if split:
-        args[8], args[18] = slots(m, chunks, x2.device)
-        gs = split_grid(K.rms_norm_fwd, args, 17, cfg, m, n)
+        args[6], args[16] = slots(m, chunks, x2.device)
+        gs = split_grid(K.rms_norm_fwd, args, 15, cfg, m, n)
     if gs:
         grid = (gs[0] * gs[1],)
     else:
-        args[8] = d
-        args[22] = False  # SPLIT off: one pass, or the row walked in blocks
-        args[32] = args[32] and args[21]  # W_NATIVE: SPLIT was asked for, not taken
-        args[33] = False  # DYNAMIC
-        grid = (cdiv(m, cfg.block_m) if args[21] else m,)
+        args[6] = d
+        args[20] = False  # SPLIT off: one pass, or the row walked in blocks
+        args[29] = args[29] and args[19]  # W_NATIVE: SPLIT was asked for, not taken
+        args[30] = False  # DYNAMIC
+        grid = (cdiv(m, cfg.block_m) if args[19] else m,)
     maxnreg = cfg.maxnreg if gs or cfg.one_pass else 0
     k = run(K.rms_norm_fwd, grid, args, cfg.num_warps, maxnreg)
     if key is not None and not gs and x2.get_device() == torch.cuda.current_device():
         if len(_PLANS) >= 4096:  # many shapes (serving's varying M): start over
             _PLANS.clear()
         _PLANS[key] = _fwd_plan(k, grid[0], args, y, h, rstd, inplace)
-    return y, h, rstd, (tr_blk, tr_row)
+    return y, h, rstd
 
 
 # ---- the eager fast path --------------------------------------------------------------------
@@ -481,7 +475,7 @@ def plan_for(x2, weight, residual2, eps, offset, casting, out_dtype, h_dtype, st
 
 def _fwd_plan(k, g0, args, y, h, rstd, inplace=False):
     """A replay of rms_norm_fwd's launch with these args (positions as in forward's list):
-    plan(x, weight, residual, shape=None) -> (y, h, rstd, (None, None)), or None when another
+    plan(x, weight, residual, shape=None) -> (y, h, rstd), or None when another
     device is current (the caller takes its full path). x and residual may be any tensors whose
     rows lie as the planned ones' do (ops.rms_norm passes them unviewed); y and h are made in
     `shape` (default (M, N)), rows contiguous as planned; like=True (x contiguous): those of x's
@@ -515,7 +509,7 @@ def _fwd_plan(k, g0, args, y, h, rstd, inplace=False):
                 h = torch.empty(shape or h_spec[0], dtype=h_spec[1], device=where)
         rstd = torch.empty(r_spec[0], dtype=r_spec[1], device=where) if r_spec else None
         call = template.copy()
-        call[0] = call[6] = call[7] = call[8] = x  # x, and the stand-ins for unused pointers
+        call[0] = call[6] = x  # x, and the stand-in for PART
         call[1] = residual2.data_ptr() if residual2 is not None else x
         call[2] = weight.data_ptr() if weight is not None else x
         call[3] = y.data_ptr()
@@ -523,7 +517,7 @@ def _fwd_plan(k, g0, args, y, h, rstd, inplace=False):
         call[5] = rstd.data_ptr() if rstd is not None else x
         launch_(g0, 1, 1, torch._C._cuda_getCurrentRawStream(dev), fn, meta, None, None, None,
                 *call)
-        return y, h, rstd, (None, None)
+        return y, h, rstd
 
     return plan
 

@@ -52,7 +52,7 @@ def _fwd_impl(x, weight, residual, eps, offset, casting, out_dtype, residual_dty
     n = x.shape[-1]
     x2 = rows_view(x, n)
     r2 = rows_view(residual, n) if residual is not None else None
-    y, h, rstd, _ = launch.forward(
+    y, h, rstd = launch.forward(
         x2, weight, r2, float(eps), float(offset), casting, out_dtype or x.dtype,
         _h_dtype(x, residual, residual_dtype), store_rstd)
     if x.dim() == 2:  # a view costs ~3 us of host time: skip it when there is nothing to reshape
