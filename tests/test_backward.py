@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from conftest import FLOATS, LONG_BWD, randn, reference_grads, assert_grad_close, shares_memory
-from rmsnorm_triton import heuristics, launch, rms_norm
+from rmsnorm_triton import _triton, plan, rms_norm, tables
 from rmsnorm_triton.reference import rms_norm_ref
 
 pytestmark = pytest.mark.usefixtures("poison")
 
-SHAPES = [  # the backward loops past heuristics.MAX_ONE_PASS_BWD (8192 today)
+SHAPES = [  # the backward loops past tables.MAX_ONE_PASS_BWD (8192 today)
     (300, 1),
     (37, 3),
     (2, 5, 127),  # 3-D
@@ -27,7 +27,7 @@ SHAPES = [  # the backward loops past heuristics.MAX_ONE_PASS_BWD (8192 today)
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
 def test_grid_covers_both_paths(dtype):
-    paths = {heuristics.bwd_config(s[-1], dtype).one_pass for s in SHAPES}
+    paths = {tables.bwd_config(s[-1], dtype).one_pass for s in SHAPES}
     assert paths == {True, False}, "SHAPES must hold one-pass and looping rows for every dtype"
 
 
@@ -116,13 +116,14 @@ def test_strided_x_and_dy(device, gen, monkeypatch, dtype, n):
     x, dy = strided(3), strided(3)
     w = randn((n,), dtype, device, gen)
     seen = []
-    real = launch.backward
+    real = _triton.Launch.__call__
 
-    def spy(dy2, xin2, *a, **k):
-        seen.append((dy2.stride(0), xin2.stride(0)))
-        return real(dy2, xin2, *a, **k)
+    def spy(self, grid0, call, *a):
+        if self.kernel is plan.BWD:
+            seen.append((call[plan.BWD.index["stride_dy"]], call[plan.BWD.index["stride_x"]]))
+        return real(self, grid0, call, *a)
 
-    monkeypatch.setattr(launch, "backward", spy)
+    monkeypatch.setattr(_triton.Launch, "__call__", spy)
     xl = x.detach().requires_grad_()  # a leaf that keeps x's strides
     wl = w.detach().requires_grad_()
     rms_norm(xl, wl).backward(dy)

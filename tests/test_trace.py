@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import rmsnorm_triton as R
-from rmsnorm_triton import heuristics, launch
+from rmsnorm_triton import plan, tables
 from rmsnorm_triton.layernorm import layer_norm
 from rmsnorm_triton.reference import rms_norm_ref
 from rmsnorm_triton.testing import TOLERANCE, assert_close
@@ -51,9 +51,9 @@ def test_values_are_the_kernels(case):
     # JSON carries the kernel's values exactly: the same launch outside trace mode agrees bit
     # for bit, and the library's default path (other block sizes) within the dtype's tolerance.
     if norm == "rms":
-        cfg = heuristics.Config(block_m=1, block_n=block, num_warps=1, one_pass=n <= block)
-        y_k, _, rstd_k = launch.forward(x, w, None, 1e-5, 0.0, "llama", dtype, None,
-                                           store_rstd=True, config=cfg)
+        cfg = tables.Config(block_m=1, block_n=block, num_warps=1, one_pass=n <= block)
+        y_k, _, rstd_k = plan.FwdPlan(x, w, None, 1e-5, 0.0, "llama", dtype, dtype, True,
+                                      config=cfg)(x, w, None)
         assert torch.equal(y.to(dtype), y_k)
         assert torch.equal(_t(t["rstd"]), rstd_k.double().cpu())
         assert_close(y, R.rms_norm(x, w, eps=1e-5), dtype, "trace y vs rms_norm")

@@ -21,7 +21,7 @@ def _choose_triton_mode() -> None:
 
 _choose_triton_mode()
 
-from .launch import interpreted  # noqa: E402
+from .checks import interpreted  # noqa: E402
 from .module import RMSNorm  # noqa: E402
 from .ops import fused_add_rms_norm_, rms_norm  # noqa: E402
 
