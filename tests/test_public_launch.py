@@ -73,12 +73,21 @@ def test_the_public_launch_gives_the_fast_paths_bits(interpreted_plans, kind, ho
         assert a.dtype == b.dtype and not a.isnan().any() and torch.equal(a, b)
 
 
+class _Triton36Launcher(_OtherLauncher):
+    """Triton 3.6's launcher: the first five arguments named, the rest (metadata, hooks, the
+    kernel's arguments) taken as *args: the same call."""
+
+    def run(self, gridX, gridY, gridZ, stream, function, *args):  # noqa: N803
+        pass
+
+
 def test_the_launchers_convention_is_checked():
     from test_launch import FakeCompiled
 
     _triton._WARNED.append(True)  # (quiet: the warning is test_the_public_launch's)
     try:
-        assert _triton.fast_launcher(FakeCompiled())
+        assert _triton.fast_launcher(FakeCompiled())  # Triton 3.9's
+        assert _triton.fast_launcher(_Triton36Launcher())
         assert not _triton.fast_launcher(_OtherLauncher())
         assert not _triton.fast_launcher(object())
     finally:

@@ -26,9 +26,12 @@ import triton
 
 from . import options
 
-# CompiledKernel.run(gridX, gridY, gridZ, stream, function, packed_metadata, launch_metadata,
-# launch_enter_hook, launch_exit_hook, *args): Triton 3.6 to 3.9.
-_FAST_ARITY = 9
+# CompiledKernel.run, as Triton's own CompiledKernel[grid](...) calls it: (gridX, gridY, gridZ,
+# stream, function, packed_metadata, launch_metadata, launch_enter_hook, launch_exit_hook,
+# *kernel arguments, constexprs included). Triton 3.9's launcher names all nine; earlier ones
+# (3.6) name the first five and take the rest as *args.
+_LEADING = ["gridX", "gridY", "gridZ", "stream", "function"]
+_NAMED = ["kernel_metadata", "launch_metadata", "launch_enter_hook", "launch_exit_hook"]
 
 
 def _interpreted() -> bool:
@@ -186,10 +189,11 @@ def fast_launcher(k) -> bool:
     function, metadata, three hooks, then the kernel's arguments); else warns once."""
     try:
         ps = list(inspect.signature(k.run).parameters.values())
-        fixed = [p for p in ps if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        ok = (len(fixed) == _FAST_ARITY and ps[-1].kind == inspect.Parameter.VAR_POSITIONAL
+        fixed = [p.name for p in ps if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        ok = (fixed in (_LEADING, _LEADING + _NAMED)
+              and ps[len(fixed)].kind == inspect.Parameter.VAR_POSITIONAL
               and hasattr(k, "function") and hasattr(k, "packed_metadata"))
-    except (TypeError, ValueError, AttributeError):
+    except (TypeError, ValueError, AttributeError, IndexError):
         ok = False
     if not ok and not _WARNED:
         _WARNED.append(True)
