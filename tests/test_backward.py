@@ -132,6 +132,20 @@ def test_strided_x_and_dy(device, gen, monkeypatch, dtype, n):
 
 
 @pytest.mark.parametrize("n", [127, LONG_BWD])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_transposed_x_and_dy(device, gen, poison, dtype, n):
+    """x and dy 2-D with a last stride that is not 1 (views of transposed buffers): each is
+    read as the values it holds, by the first call and by the replays after it."""
+    w = randn((n,), dtype, device, gen)
+    for _ in range(3):
+        x = randn((n, 3), dtype, device, gen).t()
+        dy = randn((n, 3), dtype, device, gen).t()
+        assert x.stride(-1) != 1 and dy.stride(-1) != 1
+        _, dx, dw = run_backward(x, w, dy)
+        check_grads(x, w, dy, dx, dw)
+
+
+@pytest.mark.parametrize("n", [127, LONG_BWD])
 def test_broadcast_dy(device, gen, n):
     # the gradient of (y * v).sum() with v of shape (N,) arrives as v expanded: row stride 0
     x = randn((4, n), torch.float32, device, gen)

@@ -423,3 +423,65 @@ def test_dynamic_flag_reaches_the_split_forward(fake_gpu, monkeypatch, dynamic, 
         monkeypatch.setattr(plan, "split_grid", lambda *a: None)
         plan.FwdPlan(*args, config=cfg)(x, w, None)
         assert _arg(fake_gpu[-1].calls[-1], "DYNAMIC") is False
+
+
+def _gpu_props(monkeypatch):
+    """A GPU's properties for the simulated device (-1): 132 SMs, an H100's register file."""
+    props = types.SimpleNamespace(major=9, minor=0, multi_processor_count=132,
+                                  regs_per_multiprocessor=65536,
+                                  shared_memory_per_multiprocessor=233472,
+                                  max_threads_per_multi_processor=2048)
+    monkeypatch.setattr(tables, "device_props", lambda i: props)
+
+
+@pytest.mark.parametrize("cooperative", [False, True])
+def test_split_is_launched_as_a_cooperative_grid_when_asked(fake_gpu, monkeypatch, cooperative):
+    """options.cooperative: SPLIT's launches (forward and backward) carry Triton's
+    launch_cooperative_grid, so that the driver runs every program at once or refuses; other
+    launches never do. The grid is still sized to what is resident (split.grid)."""
+    _gpu_props(monkeypatch)
+    x, w = torch.randn(4, 256), torch.randn(256)
+    split_cfg, one_pass = Config(1, 64, 4, False, True, 2), Config(1, 256, 4, True)
+    with options.override(cooperative=cooperative):
+        for cfg in (split_cfg, one_pass):
+            plan.FwdPlan(x, w, None, 1e-6, 0.0, "llama", x.dtype, x.dtype, True, config=cfg)(
+                x, w, None)
+            rstd = torch.rand(4) + 0.5
+            plan.BwdPlan(x, None, x, w, rstd, 0.0, x.dtype, None, True, config=cfg)(
+                x, None, x, w, rstd)
+    coop = [(k.fn, k.opts.get("launch_cooperative_grid", False)) for k in fake_gpu if k.calls]
+    fwd, bwd = kernels.rms_norm_fwd, kernels.rms_norm_bwd
+    assert [c for f, c in coop if f in (fwd, bwd)] == [cooperative] * 2 + [False] * 2
+    assert not any(c for f, c in coop if f not in (fwd, bwd)), "dw_reduce: a plain launch"
+
+
+def test_a_refused_cooperative_launch_walks_the_rows_in_blocks(monkeypatch):
+    """Where the driver refuses the cooperative grid (MPS, a partial GPU), the plan says so
+    once and becomes the block loop's: this call and the next run it."""
+    _gpu_props(monkeypatch)
+    made = []
+
+    class Refusing(FakeCompiled):
+        def run(self, gridX, gridY, gridZ, stream, function, kernel_metadata, launch_metadata,
+                launch_enter_hook, launch_exit_hook, *args):
+            if self.opts.get("launch_cooperative_grid"):
+                raise RuntimeError("CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE")
+            self.calls.append((gridX, gridY, gridZ, stream, function, kernel_metadata,
+                               launch_metadata, launch_enter_hook, launch_exit_hook, *args))
+
+    def compile_(fn, call, num_warps, opts):
+        made.append(Refusing(fn, call, num_warps, opts))
+        return made[-1]
+
+    x, w = torch.randn(4, 256), torch.randn(256)
+    cfg = Config(1, 64, 4, False, True, 2)
+    with _triton.simulate(compile_), options.override(cooperative=True):
+        p = plan.FwdPlan(x, w, None, 1e-6, 0.0, "llama", x.dtype, x.dtype, False, config=cfg)
+        assert p.chunks and p.cooperative
+        with pytest.warns(RuntimeWarning, match="cooperative SPLIT launch was refused"):
+            p(x, w, None)
+        p(x, w, None)
+    assert not p.chunks and not p.cooperative
+    (loop,) = [k for k in made if k.calls]
+    assert not loop.opts.get("launch_cooperative_grid") and len(loop.calls) == 2
+    assert not any(_arg(c, "SPLIT") for c in loop.calls), "the block loop, both calls"

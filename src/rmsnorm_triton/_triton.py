@@ -140,10 +140,13 @@ class Launch:
     address for the fast path, the tensor itself for the public one. .compiled is the compiled
     kernel (None interpreted)."""
 
-    def __init__(self, kernel: Kernel, call: list, num_warps: int, maxnreg: int = 0):
+    def __init__(self, kernel: Kernel, call: list, num_warps: int, maxnreg: int = 0,
+                 cooperative: bool = False):
         self.kernel, self.num_warps = kernel, num_warps
         self.ptrs = [i for i, a in enumerate(call) if isinstance(a, torch.Tensor)]
         self.opts = {"maxnreg": maxnreg} if maxnreg else {}
+        if cooperative:  # the driver runs every program at once, or refuses the launch
+            self.opts["launch_cooperative_grid"] = True
         if kernel.pdl and call[kernel.index["PDL"]]:  # the kernel's PDL constexpr decides how it
             self.opts["launch_pdl"] = True  # is launched: the two never disagree
         self.compiled = None

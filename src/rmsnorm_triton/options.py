@@ -25,6 +25,10 @@ Each setting, its environment variable and its default:
                                                     covers, on any GPU
     launcher       RMSNORM_TRITON_LAUNCHER=auto     "public": always Triton's kernel[grid](...),
                                                     never its private launcher
+    cooperative    RMSNORM_TRITON_COOPERATIVE=0     1: SPLIT launched as a cooperative grid, so
+                                                    that the driver runs all its programs at once
+                                                    or refuses (then the block loop); not yet
+                                                    measured against the plain launch
 """
 
 import contextlib
@@ -35,7 +39,7 @@ _VARS = {"split": "RMSNORM_TRITON_SPLIT", "pdl": "RMSNORM_TRITON_PDL",
          "ptxas": "RMSNORM_TRITON_PTXAS", "w_native": "RMSNORM_TRITON_W_NATIVE",
          "w_first_waves": "RMSNORM_TRITON_W_FIRST_WAVES",
          "split_dynamic": "RMSNORM_TRITON_SPLIT_DYNAMIC", "table": "RMSNORM_TRITON_TABLE",
-         "launcher": "RMSNORM_TRITON_LAUNCHER"}
+         "launcher": "RMSNORM_TRITON_LAUNCHER", "cooperative": "RMSNORM_TRITON_COOPERATIVE"}
 _CHOICES = {"ptxas": ("table", "torch", "triton"), "table": ("auto", "generic"),
             "launcher": ("auto", "public"), "split_dynamic": (None, True, False)}
 
@@ -51,9 +55,10 @@ class Options:
     split_dynamic: bool | None = None  # None: as the table entry says
     table: str = "auto"
     launcher: str = "auto"
+    cooperative: bool = False
 
     def __post_init__(self):
-        for name in ("split", "pdl", "w_native"):
+        for name in ("split", "pdl", "w_native", "cooperative"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"options.{name} is {getattr(self, name)!r}, expected True or False")
         for name in ("w_native_one_pass", "w_first_waves"):
@@ -79,6 +84,7 @@ def from_env(env=None) -> Options:
     env = os.environ if env is None else env
     got = {name: env.get(var) for name, var in _VARS.items()}
     kw = {name: _flag(_VARS[name], got[name], True) for name in ("split", "pdl", "w_native")}
+    kw["cooperative"] = _flag(_VARS["cooperative"], got["cooperative"], False)
     for name in ("ptxas", "table", "launcher"):
         if got[name] is not None:
             if got[name] not in _CHOICES[name]:

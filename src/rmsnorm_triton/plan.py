@@ -14,6 +14,7 @@ when a plan is made (_triton.Kernel). Settings come from `options`; changing the
 
 import contextlib
 import math
+import warnings
 
 import torch
 
@@ -122,6 +123,19 @@ class _Plan:
         for pos in self.index:
             self.template[pos] = None  # (the plan keeps no tensor of the call that made it)
 
+    def _cooperative(self, call, rebuild) -> bool:
+        """A cooperative SPLIT launch (options.cooperative). Where the driver refuses it (its
+        programs could not all be resident at once: MPS, a partial GPU), this plan becomes
+        rebuild()'s, the block loop's, for good, and False says to run the call again."""
+        try:
+            self.launch(self.grid, call, self.dev)
+            return True
+        except RuntimeError as e:
+            warnings.warn(f"rmsnorm_triton: a cooperative SPLIT launch was refused ({e}); rows "
+                          "of this shape are walked in blocks from now on", RuntimeWarning)
+            self.__dict__.update(rebuild().__dict__)
+            return False
+
     def _device(self, t):
         self.dev = t.get_device()
         self.where = t.device
@@ -139,7 +153,8 @@ class FwdPlan(_Plan):
             self._build(x, *args, **kw)
 
     def _build(self, x, weight, residual, eps, offset, casting, out_dtype, h_dtype, store_rstd,
-               inplace=False, config=None):
+               inplace=False, config=None, no_split=False):
+        self._spec = (eps, offset, casting, out_dtype, h_dtype, store_rstd, inplace, config)
         n = x.shape[-1]
         x2 = rows_view(x, n)
         r2 = rows_view(residual, n) if residual is not None else None
@@ -157,7 +172,7 @@ class FwdPlan(_Plan):
         self.h_like = h_dtype == x.dtype and x.is_contiguous()
         self.m, self.acc, self.store_rstd = m, acc, store_rstd
         self.bwd = {}  # backward plans made from this one's saved tensors (bwd_key)
-        self.launch = None
+        self.launch, self.cooperative = None, False
         if m == 0:
             return
         y, h, rstd = self._outputs(x2, r2)  # examples of the outputs, for the compile
@@ -171,7 +186,7 @@ class FwdPlan(_Plan):
             cfg = tables.with_rows(cfg, m, sms)  # spread them over the SMs
         chunks = cdiv(n, cfg.block_n)
         split = (cfg.split and not _triton.interpreted() and acc == torch.float32
-                 and opts.split)
+                 and opts.split and not no_split)
         named = dict(
             X=x2, R=r2 if r2 is not None else x2, W=w if w is not None else x2, Y=y,
             H=h if h is not None else x2, RSTD=rstd if rstd is not None else x2, PART=x2,
@@ -195,7 +210,7 @@ class FwdPlan(_Plan):
             gs = split_grid(FWD, named, lambda g, s: {"NUM_GROUPS": g}, cfg, m, n)
         if gs:
             self.grid, _, self.launch = gs
-            self.chunks = chunks
+            self.chunks, self.cooperative = chunks, opts.cooperative
         else:
             self.chunks = 0
             named.update(PART=x2, SPLIT=False, DYNAMIC=False,  # one pass or the block loop
@@ -243,7 +258,11 @@ class FwdPlan(_Plan):
             call[i[6]] = arg(part)
         else:
             call[i[6]] = xa
-        self.launch(self.grid, call, self.dev)
+        if not self.cooperative:
+            self.launch(self.grid, call, self.dev)
+        elif not self._cooperative(call, lambda: FwdPlan(x, weight, residual, *self._spec,
+                                                         no_split=True)):
+            return self(x, weight, residual)
         return y, h, rstd
 
     def backward(self, dy, dh, xin, weight, rstd, offset, dx_dtype, dr_dtype, need_dw):
@@ -267,7 +286,10 @@ class BwdPlan(_Plan):
             self._build(dy, dh, xin, *args, **kw)
 
     def _build(self, dy, dh, xin, weight, rstd, offset, dx_dtype, dr_dtype, need_dw, *,
-               config=None, programs=None):
+               config=None, programs=None, no_split=False):
+        self._spec = (offset, dx_dtype, dr_dtype, need_dw)
+        self._kw = dict(config=config, programs=programs)
+        self.cooperative = False
         n = xin.shape[-1]
         self.n, self.dtypes = n, (dx_dtype, dr_dtype, xin.dtype)
         self._device(xin)
@@ -278,6 +300,9 @@ class BwdPlan(_Plan):
         m = self.m = x2.shape[0]
         self.need_dw = need_dw and w is not None
         self.shape = None if xin.dim() == 2 else xin.shape  # the gradients' (made (M, N))
+        # (M, N) rows of unit stride already (rows_view would hand them back as they are)
+        self.rows_as_given = all(t is None or (t.dim() == 2 and t.stride(-1) == 1)
+                                 for t in (xin, dy, dh))
         dx_dtype = dx_dtype or dr_dtype or xin.dtype  # (_outputs: what the kernel's DX holds)
         self.dx_shape, self.dx_dtype, self.dr_dtype = (m, n), dx_dtype, dr_dtype
         self.dr = dx_dtype is not None and dr_dtype is not None and self.dtypes[0] is not None
@@ -287,7 +312,7 @@ class BwdPlan(_Plan):
         dx, dr = self._outputs()
         cfg = config or tables.bwd_config(n, x2.dtype, tables.table_for(x2.device))
         split = (cfg.split and not _triton.interpreted() and rstd.dtype == torch.float32
-                 and options.get().split)
+                 and options.get().split and not no_split)
         chunks = cdiv(n, cfg.block_n)
         named = dict(
             DY=dy2, X=x2, W=w if w is not None else x2, RSTD=rstd,
@@ -308,7 +333,7 @@ class BwdPlan(_Plan):
             gs = split_grid(BWD, named, lambda g, s: {"NUM_PROGS": g * s}, cfg, m, n)
         if gs:
             self.grid, self.part_rows, self.launch = gs
-            self.chunks = chunks
+            self.chunks, self.cooperative = chunks, options.get().cooperative
         else:
             self.chunks = 0
             named.update(PART=x2, SPLIT=False)
@@ -356,34 +381,37 @@ class BwdPlan(_Plan):
         n, arg, where = self.n, self.launch.arg, self.where
         dx = torch.empty(self.dx_shape, dtype=self.dx_dtype, device=where)
         dr = torch.empty(self.dx_shape, dtype=self.dr_dtype, device=where) if self.dr else None
-        if xin.dim() != 2:
-            xin, dy = rows_view(xin, n), rows_view(dy, n)
-            dh = None if dh is None else rows_view(dh, n)
-        xa = arg(xin)
+        x2, dy2, dh2 = xin, dy, dh
+        if not self.rows_as_given:
+            x2, dy2 = rows_view(xin, n), rows_view(dy, n)
+            dh2 = None if dh is None else rows_view(dh, n)
+        xa = arg(x2)
         call = self.template.copy()
         i = self.index
-        call[i[0]], call[i[1]], call[i[3]], call[i[5]] = arg(dy), xa, arg(rstd), arg(dx)
+        call[i[0]], call[i[1]], call[i[3]], call[i[5]] = arg(dy2), xa, arg(rstd), arg(dx)
         call[i[2]] = xa if w is None else arg(w)
-        call[i[4]] = xa if dh is None else arg(dh)
+        call[i[4]] = xa if dh2 is None else arg(dh2)
         call[i[6]] = xa if dr is None else arg(dr)
         if self.chunks:
             p, call[self.i_epoch] = slots(self.m, self.chunks, where)
             call[i[8]] = arg(p)
         else:
             call[i[8]] = xa
-        if self.need_dw:
-            part = torch.empty(self.part_shape, dtype=rstd.dtype, device=where)
-            call[i[7]] = arg(part)
+        part = torch.empty(self.part_shape, dtype=rstd.dtype, device=where) \
+            if self.need_dw else None
+        call[i[7]] = xa if part is None else arg(part)
+        if not self.cooperative:
             self.launch(self.grid, call, self.dev)
+        elif not self._cooperative(call, lambda: BwdPlan(dy, dh, xin, weight, rstd, *self._spec,
+                                                         **self._kw, no_split=True)):
+            return self(dy, dh, xin, weight, rstd)
+        dw = None
+        if part is not None:
             grid, launch, (i_part, i_dw), template = self.reduce
             dw = torch.empty_like(w)
             call = template.copy()
             call[i_part], call[i_dw] = launch.arg(part), launch.arg(dw)
             launch(grid, call, self.dev)
-        else:
-            call[i[7]] = xa
-            self.launch(self.grid, call, self.dev)
-            dw = None
         return self._result(dx, dr, dw, None)
 
     def _result(self, dx, dr, dw, shape):

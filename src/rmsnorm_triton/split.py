@@ -9,7 +9,7 @@ blocks instead (slower past 32K, never waiting).
 
 import torch
 
-from . import _triton, tables
+from . import _triton, options, tables
 from .kernels import N_COUNTERS
 
 
@@ -41,7 +41,8 @@ def grid(kernel, named, groups_of, cfg, m, n):
         if groups < 1:
             return None
         named.update(groups_of(groups, chunks))
-        launch = _triton.Launch(kernel, kernel.positional(named), cfg.num_warps, cfg.maxnreg)
+        launch = _triton.Launch(kernel, kernel.positional(named), cfg.num_warps, cfg.maxnreg,
+                                options.get().cooperative)
         if resident_per_sm(launch, cfg.num_warps) >= per_sm:
             return groups * chunks, groups, launch
     return None
