@@ -210,7 +210,7 @@ def main():
             nbytes = (4 if op == "res" else 2) * m * n * size + n * size
             natives = (True, False) if os.environ.get("TUNE_NATIVE") == "both" else (True,)
             for cfg, nat in itertools.product(cfgs, natives):
-                if not nat and not plan.native_layout(cfg, cfg.split, options.get()):
+                if not nat and not tables.native_layout(cfg, cfg.split, options.get()):
                     continue  # the fp32 product: the kernel timed already
                 try:
                     with options.override(w_native=nat):
@@ -222,7 +222,7 @@ def main():
                     print(f"{op} {dname} {n} {cfg} FAILED {type(e).__name__}: {str(e)[:100]}", flush=True)
                     continue
                 gbps = nbytes / ms / 1e6
-                nat = nat and size == 2 and plan.native_layout(cfg, cfg.split, options.get())
+                nat = nat and size == 2 and tables.native_layout(cfg, cfg.split, options.get())
                 rows.append(dict(op=op, dtype=dname, N=n, M=m, cfg=cfg.__dict__, ms=ms, gbps=gbps,
                                  pct=100 * gbps / cbw, err=err, native=nat))
                 print(f"{op} {dname} N={n:>6} {cfg.block_m:>3}x{cfg.block_n:<6} w{cfg.num_warps:<2}"

@@ -302,12 +302,12 @@ def test_pdl_only_on_hopper_and_later_and_never_interpreted(monkeypatch, fake_gp
     major = {0: 9, 1: 8}
     monkeypatch.setattr(tables, "device_props", lambda i: types.SimpleNamespace(major=major[i]))
     cuda = lambda i: types.SimpleNamespace(type="cuda", index=i)  # noqa: E731
-    assert plan.pdl_enabled(cuda(0)) and not plan.pdl_enabled(cuda(1))
-    assert not plan.pdl_enabled(torch.device("cpu"))
+    assert tables.pdl_enabled(cuda(0)) and not tables.pdl_enabled(cuda(1))
+    assert not tables.pdl_enabled(torch.device("cpu"))
     with options.override(pdl=False):
-        assert not plan.pdl_enabled(cuda(0))
+        assert not tables.pdl_enabled(cuda(0))
     with _triton.simulate(None):  # this process's own path: never under the interpreter
-        assert plan.pdl_enabled(cuda(0)) is not _triton.INTERPRETED
+        assert tables.pdl_enabled(cuda(0)) is not _triton.INTERPRETED
 
 
 @pytest.mark.parametrize("pdl", [False, True])
@@ -324,7 +324,7 @@ def test_the_pdl_constexpr_decides_how_the_kernel_is_launched(fake_gpu, pdl):
 
 @pytest.mark.parametrize("pdl", [False, True])
 def test_forward_passes_pdl_where_the_device_allows(fake_gpu, monkeypatch, pdl):
-    monkeypatch.setattr(plan, "pdl_enabled", lambda dev: pdl)
+    monkeypatch.setattr(tables, "pdl_enabled", lambda dev: pdl)
     x, w = torch.randn(3, 64), torch.randn(64)
     rms_norm(x, w)
     rms_norm(x, w)  # replayed: the same compiled kernel

@@ -150,6 +150,15 @@ def test_source_lines_found(case):
     # the library's own walk: one-pass rows' code, or the block loop that long rows take
     fwd = ("one_pass_rows" if n <= block else "loop_row") if norm == "rms" else "layer_norm_fwd"
     assert src["name"] == fwd and f"def {fwd}(" in src["lines"][1]
+    # each step line is one of the statements the step executes, in the branch the launch takes
+    text = [src["lines"][ln - src["first_line"]].strip() for lns in src["step_lines"].values()
+            for ln in lns]
+    starts = ("h =", "ss", "block_sum", "ms, rstd", "tl.store(RSTD", "tl.store(MEAN", "w =",
+              "y =", "tl.store(Y", "x =", "s =", "s +=", "d =", "sd", "mean, _", "var, rstd",
+              "block_sd")
+    assert all(t.startswith(starts) for t in text), text
+    assert not any("cols[None, :], mask=col_ok[None, :]" in t for t in text), "W_FIRST's load"
+    assert len(set(text)) == len(text) or norm == "layer", "a line named twice"
 
 
 def test_json_ready_with_non_finite_values():

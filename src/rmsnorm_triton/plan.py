@@ -84,28 +84,6 @@ def dense(weight):
     return weight if weight is None or weight.stride(0) == 1 else weight.contiguous()
 
 
-def native_weight(weight, casting, offset, in_dtype, out_dtype) -> bool:
-    """y = x_hat * w in the 16-bit dtype rounds as the fp32 product does: Llama casting (x_hat
-    rounded to that dtype first), no offset, and input, weight and output all of that dtype."""
-    return (weight is not None and casting == "llama" and offset == 0.0
-            and weight.dtype in (torch.bfloat16, torch.float16)
-            and weight.dtype == in_dtype == out_dtype)
-
-
-def native_layout(cfg, split: bool, opts) -> bool:
-    """The launch multiplies in 16 bits where native_weight allows it: a SPLIT launch (split:
-    taken, not only asked), or one pass over rows of options.w_native_one_pass or more (on the
-    H100: +1.3 points of copy at 32K, +0.2-0.4 at 16K, -0.2 at 4K-8K)."""
-    return split or (cfg.one_pass and cfg.block_n >= opts.w_native_one_pass)
-
-
-def pdl_enabled(device: torch.device) -> bool:
-    """Launch as a programmatic dependent: a CUDA device of compute capability 9.0 or later
-    (griddepcontrol is sm_90 PTX), not under the interpreter, unless options.pdl is off."""
-    return (options.get().pdl and not _triton.interpreted() and device.type == "cuda"
-            and tables.device_props(device.index or 0).major >= 9)
-
-
 def on_device(t):
     """Within the block, t's CUDA device is the current one (a plan compiles and sizes its grid
     for that device); nothing for a CPU tensor."""
@@ -178,7 +156,7 @@ class FwdPlan(_Plan):
         y, h, rstd = self._outputs(x2, r2)  # examples of the outputs, for the compile
         opts = options.get()
         in_dtype = h_dtype if residual is not None else x2.dtype
-        native = opts.w_native and native_weight(w, casting, offset, in_dtype, out_dtype)
+        native = opts.w_native and tables.native_weight(w, casting, offset, in_dtype, out_dtype)
         cfg = config or tables.fwd_config(n, x2.dtype, residual is not None, native,
                                           tables.table_for(x2.device))
         sms = tables.device_props(x2.device.index).multi_processor_count if x2.is_cuda else 1
@@ -199,9 +177,9 @@ class FwdPlan(_Plan):
             EARLY=split and cfg.early, HAS_W=w is not None, HAS_R=r2 is not None,
             STORE_RSTD=rstd is not None, CASTING=CASTINGS[casting],
             W_FIRST=cfg.one_pass and cdiv(m, cfg.block_m) <= opts.w_first_waves * sms,
-            W_NATIVE=native and native_layout(cfg, split, opts),
+            W_NATIVE=native and tables.native_layout(cfg, split, opts),
             DYNAMIC=split and (cfg.dynamic if opts.split_dynamic is None else opts.split_dynamic),
-            PDL=pdl_enabled(x2.device))
+            PDL=tables.pdl_enabled(x2.device))
         if inplace:
             named.update(stride_y=x2.stride(0), stride_h=r2.stride(0))
         gs = None
@@ -324,7 +302,7 @@ class BwdPlan(_Plan):
             ONE_PASS=cfg.one_pass and not split, SPLIT=split, S_POW2=tables.pow2(chunks),
             PAIRS=split and cfg.pairs and words(x2, n) and words(dy2, n),
             EARLY=split and cfg.early, HAS_W=w is not None, STORE_DW=self.need_dw,
-            HAS_DH=dh2 is not None, STORE_DR=dr is not None, PDL=pdl_enabled(x2.device))
+            HAS_DH=dh2 is not None, STORE_DR=dr is not None, PDL=tables.pdl_enabled(x2.device))
         gs = None
         if split:
             named["PART"], named["EPOCH"] = slots(m, chunks, x2.device)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import options
+from . import _triton, options
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ FWD_RES = {  # bf16/fp16 with a residual, where it differs from FWD (FWD's cappe
     None: (1, 8192, 8, "early", 1),  # 97.8-98.1% at 256K (2048 x 4 "early" x 6: 97.1-97.4%)
 }
 FWD_BF16 = {  # bf16 without a residual and with w * x_hat in fp32 (Gemma casting, an offset;
-    # plan.native_weight), where it differs from FWD: at FWD's caps that code spills (2048 x 4
+    # native_weight), where it differs from FWD: at FWD's caps that code spills (2048 x 4
     # "early" at 72 registers: 16 bytes) where fp16's does not. Multiplied in bf16 it does not,
     # and FWD's entries serve (90.6 / 91.9 / 91.7% at 64K / 128K / 256K against 89.6 / 89.2 /
     # 88.0% for these)
@@ -215,7 +215,7 @@ def _lookup(table, block_n: int, size: int) -> Config:
 @functools.lru_cache(maxsize=1024)
 def fwd_config(n: int, dtype: torch.dtype, residual: bool = False, native: bool = True,
                arch=(9, 0)) -> Config:
-    """native: SPLIT would multiply w * x_hat in the 16-bit dtype (plan.native_weight)."""
+    """native: SPLIT would multiply w * x_hat in the 16-bit dtype (native_weight below)."""
     t = _tables(arch)
     size = _size(dtype)
     block_n = pow2(n)
@@ -254,3 +254,26 @@ def num_programs(device: torch.device, cfg: Config) -> int:
     if device.type == "cuda":
         return device_props(device.index or 0).multi_processor_count * cfg.progs_per_sm
     return 4  # the interpreter runs programs one after another: few, large ones are faster
+
+
+# ---- how a launch multiplies and waits ---------------------------------------------------
+def native_weight(weight, casting, offset, in_dtype, out_dtype) -> bool:
+    """y = x_hat * w in the 16-bit dtype rounds as the fp32 product does: Llama casting (x_hat
+    rounded to that dtype first), no offset, and input, weight and output all of that dtype."""
+    return (weight is not None and casting == "llama" and offset == 0.0
+            and weight.dtype in (torch.bfloat16, torch.float16)
+            and weight.dtype == in_dtype == out_dtype)
+
+
+def native_layout(cfg, split: bool, opts) -> bool:
+    """The launch multiplies in 16 bits where native_weight allows it: a SPLIT launch (split:
+    taken, not only asked), or one pass over rows of options.w_native_one_pass or more (on the
+    H100: +1.3 points of copy at 32K, +0.2-0.4 at 16K, -0.2 at 4K-8K)."""
+    return split or (cfg.one_pass and cfg.block_n >= opts.w_native_one_pass)
+
+
+def pdl_enabled(device: torch.device) -> bool:
+    """Launch as a programmatic dependent: a CUDA device of compute capability 9.0 or later
+    (griddepcontrol is sm_90 PTX), not under the interpreter, unless options.pdl is off."""
+    return (options.get().pdl and not _triton.interpreted() and device.type == "cuda"
+            and device_props(device.index or 0).major >= 9)
