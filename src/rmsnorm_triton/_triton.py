@@ -168,16 +168,21 @@ class Launch:
         self.compiled = k
         self.fast = options.get().launcher == "auto" and fast_launcher(k)
         if self.fast:
-            self._run, self._fn, self._meta = k.run, k.function, k.packed_metadata
             self.arg = torch.Tensor.data_ptr
 
+            def go(grid0, call, device_index=0, run=k.run, stream=self._stream, fn=k.function,
+                   meta=k.packed_metadata):
+                run(grid0, 1, 1, stream(device_index), fn, meta, None, None, None, *call)
+
+            self.go = go  # (a closure: the fewest lookups a call)
+
+    def go(self, grid0: int, call: list, device_index: int = 0) -> None:
+        """Launches on a 1-D grid of grid0 programs (the fast path replaces this method)."""
+        self.kernel.fn[(grid0,)](**dict(zip(self.kernel.names, call)), num_warps=self.num_warps,
+                                 **self.opts)
+
     def __call__(self, grid0: int, call: list, device_index: int = 0) -> None:
-        if self.fast:
-            self._run(grid0, 1, 1, self._stream(device_index), self._fn, self._meta, None, None,
-                      None, *call)
-        else:
-            self.kernel.fn[(grid0,)](**dict(zip(self.kernel.names, call)),
-                                     num_warps=self.num_warps, **self.opts)
+        self.go(grid0, call, device_index)
 
     def resources(self):
         """(registers a thread, shared memory bytes) of the compiled kernel."""

@@ -38,9 +38,10 @@ def rms_norm(x, weight=None, eps=1e-6, *, residual=None, prenorm=False, offset=0
         y, or (y, h) when residual is given or prenorm=True. Never aliases an input, except
         h with prenorm=True and no residual, which is x itself (as in the unfused module).
     """
-    try:
-        grad = torch.is_grad_enabled() and (x.requires_grad or _needs_grad(weight)
-                                            or _needs_grad(residual))
+    try:  # (spelled out: this runs on every call, and each function call costs)
+        grad = torch.is_grad_enabled() and (
+            x.requires_grad or (weight is not None and weight.requires_grad)
+            or (residual is not None and residual.requires_grad))
     except AttributeError:  # not a tensor: the checks will say
         grad = False
     key = plan.key(x, weight, residual, eps, offset, casting, prenorm, out_dtype, residual_dtype,
@@ -58,7 +59,7 @@ def rms_norm(x, weight=None, eps=1e-6, *, residual=None, prenorm=False, offset=0
     if grad:
         return _RMSNormFn.apply(x, weight, residual, p, ret_h, residual_dtype)
     y, h, _ = p(x, weight, residual)
-    return _result(x, y, h, ret_h, residual_dtype)
+    return _result(x, y, h, ret_h, residual_dtype) if ret_h else y
 
 
 def _forward_plan(x, weight, residual, eps, offset, casting, out_dtype, residual_dtype,
@@ -78,10 +79,6 @@ def _result(x, y, h, ret_h, residual_dtype):
     if h is None:
         h = x if residual_dtype in (None, x.dtype) else x.to(residual_dtype)
     return y, h
-
-
-def _needs_grad(t) -> bool:
-    return t is not None and t.requires_grad
 
 
 class _RMSNormFn(torch.autograd.Function):

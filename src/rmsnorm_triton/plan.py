@@ -38,16 +38,20 @@ def _tensor_key(t):
     return type(t), t.shape, t.stride(), t.dtype, t.get_device(), t.data_ptr() & 15
 
 
+_is_compiling, _copysign = torch.compiler.is_compiling, math.copysign  # (once: a call's cost)
+
+
 def key(x, weight, residual, eps, offset, casting, *rest):
     """The call's signature: everything its checks and its launch depend on but the addresses'
     high bits, then `rest`. None while traced by torch.compile, or where an argument is not what
     a key can hold (the caller's checks then say what is wrong)."""
-    if torch.compiler.is_compiling():
+    if _is_compiling():
         return None
     try:
         return (type(x), x.shape, x.stride(), x.dtype, x.get_device(), x.data_ptr() & 15,
-                _tensor_key(weight), _tensor_key(residual), type(eps), eps, type(offset), offset,
-                math.copysign(1.0, offset), casting) + rest
+                None if weight is None else _tensor_key(weight),
+                None if residual is None else _tensor_key(residual), type(eps), eps,
+                type(offset), offset, _copysign(1.0, offset), casting) + rest
     except (AttributeError, TypeError, RuntimeError):  # not a tensor, not a number, not
         return None  # hashable, no data pointer (functorch's wrappers, fake tensors)
 
@@ -106,7 +110,7 @@ class _Plan:
         programs could not all be resident at once: MPS, a partial GPU), this plan becomes
         rebuild()'s, the block loop's, for good, and False says to run the call again."""
         try:
-            self.launch(self.grid, call, self.dev)
+            self.go(self.grid, call, self.dev)
             return True
         except RuntimeError as e:
             warnings.warn(f"rmsnorm_triton: a cooperative SPLIT launch was refused ({e}); rows "
@@ -197,6 +201,7 @@ class FwdPlan(_Plan):
             maxnreg = cfg.maxnreg if cfg.one_pass else 0
             self.launch = _triton.Launch(FWD, FWD.positional(named), cfg.num_warps, maxnreg)
         self._bind(FWD, named, ("X", "R", "W", "Y", "H", "RSTD", "PART"))
+        self.go, self.arg = self.launch.go, self.launch.arg
         self.i_epoch = FWD.index["EPOCH"]
 
     def _outputs(self, x, residual):
@@ -222,22 +227,24 @@ class FwdPlan(_Plan):
         rstd = torch.empty(self.m, dtype=self.acc, device=self.where) if self.store_rstd else None
         if not self.m:
             return y, h, rstd
-        arg, i = self.launch.arg, self.index
+        arg = self.arg
+        ix, ir, iw, iy, ih, irs, ip = self.index
         call = self.template.copy()
-        call[i[0]] = xa = arg(rows_view(x, self.n) if self.x_view else x)
-        call[i[1]] = xa if residual is None else arg(
+        call[ix] = xa = arg(rows_view(x, self.n) if self.x_view else x)
+        call[ir] = xa if residual is None else arg(
             rows_view(residual, self.n) if self.r_view else residual)
-        call[i[2]] = xa if weight is None else arg(weight.contiguous() if self.w_copy else weight)
-        call[i[3]] = arg(y)
-        call[i[4]] = xa if h is None else arg(h)
-        call[i[5]] = xa if rstd is None else arg(rstd)
-        if self.chunks:  # SPLIT: this stream's slots, the next epoch
-            part, call[self.i_epoch] = slots(self.m, self.chunks, self.where)
-            call[i[6]] = arg(part)
-        else:
-            call[i[6]] = xa
+        call[iw] = xa if weight is None else arg(weight.contiguous() if self.w_copy else weight)
+        call[iy] = arg(y)
+        call[ih] = xa if h is None else arg(h)
+        call[irs] = xa if rstd is None else arg(rstd)
+        if not self.chunks:
+            call[ip] = xa
+            self.go(self.grid, call, self.dev)
+            return y, h, rstd
+        part, call[self.i_epoch] = slots(self.m, self.chunks, self.where)  # SPLIT: this
+        call[ip] = arg(part)  # stream's slots, the next epoch
         if not self.cooperative:
-            self.launch(self.grid, call, self.dev)
+            self.go(self.grid, call, self.dev)
         elif not self._cooperative(call, lambda: FwdPlan(x, weight, residual, *self._spec,
                                                          no_split=True)):
             return self(x, weight, residual)
@@ -325,6 +332,7 @@ class BwdPlan(_Plan):
         if not gs:
             self.launch = _triton.Launch(BWD, BWD.positional(named), cfg.num_warps)
         self._bind(BWD, named, ("DY", "X", "W", "RSTD", "DH", "DX", "DR", "DW_PART", "PART"))
+        self.go = self.launch.go
         self.i_epoch = BWD.index["EPOCH"]
         if self.need_dw:
             block_n = 256 if n >= 256 else max(16, 1 << (n - 1).bit_length())
@@ -379,7 +387,7 @@ class BwdPlan(_Plan):
             if self.need_dw else None
         call[i[7]] = xa if part is None else arg(part)
         if not self.cooperative:
-            self.launch(self.grid, call, self.dev)
+            self.go(self.grid, call, self.dev)
         elif not self._cooperative(call, lambda: BwdPlan(dy, dh, xin, weight, rstd, *self._spec,
                                                          **self._kw, no_split=True)):
             return self(dy, dh, xin, weight, rstd)
@@ -389,7 +397,7 @@ class BwdPlan(_Plan):
             dw = torch.empty_like(w)
             call = template.copy()
             call[i_part], call[i_dw] = launch.arg(part), launch.arg(dw)
-            launch(grid, call, self.dev)
+            launch.go(grid, call, self.dev)
         return self._result(dx, dr, dw, None)
 
     def _result(self, dx, dr, dw, shape):
