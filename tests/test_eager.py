@@ -169,16 +169,20 @@ def interpreted_plans(monkeypatch):
         def _init_handles(self):
             pass
 
-        def run(self, g0, g1, g2, stream, fn, meta, launch_metadata, enter, exit_, *args):
+        def run(self, gridX, gridY, gridZ, stream, function, kernel_metadata, launch_metadata,
+                launch_enter_hook, launch_exit_hook, *args):  # (Triton's launcher's names)
             args = list(args)
             for i in self.ptrs:
                 args[i] = tensors[args[i]]
-            self.kern[(g0, g1, g2)](*args)
+            tensors["fast launches"] += 1
+            self.kern[(gridX, gridY, gridZ)](*args)
 
     monkeypatch.setattr(torch, "empty", lambda *a, **k: keep(real_empty(*a, **k)))
     monkeypatch.setattr(torch, "empty_like", lambda *a, **k: keep(real_like(*a, **k)))
+    tensors["fast launches"] = 0  # (Interpreted.run's count: the fast path was taken)
     with _triton.simulate(Interpreted):
         yield tensors
+    assert tensors["fast launches"] > 0, "the faked launcher was never called"
 
 
 @pytest.mark.parametrize("shape, dtype, kind", [

@@ -57,6 +57,8 @@ def _calls(g, kind):
 @pytest.mark.parametrize("how", ["options", "mismatch"])
 def test_the_public_launch_gives_the_fast_paths_bits(interpreted_plans, kind, how):  # noqa: F811
     fast = _calls(interpreted_plans, kind)
+    assert interpreted_plans["fast launches"] >= 2, "the fast path ran"
+    interpreted_plans["fast launches"] = 0
     if how == "options":
         with options.override(launcher="public"), warnings.catch_warnings():
             warnings.simplefilter("error")  # asked for: no warning
@@ -68,6 +70,8 @@ def test_the_public_launch_gives_the_fast_paths_bits(interpreted_plans, kind, ho
         assert len(seen) == 1, "said once"
         assert f"Triton {__import__('triton').__version__}" in str(seen[0].message)
         assert "kernel[grid](...)" in str(seen[0].message)
+    assert interpreted_plans["fast launches"] == 0, "the public launch ran, not the fast one"
+    interpreted_plans["fast launches"] = 1  # (for the fixture's own check)
     assert len(fast) == len(public)
     for a, b in zip(fast, public):
         assert a.dtype == b.dtype and not a.isnan().any() and torch.equal(a, b)
