@@ -60,7 +60,8 @@ class Options:
     def __post_init__(self):
         for name in ("split", "pdl", "w_native", "cooperative"):
             if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"options.{name} is {getattr(self, name)!r}, expected True or False")
+                raise TypeError(f"options.{name} is {getattr(self, name)!r}, expected True or "
+                                "False")
         for name in ("w_native_one_pass", "w_first_waves"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:

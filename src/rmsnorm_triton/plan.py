@@ -338,7 +338,8 @@ class BwdPlan(_Plan):
             block_n = 256 if n >= 256 else max(16, 1 << (n - 1).bit_length())
             red = dict(DW_PART=named["DW_PART"], DW=w, P=self.part_rows, N=n, BLOCK_P=32,
                        BLOCK_N=block_n, PDL=named["PDL"])
-            self.reduce = (cdiv(n, block_n), _triton.Launch(DW_REDUCE, DW_REDUCE.positional(red), 4),
+            self.reduce = (cdiv(n, block_n),
+                           _triton.Launch(DW_REDUCE, DW_REDUCE.positional(red), 4),
                            [DW_REDUCE.index["DW_PART"], DW_REDUCE.index["DW"]],
                            DW_REDUCE.positional(red))
             for i in self.reduce[2]:

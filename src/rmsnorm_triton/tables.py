@@ -47,7 +47,7 @@ class Config:
 # ---- sm_90 (H100, H200): tune.py's sweeps, % of copy ------------------------------------------
 # FWD and BWD serve bf16 and fp16 (same bytes); the _RES and _BF16 tables override them where a
 # residual or bf16's own code (more registers) measured differently.
-FWD = {  # bf16/fp16
+FWD = {  # bf16/fp16; tune.py --sweep --ops fwd --dtypes bf16,fp16
     512: (2, 512, 4, "1p", 1),  # 98.2% (32 x 512 x 32 warps: 96.5%)
     1024: (1, 1024, 4, "1p", 1),  # 97.9%
     2048: (1, 2048, 8, "1p", 1),  # 97.5% (2 x 2048 x 8: 97.0%)
@@ -60,8 +60,8 @@ FWD = {  # bf16/fp16
     131072: (1, 4096, 4, "early", 4, 128),  # fp16 91.6% (x 3 uncapped: 88.5%)
     None: (1, 8192, 8, "early", 2, 128),  # 87.8% at 256K (2048 x 4 x 6: 78.1%)
 }
-FWD_RES = {  # bf16/fp16 with a residual, where it differs from FWD (FWD's capped entries read
-    # 92.0% at 64K and 85.4% at 256K with a residual)
+FWD_RES = {  # tune.py --sweep --ops res --dtypes bf16,fp16: where it differs from FWD (FWD's
+    # capped entries read 92.0% at 64K and 85.4% at 256K with a residual)
     512: (2, 512, 8, "1p", 1),  # 99.8% (FWD's 2 x 512 x 4: 99.4%; 32 x 512: 98.6%)
     1024: (1, 1024, 8, "1p", 1),  # 99.8% (FWD's 1 x 1024 x 4: 99.2%)
     16384: (1, 16384, 8, "1p", 1),  # 99.8 / 99.9% bf16 / fp16 (FWD's x 16: 99.5 / 99.6%)
@@ -79,7 +79,7 @@ FWD_BF16 = {  # bf16 without a residual and with w * x_hat in fp32 (Gemma castin
     65536: (1, 2048, 4, "early", 6, 80),  # 89.6% (FWD's entry: 88.3% in bf16, 91.0% fp16)
     131072: (1, 4096, 8, "early", 3, 80),  # 88.5% (FWD's: 87.6%, spills 48 bytes in bf16)
 }
-FWD_FP32 = {  # (4096 elements a program, the defaults below 32K, read 98.1-99.3%)
+FWD_FP32 = {  # tune.py --sweep --ops fwd --dtypes fp32 (4096 elements a program: 98.1-99.3%)
     512: (2, 512, 8, "1p", 1),  # 100.2% (8 x 512 x 4 warps: 99.1%)
     1024: (1, 1024, 8, "1p", 1),  # 100.2% (4 x 1024 x 4: 99.2%)
     2048: (2, 2048, 16, "1p", 1),  # 99.4% (2 x 2048 x 4: 99.3%)
@@ -91,7 +91,7 @@ FWD_FP32 = {  # (4096 elements a program, the defaults below 32K, read 98.1-99.3
     131072: (1, 4096, 4, "early", 2),  # 95.5% (8192 x 8 "split" x 2: 92.9%)
     None: (1, 8192, 8, "early", 1),  # 95.3% at 256K ("split": 92.7%); 2 asked, 1 fits an SM
 }
-FWD_FP32_RES = {  # fp32 with a residual, where it differs from FWD_FP32
+FWD_FP32_RES = {  # tune.py --sweep --ops res --dtypes fp32: where it differs from FWD_FP32
     2048: (1, 2048, 16, "1p", 1),  # 100.3% (2 x 2048 x 4: 98.5%)
     4096: (1, 4096, 32, "1p", 1),  # 100.5% (1 x 4096 x 4: 97.9%)
     16384: (1, 16384, 32, "1p", 1),  # 100.3% (x 16: 98.8%)
@@ -101,7 +101,7 @@ FWD_FP32_RES = {  # fp32 with a residual, where it differs from FWD_FP32
     None: (1, 2048, 4, "early+dyn", 3),  # 99.4% at 256K (rows fixed: 98.8-98.9%); capped to fit
     # 4: 97.3% against 98.9-99.2%
 }
-BWD = {  # bf16/fp16 (the one-pass entries serve fp32 too: 89-93% there)
+BWD = {  # tune.py --sweep --ops bwd --dtypes bf16,fp16 (its one-pass entries serve fp32 too)
     512: (16, 512, 8, "1p", 1),  # 87.7%
     1024: (8, 1024, 8, "1p", 1),  # 87.1%
     2048: (4, 2048, 8, "1p", 1),  # 87.8%
@@ -113,7 +113,7 @@ BWD = {  # bf16/fp16 (the one-pass entries serve fp32 too: 89-93% there)
     131072: (1, 4096, 8, "early", 2, 128),  # 85.3% (4096 x 4 "split" x 2: 82.0%)
     None: (1, 8192, 16, "early", 1),  # 85.1% at 256K ("split" 8192 x 8 x 1: 81.0%)
 }
-BWD_FP32 = {  # fp32 SPLIT falls to 6-12% in layouts that spill: these spill nothing
+BWD_FP32 = {  # tune.py --sweep --ops bwd --dtypes fp32 (layouts that spill fall to 6-12%)
     512: (4, 512, 8, "1p", 2),  # 93.5% (8 x 512 x 4: 90.8%)
     1024: (2, 1024, 4, "1p", 2),  # 93.3% (BWD's 8 x 1024 x 8: 92.6%)
     16384: (1, 1024, 4, "early", 4, 128),  # 99.5% twice; uncapped, ptxas took > 128 registers

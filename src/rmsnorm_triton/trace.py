@@ -204,7 +204,8 @@ def _statements(body, consts, loop, loops):
     for st in body:
         if isinstance(st, ast.If):
             try:
-                taken = bool(eval(compile(ast.Expression(st.test), "<if>", "eval"), {}, dict(consts)))
+                test = compile(ast.Expression(st.test), "<if>", "eval")
+                taken = bool(eval(test, {}, dict(consts)))  # (names only: the constexprs)
                 branches = [st.body if taken else st.orelse]
             except Exception:  # noqa: BLE001 - a runtime condition: either branch may run
                 branches = [st.body, st.orelse]
