@@ -1,7 +1,7 @@
 """The one door to Triton's and PyTorch's private internals that the launch uses.
 
     Kernel(fn)                 a @triton.jit kernel called by parameter name
-    Launch(kernel, call, ...)  one compiled specialisation: launch(grid0, call)
+    Launch(kernel, call, ...)  one compiled specialisation: launch.go(grid0, call, device)
     stream(device)             the device's current CUDA stream, as an address
     ptxas_path / ptxas_scope   which ptxas builds a kernel (options.ptxas)
 
@@ -136,7 +136,7 @@ def _same(t):
 
 class Launch:
     """kernel compiled for `call` (a positional list, tensors in pointer places), launched as
-    launch(grid0, call) on a 1-D grid, each tensor of the call given as launch.arg(tensor): its
+    launch.go(grid0, call, device) on a 1-D grid, each tensor given as launch.arg(tensor): its
     address for the fast path, the tensor itself for the public one. .compiled is the compiled
     kernel (None interpreted)."""
 
