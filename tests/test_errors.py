@@ -168,11 +168,13 @@ def test_cpu_tensors_need_the_interpreter():
 
 
 def test_an_interpreter_that_cannot_loop_is_named(monkeypatch):
-    """Triton 3.6's interpreter under NumPy 2.4 fails inside every kernel (kernels.LOOP_ERROR,
+    """Triton 3.6's interpreter under NumPy 2.4 fails inside every kernel (common.LOOP_ERROR,
     probed at import): the call says so before any kernel runs, and what to install."""
-    from rmsnorm_triton import kernels
+    from rmsnorm_triton import plan
+    from rmsnorm_triton.kernels import common
 
-    monkeypatch.setattr(kernels, "LOOP_ERROR", TypeError("only 0-dimensional arrays ..."))
+    monkeypatch.setattr(common, "LOOP_ERROR", TypeError("only 0-dimensional arrays ..."))
+    plan.PLANS.clear()  # (a signature seen before would skip the checks)
     x = torch.randn(2, 8)
     if rmsnorm_triton.interpreted():
         with raises(RuntimeError, "x is on the CPU", "only 0-dimensional", "numpy<2.4"):

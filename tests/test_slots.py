@@ -1,5 +1,5 @@
-"""SPLIT's meeting through the slots, piece by piece: a row's S partial sums read by _poll and
-added by _total, with the mask (the forward) and with every lane loading a valid slot
+"""SPLIT's meeting through the slots, piece by piece: a row's S partial sums read by poll and
+added by total, with the mask (the forward) and with every lane loading a valid slot
 (EVERY_LANE, the backward since run 109). SPLIT itself runs only on a GPU (its programs wait for
 each other); these pieces are plain Triton, so they are checked on every device."""
 
@@ -8,21 +8,21 @@ import torch
 import triton
 import triton.language as tl
 
-from rmsnorm_triton import kernels
+from rmsnorm_triton.kernels import meet
 
 EPOCH = 7
 
 
 @triton.jit
 def _total_probe(PART, OUT, EPOCH, row, S, S_POW2: tl.constexpr, EVERY_LANE: tl.constexpr):
-    parts = kernels._poll(PART, EPOCH, row, S, S_POW2, True, EVERY_LANE)
-    tl.store(OUT, kernels._total(PART, EPOCH, row, S, parts, S_POW2, EVERY_LANE))
+    parts = meet.poll(PART, EPOCH, row, S, S_POW2, True, EVERY_LANE)
+    tl.store(OUT, meet.total(PART, EPOCH, row, S, parts, S_POW2, EVERY_LANE))
 
 
 @triton.jit
 def _poll_probe(PART, OUT, EPOCH, row, M, S, S_POW2: tl.constexpr, EVERY_LANE: tl.constexpr):
     i = tl.arange(0, S_POW2)
-    tl.store(OUT + i, kernels._poll(PART, EPOCH, row, S, S_POW2, i * 0 + row < M, EVERY_LANE))
+    tl.store(OUT + i, meet.poll(PART, EPOCH, row, S, S_POW2, i * 0 + row < M, EVERY_LANE))
 
 
 def slots(sums: torch.Tensor, epoch: int) -> torch.Tensor:

@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 _choose_triton_mode()
 
-from .launch import interpreted  # noqa: E402
+from .checks import interpreted  # noqa: E402
 from .module import RMSNorm  # noqa: E402
 from .ops import fused_add_rms_norm_, rms_norm  # noqa: E402
 

@@ -16,8 +16,9 @@ import torch
 import triton
 import triton.language as tl
 
-from .kernels import _cast, _mean_rstd
-from .launch import check_scalar, check_tensor, dense
+from .kernels.common import cast, mean_rstd
+from .checks import check_scalar, check_tensor
+from .plan import dense
 
 
 @triton.jit
@@ -41,10 +42,10 @@ def layer_norm_fwd(
         m = cols < N
         x = tl.load(X + cols, mask=m, other=0.0).to(tl.float32)
         s = tl.sum(x, axis=0)  # pass 1
-        mean, _ = _mean_rstd(s, N, eps, tl.float32)  # (its rstd is unused)
+        mean, _ = mean_rstd(s, N, eps, tl.float32)  # (its rstd is unused)
         d = tl.where(m, x - mean, 0.0)  # masked lanes would add mean^2 each
         sd = tl.sum(d * d, axis=0)  # pass 2
-        var, rstd = _mean_rstd(sd, N, eps, tl.float32)
+        var, rstd = mean_rstd(sd, N, eps, tl.float32)
         tl.store(MEAN + row, mean)
         tl.store(RSTD + row, rstd)
         y = d * rstd  # pass 3
@@ -52,7 +53,7 @@ def layer_norm_fwd(
             y = y * tl.load(W + cols, mask=m, other=0.0).to(tl.float32)
         if HAS_B:
             y = y + tl.load(B + cols, mask=m, other=0.0).to(tl.float32)
-        tl.store(Y + cols, _cast(y, Y.dtype.element_ty), mask=m)
+        tl.store(Y + cols, cast(y, Y.dtype.element_ty), mask=m)
         if TRACE:
             tl.store(TRACE_BLK + row * 4, s)  # one block: its sums are the running sums
             tl.store(TRACE_BLK + row * 4 + 1, s)
@@ -69,7 +70,7 @@ def layer_norm_fwd(
             if TRACE:
                 tl.store(TRACE_BLK + (row * num_blocks + b) * 4, block_sum)
                 tl.store(TRACE_BLK + (row * num_blocks + b) * 4 + 1, s)
-        mean, _ = _mean_rstd(s, N, eps, tl.float32)  # (its rstd is unused)
+        mean, _ = mean_rstd(s, N, eps, tl.float32)  # (its rstd is unused)
         sd = tl.zeros([], tl.float32)
         for b in range(0, num_blocks):  # pass 2: squared deviations from the mean
             c = b * BLOCK_N + cols
@@ -80,7 +81,7 @@ def layer_norm_fwd(
             if TRACE:
                 tl.store(TRACE_BLK + (row * num_blocks + b) * 4 + 2, block_sd)
                 tl.store(TRACE_BLK + (row * num_blocks + b) * 4 + 3, sd)
-        var, rstd = _mean_rstd(sd, N, eps, tl.float32)
+        var, rstd = mean_rstd(sd, N, eps, tl.float32)
         tl.store(MEAN + row, mean)
         tl.store(RSTD + row, rstd)
         for b in range(0, num_blocks):  # pass 3: normalize, scale, shift
@@ -92,7 +93,7 @@ def layer_norm_fwd(
                 y = y * tl.load(W + c, mask=m, other=0.0).to(tl.float32)
             if HAS_B:
                 y = y + tl.load(B + c, mask=m, other=0.0).to(tl.float32)
-            tl.store(Y + c, _cast(y, Y.dtype.element_ty), mask=m)
+            tl.store(Y + c, cast(y, Y.dtype.element_ty), mask=m)
     if TRACE:
         tl.store(TRACE_ROW + row * 5, s)
         tl.store(TRACE_ROW + row * 5 + 1, mean)

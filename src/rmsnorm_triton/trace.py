@@ -1,26 +1,33 @@
 """The visualizer's data: one launch of the library's kernel in trace mode, as JSON-ready numbers.
 
-`trace(...)` runs `kernels.rms_norm_fwd` (or `layernorm.layer_norm_fwd`) with TRACE=True, one
-program per row, and returns everything the page shows: the inputs as the kernel saw them
+`trace(...)` runs the library's own row walks once, one program per row (rms_norm_trace below:
+kernels/forward.py's one-pass code for a row of one block, kernels/loop.py's block loop with its
+trace on for a longer one; or layernorm.layer_norm_fwd with TRACE=True), and returns everything
+the page shows: the inputs as the kernel saw them
 (rounded to the dtype), each block's partial sum and the running sum after it, the per-row
 statistics, y, the schedule as a list of steps, bytes and FLOPs per step against the minimum,
-the kernel's source with the line of each step, and the float64 reference. The page formats these
+the walk's source with the lines of each step, and the float64 reference. The page formats these
 numbers; it computes none of them.
 
 Non-finite numbers (eps = 0 on a zero row gives rstd = inf) travel as the strings "inf", "-inf"
 and "nan", since JSON has no spelling for them.
 """
 
+import ast
 import contextlib
 import inspect
 import math
+import textwrap
 import threading
 
 import torch
+import triton
+import triton.language as tl
 
-from . import heuristics, launch
-from . import kernels as K
+from . import checks
 from . import layernorm as LN
+from .kernels.forward import one_pass_rows
+from .kernels.loop import loop_row
 from .testing import TOLERANCE, max_scaled_error
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -38,35 +45,58 @@ DEFAULTS = {"rows": 4, "n": 10, "block_size": 4, "eps": 1e-6, "dtype": "fp32", "
 # so two threads interpreting at once would corrupt each other.
 _LOCK = threading.Lock()
 
-# Each step kind -> (anchor, needles): the source lines the step executes, each needle found by
-# substring after the anchor line and after the needle before it.
-_P1, _P2 = "for b in range(0, num_blocks)", "for i in range(0, num_blocks)"
-_RMS_LINES = {
-    True: {"sum_sq": ("if ONE_PASS:", ["h = _load_h(", "ss = tl.sum(h * h"]),
-           "stats": ("if ONE_PASS:", ["ms, rstd = _mean_rstd(", "tl.store(RSTD + rows,"]),
-           "normalize": ("if ONE_PASS:", ["w = tl.load(W + cols", "y = _apply_weight(",
-                                          "tl.store(Y + rows64"])},
-    False: {"sum_sq": (_P1, ["h = _load_h(", "block_sum = tl.sum(", "ss += block_sum"]),
-            "stats": (_P1, ["ms, rstd = _mean_rstd(", "tl.store(RSTD + row,"]),
-            "normalize": (_P2, ["h = tl.load(X + row * stride_x", "w = tl.load(W + c",
-                                "y = _apply_weight(", "tl.store(Y + row * stride_y"])},
+# Each step kind -> the statements of the shown function that it executes, as (loop, what):
+# loop is the index of the enclosing `for` (in source order; None: outside every loop), what is
+# an assignment's targets ("h", "ms, rstd", "ss +=") or "store P" for tl.store(P + ...). Found in
+# the function's syntax tree (_source), branches on the launch's constexprs taken as it runs them.
+_RMS_STEPS = {
+    True: {"sum_sq": [(None, "h"), (None, "ss")],
+           "stats": [(None, "ms, rstd"), (None, "store RSTD")],
+           "normalize": [(None, "w"), (None, "y"), (None, "store Y")]},
+    False: {"sum_sq": [(0, "h"), (0, "block_sum"), (0, "ss +=")],
+            "stats": [(None, "ms, rstd"), (None, "store RSTD")],
+            "normalize": [(1, "h"), (1, "w"), (1, "y"), (1, "store Y")]},
 }
-_STATS = ["var, rstd = _mean_rstd(sd", "tl.store(MEAN + row,", "tl.store(RSTD + row,"]
-_LN_LINES = {
-    True: {"sum": ("if ONE_PASS:", ["x = tl.load(X + cols", "s = tl.sum(x"]),
-           "mean": ("if ONE_PASS:", ["mean, _ = _mean_rstd(s,"]),
-           "sum_sq_dev": ("if ONE_PASS:", ["d = tl.where(m, x - mean", "sd = tl.sum(d * d"]),
-           "stats": ("if ONE_PASS:", _STATS),
-           "normalize": ("if ONE_PASS:", ["y = d * rstd", "y = y * tl.load(W + cols",
-                                          "tl.store(Y + cols"])},
-    False: {"sum": ("# pass 1:", ["x = tl.load(X + c,", "block_sum = tl.sum(x", "s += block_sum"]),
-            "mean": ("# pass 1:", ["mean, _ = _mean_rstd(s,"]),
-            "sum_sq_dev": ("# pass 2:", ["x = tl.load(X + c,", "d = tl.where(c < N",
-                                         "block_sd = tl.sum(", "sd += block_sd"]),
-            "stats": ("# pass 2:", _STATS),
-            "normalize": ("# pass 3:", ["x = tl.load(X + c, mask=m", "y = (x - mean) * rstd",
-                                        "y = y * tl.load(W + c", "tl.store(Y + c,"])},
+_LN_STATS = [(None, "var, rstd"), (None, "store MEAN"), (None, "store RSTD")]
+_LN_STEPS = {
+    True: {"sum": [(None, "x"), (None, "s")], "mean": [(None, "mean, _")],
+           "sum_sq_dev": [(None, "d"), (None, "sd")], "stats": _LN_STATS,
+           "normalize": [(None, "y"), (None, "store Y")]},
+    False: {"sum": [(0, "x"), (0, "block_sum"), (0, "s +=")], "mean": [(None, "mean, _")],
+            "sum_sq_dev": [(1, "x"), (1, "d"), (1, "block_sd"), (1, "sd +=")], "stats": _LN_STATS,
+            "normalize": [(2, "x"), (2, "y"), (2, "store Y")]},
 }
+# The constexprs of the traced launches (one_pass_rows / loop_row / layer_norm_fwd's): the
+# branches they decide are the ones the page highlights.
+_RMS_CONSTS = dict(HAS_W=True, HAS_R=False, STORE_RSTD=True, W_FIRST=False, W_NATIVE=False,
+                   TRACE=True, CASTING=1)
+_LN_CONSTS = dict(HAS_W=True, HAS_B=False, TRACE=True)
+
+
+@triton.jit
+def rms_norm_trace(X, W, Y, RSTD, TRACE_BLK, TRACE_ROW, stride_x, stride_y, M, N, eps,
+                   BLOCK_N: tl.constexpr, ONE_PASS: tl.constexpr):
+    """The visualizer's launch: one program a row, walked by the library's own code (a row of
+    one block by forward.one_pass_rows, a longer one by loop.loop_row with its trace on), then
+    the row's [ss, ms, rms, rstd] stored (and, in one block, ss as the block's sums)."""
+    pid = tl.program_id(0)
+    ACC: tl.constexpr = tl.float32
+    IN_TY: tl.constexpr = X.dtype.element_ty
+    if ONE_PASS:
+        rows = pid + tl.arange(0, 1)
+        ss, ms, rstd = one_pass_rows(X, X, W, Y, X, RSTD, pid, stride_x, 0, stride_y, 0, M, N,
+                                     eps, 0.0, 1, BLOCK_N, True, False, True, 1, False, False,
+                                     IN_TY, ACC)
+        tl.store(TRACE_BLK + rows * 2, ss, mask=rows < M)
+        tl.store(TRACE_BLK + rows * 2 + 1, ss, mask=rows < M)
+    else:
+        rows = pid.to(tl.int64)
+        ss, ms, rstd = loop_row(X, X, W, Y, X, RSTD, rows, stride_x, 0, stride_y, 0, N, eps, 0.0,
+                                BLOCK_N, True, False, True, 1, IN_TY, ACC, True, TRACE_BLK)
+    tl.store(TRACE_ROW + rows * 4, ss, mask=rows < M)
+    tl.store(TRACE_ROW + rows * 4 + 1, ms, mask=rows < M)
+    tl.store(TRACE_ROW + rows * 4 + 2, tl.sqrt(ms.to(tl.float64)).to(ACC), mask=rows < M)
+    tl.store(TRACE_ROW + rows * 4 + 3, rstd, mask=rows < M)
 
 
 def block_choices(n: int) -> list:
@@ -150,25 +180,59 @@ def _json(t: torch.Tensor):
     return [_json(r) for r in t]
 
 
-def _source(fn, spec):
-    """The kernel's source lines, its first line number, and step kind -> file line numbers."""
+def _source(fn, spec, consts):
+    """The function's source lines, its first line number, and step kind -> file line numbers:
+    the statements each step executes (spec), found in the function's syntax tree with the
+    branches that `consts` decide taken as the launch takes them."""
     fn = getattr(fn, "fn", fn)
     lines, first = inspect.getsourcelines(fn)
-    lines = [ln.rstrip("\n") for ln in lines]
-    found, missing = {}, []
-    for kind, (anchor, needles) in spec.items():
-        at = next((i for i, ln in enumerate(lines) if anchor in ln), None)
-        found[kind] = []
-        for s in needles:
-            at = None if at is None else next(
-                (i for i in range(at, len(lines)) if s in lines[i]), None)
-            if at is None:
-                missing.append(s)
-                at = 0
-            else:
-                found[kind].append(first + at)
+    tree = ast.parse(textwrap.dedent("".join(lines)))
+    seen = [(loop, _what(st), first + st.lineno - 1)
+            for st, loop in _statements(tree.body[0].body, consts, None, [0])]
+    found = {kind: [ln for loop, what, ln in seen if (loop, what) in wants]
+             for kind, wants in spec.items()}
+    missing = [f"{kind}: {want}" for kind, wants in spec.items() for want in wants
+               if not any((loop, what) == want for loop, what, _ in seen)]
     return {"name": fn.__name__, "file": inspect.getsourcefile(fn).rsplit("/", 1)[-1],
-            "first_line": first, "lines": lines, "step_lines": found, "missing": missing}
+            "first_line": first, "lines": [ln.rstrip("\n") for ln in lines],
+            "step_lines": found, "missing": missing}
+
+
+def _statements(body, consts, loop, loops):
+    """(statement, index of its innermost `for`) in source order, skipping the branches of an
+    `if` on constexprs that `consts` decide; loops[0] counts the `for`s met so far."""
+    for st in body:
+        if isinstance(st, ast.If):
+            try:
+                test = compile(ast.Expression(st.test), "<if>", "eval")
+                taken = bool(eval(test, {}, dict(consts)))  # (names only: the constexprs)
+                branches = [st.body if taken else st.orelse]
+            except Exception:  # noqa: BLE001 - a runtime condition: either branch may run
+                branches = [st.body, st.orelse]
+            for b in branches:
+                yield from _statements(b, consts, loop, loops)
+        elif isinstance(st, ast.For):
+            index = loops[0]
+            loops[0] += 1
+            yield from _statements(st.body, consts, index, loops)
+        else:
+            yield st, loop
+
+
+def _what(st):
+    """A statement's name for the step tables: its targets, "x +=", or "store P"."""
+    if isinstance(st, ast.Assign):
+        return ", ".join(ast.unparse(t) for t in st.targets[0].elts) \
+            if isinstance(st.targets[0], ast.Tuple) else ast.unparse(st.targets[0])
+    if isinstance(st, ast.AugAssign):
+        return ast.unparse(st.target) + " +="
+    call = getattr(st, "value", None)
+    if isinstance(call, ast.Call) and ast.unparse(call.func) == "tl.store" and call.args:
+        ptr = call.args[0]
+        while isinstance(ptr, ast.BinOp):
+            ptr = ptr.left
+        return "store " + ast.unparse(ptr)
+    return None
 
 
 # Each program's steps, in order. ("blocks", pass, reads x, FLOPs per lane, loads w + stores y):
@@ -255,15 +319,18 @@ def trace(rows, n, block_size, eps, dtype, seed, x=None, weight=None, norm="rms"
     else:
         x = torch.tensor(p["x"], dtype=torch.float64).view(m, n).to(dt)
     w = torch.ones(n, dtype=dt) if p["weight"] is None else torch.tensor(p["weight"]).to(dt)
-    dev = "cuda" if not launch.interpreted() else "cpu"
+    dev = "cuda" if not checks.interpreted() else "cpu"
     xd, wd = x.to(dev), w.to(dev)
     one = n <= block
     nb = 1 if one else -(-n // block)
     with _LOCK, _quiet_numpy():
         if norm == "rms":
-            cfg = heuristics.Config(block_m=1, block_n=block, num_warps=1, one_pass=one)
-            y, _, _, (tb, tr) = launch.forward(xd, wd, None, p["eps"], 0.0, "llama", dt, None,
-                                               store_rstd=True, config=cfg, trace=True)
+            y = torch.empty((m, n), dtype=dt, device=dev)
+            rstd = torch.empty((m,), dtype=torch.float32, device=dev)
+            tb = torch.full((m, nb, 2), float("nan"), device=dev)
+            tr = torch.full((m, 4), float("nan"), device=dev)
+            rms_norm_trace[(m,)](xd, wd, y, rstd, tb, tr, xd.stride(0), y.stride(0), m, n,
+                                 p["eps"], BLOCK_N=block, ONE_PASS=one, num_warps=1)
         else:
             y, _, _, (tb, tr) = LN.layer_norm(xd, wd, None, p["eps"], block_n=block, trace=True)
     y, tb, tr = y.cpu(), tb.cpu().double(), tr.cpu().double()
@@ -273,12 +340,12 @@ def trace(rows, n, block_size, eps, dtype, seed, x=None, weight=None, norm="rms"
     if norm == "rms":
         stats = dict(zip(("sum_sq", "mean_sq", "rms", "rstd"), tr.unbind(1)))
         partial = {"sum_sq": {"block": tb[..., 0], "running": tb[..., 1]}}
-        src = _source(K.rms_norm_fwd, _RMS_LINES[one])
+        src = _source(one_pass_rows if one else loop_row, _RMS_STEPS[one], _RMS_CONSTS)
     else:
         stats = dict(zip(("sum", "mean", "sum_sq_dev", "var", "rstd"), tr.unbind(1)))
         partial = {"sum": {"block": tb[..., 0], "running": tb[..., 1]},
                    "sum_sq_dev": {"block": tb[..., 2], "running": tb[..., 3]}}
-        src = _source(LN.layer_norm_fwd, _LN_LINES[one])
+        src = _source(LN.layer_norm_fwd, _LN_STEPS[one], {**_LN_CONSTS, "ONE_PASS": one})
     lanes = list(range(nb * block))
     blocks = [{"index": b, "start": b * block, "end": min(n, (b + 1) * block),
                "mask": [c < n for c in lanes[b * block:(b + 1) * block]]} for b in range(nb)]
