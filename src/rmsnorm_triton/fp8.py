@@ -67,16 +67,19 @@ def _check(x, weight, eps, residual, offset, casting, scale, group_size, ue8m0, 
                          "it applies to the dynamic scales ('token', 'group') only")
     if scale_ub is not None:
         launch.check_scalar("scale_ub", scale_ub, minimum=0.0)
-    if inplace_residual:
-        if residual is None:
-            raise ValueError("inplace_residual=True needs a residual to write h into")
-        if ops._overlap(x, residual):
-            raise ValueError("x and residual share memory; inplace_residual needs two separate "
-                             "tensors")
-        if launch.rows_view(residual, n).data_ptr() != residual.data_ptr():
-            raise ValueError("inplace_residual needs a residual whose rows view as (M, N) with "
-                             "unit stride; got a layout that would need a copy")
+    if inplace_residual and residual is None:
+        raise ValueError("inplace_residual=True needs a residual to write h into")
     return mode
+
+
+def _check_inplace(x, residual):
+    """The residual can take h in place (checked where it runs: addresses are not traced)."""
+    if ops._overlap(x, residual):
+        raise ValueError("x and residual share memory; inplace_residual needs two separate "
+                         "tensors")
+    if launch.rows_view(residual, x.shape[-1]).data_ptr() != residual.data_ptr():
+        raise ValueError("inplace_residual needs a residual whose rows view as (M, N) with "
+                         "unit stride; got a layout that would need a copy")
 
 
 def _name(scale):
@@ -98,6 +101,8 @@ def _scales(m, n, shape, mode, group_size, layout, device):
 def _impl(x, weight, residual, scale, eps, offset, casting, mode, group_size, ue8m0,
           scale_layout, fp8_dtype, scale_ub, h=None):
     """(q, scales or None for static, h or None); h given: the residual written in place."""
+    if h is not None:
+        _check_inplace(x, h)
     n = x.shape[-1]
     x2 = launch.rows_view(x, n)
     r2 = launch.rows_view(residual, n) if residual is not None else None
@@ -164,10 +169,10 @@ def forward_fp8(x2, weight, r2, q2, h2, scales, eps, offset, casting, quant, gro
 # ---- torch.library: what torch.compile sees -------------------------------------------------
 @torch.library.custom_op("rmsnorm_triton::fwd_fp8", mutates_args=())
 def _fp8_op(x: torch.Tensor, weight: Optional[torch.Tensor], residual: Optional[torch.Tensor],
-            scale: Optional[torch.Tensor], eps: float, offset: float, casting: str, mode: str,
+            scale: Optional[torch.Tensor], eps: float, offset: float, casting: str, quant: str,
             group_size: int, ue8m0: bool, scale_layout: str, fp8_dtype: torch.dtype,
             scale_ub: Optional[float]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    q, s, h = _impl(x, weight, residual, scale, eps, offset, casting, mode, group_size, ue8m0,
+    q, s, h = _impl(x, weight, residual, scale, eps, offset, casting, quant, group_size, ue8m0,
                     scale_layout, fp8_dtype, scale_ub)
     e = x.new_empty(_EMPTY, dtype=torch.float32)
     return q, (s if s is not None else e), (h if h is not None else x.new_empty(_EMPTY))
@@ -182,9 +187,9 @@ def _fake_outputs(x, residual, mode, group_size, scale_layout, fp8_dtype):
 
 
 @_fp8_op.register_fake
-def _(x, weight, residual, scale, eps, offset, casting, mode, group_size, ue8m0, scale_layout,
+def _(x, weight, residual, scale, eps, offset, casting, quant, group_size, ue8m0, scale_layout,
       fp8_dtype, scale_ub):
-    q, s = _fake_outputs(x, residual, mode, group_size, scale_layout, fp8_dtype)
+    q, s = _fake_outputs(x, residual, quant, group_size, scale_layout, fp8_dtype)
     h = x.new_empty(x.shape, dtype=residual.dtype) if residual is not None else x.new_empty(_EMPTY)
     return q, s, h
 
@@ -192,18 +197,18 @@ def _(x, weight, residual, scale, eps, offset, casting, mode, group_size, ue8m0,
 @torch.library.custom_op("rmsnorm_triton::fwd_fp8_", mutates_args=("residual",))
 def _fp8_inplace_op(x: torch.Tensor, weight: Optional[torch.Tensor], residual: torch.Tensor,
                     scale: Optional[torch.Tensor], eps: float, offset: float, casting: str,
-                    mode: str, group_size: int, ue8m0: bool, scale_layout: str,
+                    quant: str, group_size: int, ue8m0: bool, scale_layout: str,
                     fp8_dtype: torch.dtype,
                     scale_ub: Optional[float]) -> tuple[torch.Tensor, torch.Tensor]:
-    q, s, _ = _impl(x, weight, residual, scale, eps, offset, casting, mode, group_size, ue8m0,
+    q, s, _ = _impl(x, weight, residual, scale, eps, offset, casting, quant, group_size, ue8m0,
                     scale_layout, fp8_dtype, scale_ub, h=residual)
     return q, (s if s is not None else x.new_empty(_EMPTY, dtype=torch.float32))
 
 
 @_fp8_inplace_op.register_fake
-def _(x, weight, residual, scale, eps, offset, casting, mode, group_size, ue8m0, scale_layout,
+def _(x, weight, residual, scale, eps, offset, casting, quant, group_size, ue8m0, scale_layout,
       fp8_dtype, scale_ub):
-    return _fake_outputs(x, residual, mode, group_size, scale_layout, fp8_dtype)
+    return _fake_outputs(x, residual, quant, group_size, scale_layout, fp8_dtype)
 
 
 def rms_norm_fp8(x, weight=None, eps=1e-6, *, residual=None, scale="token", group_size=128,
