@@ -283,3 +283,30 @@ def test_compile_fullgraph(device, gen):
     assert torch.equal(r1, r2) and torch.equal(s, s_ref)
     assert torch.equal(q.view(torch.uint8), q_ref.view(torch.uint8))
     torch._dynamo.reset()
+
+
+# ---- the bench's FP8 cells ----------------------------------------------------------------------
+def test_bench_fp8_cells(tmp_path):
+    """`rmsnorm-triton bench` runs and checks the FP8 cells (tiny; the interpreter on a CPU),
+    and its check catches a wrong q."""
+    from rmsnorm_triton.bench import fp8 as B
+    from rmsnorm_triton.bench.cases import WRONG_AT, check, make_inputs, reference
+    from rmsnorm_triton.bench.harness import main
+    from rmsnorm_triton.bench.report import read_records
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    rc = main(["--device", dev, "--ops", "fp8_static,fp8_group_residual,fp8_latency",
+               "--dtypes", "bf16", "--sizes", "256", "--mn", "2**10", "--latency-m", "2",
+               "--latency-n", "256", "--providers", "rmsnorm_triton,fp8_unfused",
+               "--out", str(tmp_path), "--no-plot", "--quiet", "--rep-ms", "2"])
+    assert rc == 0
+    recs = [r for r in read_records(tmp_path) if r["op"].startswith("fp8")]
+    assert len(recs) == (8 if dev == "cuda" else 6) and all(r["status"] == "ok" for r in recs)
+    assert recs[0]["bytes"] == B.min_bytes("fp8_static", 4, 256, torch.bfloat16) == \
+        2 * (4 * 256 + 256) + 4 * 256 + 4
+    t = make_inputs("fp8_token", 4, 256, torch.bfloat16, dev, 0)
+    q, s = rms_norm_fp8(t["x"], t["w"])
+    assert check("fp8_token", (q, s), reference("fp8_token", t), t) <= 1.0
+    bad = q.float()
+    bad[1, 3] = -2 * bad[1, 3] + 1
+    assert check("fp8_token", (bad.to(q.dtype), s), reference("fp8_token", t), t) > WRONG_AT

@@ -22,8 +22,9 @@ FIELDS = ("provider", "op", "dtype", "M", "N", "bytes", "ms", "gbps", "pct_copy"
           "status", "note", "gpu", "versions")
 INTS = ("M", "N", "bytes")
 FLOATS = ("ms", "gbps", "pct_copy", "error")
-THROUGHPUT_OPS = ("fwd", "bwd", "fwd_residual")
-LATENCY_OPS = ("latency", "latency_graph")
+THROUGHPUT_OPS = ("fwd", "bwd", "fwd_residual") + tuple(
+    f"fp8_{m}{r}" for m in ("static", "token", "group") for r in ("", "_residual"))
+LATENCY_OPS = ("latency", "latency_graph", "fp8_latency", "fp8_latency_graph")
 
 
 def key(r) -> tuple:
@@ -190,7 +191,7 @@ def summary(records) -> str:
             rows = [r for r in records if r["op"] == op and r["dtype"] == dtype]
             ms_ = sorted({r["M"] for r in rows})
             n = rows[0]["N"]
-            what = "eager, wall clock" if op == "latency" else "replayed in a CUDA graph"
+            what = "replayed in a CUDA graph" if op.endswith("_graph") else "eager, wall clock"
             out.append(_table(f"{op} {dtype} N={fmt_n(n)}: us per call ({what})", rows, ms_, str,
                               "M", _us_cell))
     bad = {}  # (provider, status, note) -> the cases it happened in
