@@ -22,10 +22,11 @@ def _choose_triton_mode() -> None:
 _choose_triton_mode()
 
 from .launch import interpreted  # noqa: E402
+from .fp8 import rms_norm_fp8  # noqa: E402
 from .module import RMSNorm  # noqa: E402
 from .ops import fused_add_rms_norm_, rms_norm  # noqa: E402
 
-__all__ = ["rms_norm", "fused_add_rms_norm_", "RMSNorm", "interpreted", "__version__",
+__all__ = ["rms_norm", "fused_add_rms_norm_", "rms_norm_fp8", "RMSNorm", "interpreted", "__version__",
            "patch_model", "unpatch_model", "patch_transformers"]
 
 _HF = ("patch_model", "unpatch_model", "patch_transformers")

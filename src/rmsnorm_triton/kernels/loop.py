@@ -43,22 +43,22 @@ def loop_row(X, R, W, Y, H, RSTD, row, stride_x, stride_r, stride_y, stride_h, N
     if STORE_RSTD:
         tl.store(RSTD + row, rstd)
     if QUANT == 2:  # per token: the scale needs the whole row's y before any block is written
-        amax = tl.zeros([], tl.float32)
-        for b in range(0, num_blocks):
-            c = b * BLOCK_N + cols
-            y = _block_y(X, H, W, row, stride_x, stride_h, c, c < N, rstd, offset, BLOCK_N, HAS_W,
-                         HAS_R, CASTING, IN_TY, ACC)
-            amax = _max_nan(amax, absmax(cast(y, X.dtype.element_ty).to(tl.float32), 0))
-        s = dynamic_scale(amax, scale_ub, Y.dtype.element_ty, UE8M0)
-        tl.store(SCALE + row, s)
-        inv_s = reciprocal(s)
+        inv_s = _token_scale(X, H, W, Y, SCALE, row, stride_x, stride_h, N, rstd, offset,
+                             scale_ub, BLOCK_N, HAS_W, HAS_R, CASTING, UE8M0, IN_TY, ACC)
     elif QUANT == 1:
         inv_s = reciprocal(tl.load(SCALE))
     for i in range(0, num_blocks):  # step 3, last block first: it is the likeliest in L2
         c = (num_blocks - 1 - i) * BLOCK_N + cols
         m = c < N
-        y = _block_y(X, H, W, row, stride_x, stride_h, c, m, rstd, offset, BLOCK_N, HAS_W, HAS_R,
-                     CASTING, IN_TY, ACC)
+        if HAS_R:
+            h = tl.load(H + row * stride_h + c, mask=m, other=0.0).to(ACC)
+        else:
+            h = tl.load(X + row * stride_x + c, mask=m, other=0.0).to(ACC)
+        if HAS_W:
+            w = tl.load(W + c, mask=m, other=0.0).to(ACC)
+        else:
+            w = tl.full([BLOCK_N], 1.0, ACC) - offset
+        y = apply_weight(h, rstd, w, offset, CASTING, IN_TY, ACC)
         if QUANT == 3:
             quantize_tile(cast(y, X.dtype.element_ty).to(tl.float32)[None, :], Y, SCALE,
                           tl.full([1, 1], 0, tl.int64) + row, c[None, :], m[None, :],
@@ -73,16 +73,26 @@ def loop_row(X, R, W, Y, H, RSTD, row, stride_x, stride_r, stride_y, stride_h, N
 
 
 @triton.jit
-def _block_y(X, H, W, row, stride_x, stride_h, c, m, rstd, offset, BLOCK_N: tl.constexpr,
-             HAS_W: tl.constexpr,
-             HAS_R: tl.constexpr, CASTING: tl.constexpr, IN_TY: tl.constexpr, ACC: tl.constexpr):
-    """y at columns c of row `row`, from h as stored (H with a residual, else X)."""
-    if HAS_R:
-        h = tl.load(H + row * stride_h + c, mask=m, other=0.0).to(ACC)
-    else:
-        h = tl.load(X + row * stride_x + c, mask=m, other=0.0).to(ACC)
-    if HAS_W:
-        w = tl.load(W + c, mask=m, other=0.0).to(ACC)
-    else:
-        w = tl.full([BLOCK_N], 1.0, ACC) - offset
-    return apply_weight(h, rstd, w, offset, CASTING, IN_TY, ACC)
+def _token_scale(X, H, W, Y, SCALE, row, stride_x, stride_h, N, rstd, offset, scale_ub,
+                 BLOCK_N: tl.constexpr, HAS_W: tl.constexpr, HAS_R: tl.constexpr,
+                 CASTING: tl.constexpr, UE8M0: tl.constexpr, IN_TY: tl.constexpr,
+                 ACC: tl.constexpr):
+    """QUANT_TOKEN: a walk over the row's y for its amax; stores the row's scale, returns 1 / s."""
+    cols = tl.arange(0, BLOCK_N)
+    amax = tl.zeros([], tl.float32)
+    for b in range(0, tl.cdiv(N, BLOCK_N)):
+        c = b * BLOCK_N + cols
+        m = c < N
+        if HAS_R:
+            h = tl.load(H + row * stride_h + c, mask=m, other=0.0).to(ACC)
+        else:
+            h = tl.load(X + row * stride_x + c, mask=m, other=0.0).to(ACC)
+        if HAS_W:
+            w = tl.load(W + c, mask=m, other=0.0).to(ACC)
+        else:
+            w = tl.full([BLOCK_N], 1.0, ACC) - offset
+        y = apply_weight(h, rstd, w, offset, CASTING, IN_TY, ACC)
+        amax = _max_nan(amax, absmax(cast(y, X.dtype.element_ty).to(tl.float32), 0))
+    s = dynamic_scale(amax, scale_ub, Y.dtype.element_ty, UE8M0)
+    tl.store(SCALE + row, s)
+    return reciprocal(s)
