@@ -101,7 +101,11 @@ def one_pass_rows(X, R, W, Y, H, RSTD, pid, stride_x, stride_r, stride_y, stride
     ss = tl.sum(h * h, axis=1)
     ms, rstd = mean_rstd(ss, N, eps, ACC)
     if HAS_W and not W_FIRST:
-        w = tl.load(W + cols, mask=col_ok, other=0.0)[None, :]
+        if QUANT:  # 2-D, so that it takes the tile's layout (16 elements a thread, as the FP8
+            # store wants): a 1-D load would be converted through shared memory
+            w = tl.load(W + cols[None, :], mask=col_ok[None, :], other=0.0)
+        else:
+            w = tl.load(W + cols, mask=col_ok, other=0.0)[None, :]
     if W_NATIVE:  # (bf16 32K: 992 -> 664 SASS instructions, +1.3 points of copy)
         y = native_product(cast(h * rstd[:, None], IN_TY), w, IN_TY)
     else:
