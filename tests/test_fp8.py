@@ -45,6 +45,8 @@ def check(x, w, scale="token", residual=None, **kw):
     y, h = y if residual is not None else (y, None)
     quant = {k: kw[k] for k in ("group_size", "ue8m0", "fp8_dtype", "scale_ub") if k in kw}
     q_ref, s_ref = quantize_fp8_ref(y, scale, **quant)
+    if kw.get("scale_layout") == "deepgemm":  # (M, N / G) over the flattened rows
+        s_ref = s_ref.reshape(-1, s_ref.shape[-1])
     with poisoned_empty():
         out = rms_norm_fp8(x, w, residual=residual, scale=scale, **kw)
     same_fp8(out[0], q_ref)
@@ -169,6 +171,22 @@ def test_deepgemm_layout(device, gen, m):
     assert s.shape == (m, 3) and s.stride() == (1, pad)
     q2, s2 = rms_norm_fp8(x, w, scale="group", ue8m0=True)
     assert torch.equal(s, s2) and torch.equal(q.view(torch.uint8), q2.view(torch.uint8))
+
+
+def test_shapes_and_bounds(device, gen):
+    """No rows; a 3-D x with DeepGEMM's layout ((M, N / G) over the flattened rows); scale_ub
+    per group; a group as long as the row."""
+    x = randn((0, 256), torch.bfloat16, device, gen)
+    w = randn((256,), torch.bfloat16, device, gen)
+    for scale, shape in (("token", (0, 1)), ("group", (0, 2))):
+        q, s = rms_norm_fp8(x, w, scale=scale)
+        assert q.shape == (0, 256) and q.dtype == E4M3 and s.shape == shape
+    x = randn((2, 3, 256), torch.bfloat16, device, gen, scale=4.0)
+    q, s = check(x, w, "group", scale_layout="deepgemm")
+    assert s.shape == (6, 2) and s.stride() == (1, 8) and q.shape == x.shape
+    check(x, w, "group", scale_ub=0.5)
+    check(x, w, "group", group_size=256, ue8m0=True)
+    check(x, None, "group", group_size=16, fp8_dtype=E5M2)
 
 
 def test_reciprocal_against_division(device, gen):
