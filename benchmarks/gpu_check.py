@@ -1,25 +1,26 @@
-"""GPU-only correctness: the SPLIT path at many (M, N), dw determinism, M*N > 2^31, N = 2^20,
-the 16-bit weight multiply (launch.W_NATIVE: SPLIT, long one-pass rows) giving the fp32
-multiply's bits ("bits"), and SPLIT forwards replayed in a CUDA graph giving eager's bits. Last, each SPLIT table entry at
-the bench's shapes with the programs an SM it asks for beside those that fit (FEWER: the
-launcher took fewer; reported, not failed: some entries are measured so).
+"""Is every GPU-only path correct on this GPU? The checks the CPU suite cannot make.
 
-    python benchmarks/gpu_check.py [--big] [--early] [--cap] [--shapes M:N,...]
+The SPLIT path at many (M, N) (its programs wait for each other: GPU only), forward and
+backward against float64, dw bitwise the same from run to run, M * N > 2^31 (--big), N = 2^20,
+the 16-bit weight multiply (options.w_native: SPLIT, long one-pass rows) giving the fp32
+multiply's bits ("bits"), SPLIT forwards replayed in a CUDA graph giving eager's bits. Last,
+each SPLIT table entry at the bench's shapes: the programs an SM it asks for beside those its
+compiled kernel fits (FEWER: the launch took fewer; reported, not failed).
 
---early / --cap turn every SPLIT table entry into that variant (--cap: registers capped to fit
-one more program an SM than the entry's), to check a variant before a table takes it.
+    python benchmarks/gpu_check.py [--big] [--shapes M:N,...]
+    RMSNORM_TRITON_TABLE=generic python benchmarks/gpu_check.py     the generic table's layouts
+
+Needs a CUDA GPU; prints one line a case and ALL OK, or exits 1.
 """
 
 import argparse
-import dataclasses
-import functools
 import itertools
 import sys
 
 import torch
 
 import rmsnorm_triton as R
-from rmsnorm_triton import heuristics, launch
+from rmsnorm_triton import options, plan, split, tables
 from rmsnorm_triton.reference import rms_norm_ref
 from rmsnorm_triton.testing import max_scaled_error, normwise_error
 
@@ -52,22 +53,21 @@ def case(m, n, dt, residual):
 
 
 def native_same_bits(x, w, r):
-    """The forward with w * x_hat in x's 16-bit dtype (launch.W_NATIVE) and in fp32, in
-    the same launch setting (the tables may give the two different ones): the same bits."""
-    cfg = heuristics.fwd_config(x.shape[1], x.dtype, r is not None)
+    """The forward with w * x_hat in x's 16-bit dtype (options.w_native) and in fp32, in the
+    same launch setting (the tables may give the two different ones): the same bits."""
+    cfg = tables.fwd_config(x.shape[1], x.dtype, r is not None, True, tables.table_for(x.device))
     ys = []
     for native in (True, False):
-        launch.W_NATIVE = native
-        ys.append(launch.forward(x, w, r, 1e-6, 0.0, "llama", x.dtype, x.dtype, False,
-                                 config=cfg)[0])
-    launch.W_NATIVE = True
+        with options.override(w_native=native):
+            ys.append(plan.FwdPlan(x, w, r, 1e-6, 0.0, "llama", x.dtype, x.dtype, False,
+                                   config=cfg)(x, w, r)[0])
     bits = torch.int32 if x.element_size() == 4 else torch.int16
     return torch.equal(ys[0].view(bits), ys[1].view(bits))
 
 
 def graph_replays(m, n, dt, residual):
     """A SPLIT forward captured in a CUDA graph and replayed on new inputs gives eager's bits:
-    the captured call zeroes its own slots (launch.slots), so no replay reads an earlier one's."""
+    the captured call zeroes its own slots (split.slots), so no replay reads an earlier one's."""
     x = torch.randn(m, n, device="cuda", dtype=dt)
     w = (1 + 0.2 * torch.randn(n, device="cuda")).to(dt)
     r = torch.randn_like(x) if residual else None
@@ -91,72 +91,48 @@ def graph_replays(m, n, dt, residual):
     return bool(ok)
 
 
-def variant(early, cap):
-    """Every SPLIT entry of the tables as this variant."""
-    def wrap(f):
-        @functools.lru_cache(maxsize=None)
-        def g(n, dtype, *rest):
-            c = f(n, dtype, *rest)
-            if not c.split:
-                return c
-            pps = c.progs_per_sm + cap
-            regs = heuristics.regs_for(pps, c.num_warps) if cap else c.maxnreg
-            return dataclasses.replace(c, early=early or c.early, progs_per_sm=pps, maxnreg=regs)
-        return g
-    heuristics.fwd_config = wrap(heuristics.fwd_config)
-    heuristics.bwd_config = wrap(heuristics.bwd_config)
-
-
 def programs_per_sm():
-    """Each SPLIT entry of the tables at the bench's shapes (M * N = 2^26): the programs an SM it
-    asks for and how many of its compiled kernel fit. launch.split_grid takes what fits, so an
-    entry whose kernel grew past its budget loses programs silently (run 67: fp32 backward 16K
-    had run at 3 an SM instead of 4 since run 59). Returns the entries that fit fewer."""
-    seen, orig = {}, launch.split_grid
-
-    def spy(kernel, args, gi, cfg, m, n):
-        out = orig(kernel, args, gi, cfg, m, n)
-        k = launch.compiled(kernel, args, cfg.num_warps, cfg.maxnreg)
-        bwd = kernel is launch.K.rms_norm_bwd
-        op = "bwd" if bwd else "fwd+res" if args[27] else "fwd"  # args[27]: HAS_R
-        seen[(op, n, str((args[1] if bwd else args[0]).dtype)[6:])] = (
-            cfg, launch.resident_per_sm(k, cfg.num_warps), out)
-        return out
-
-    launch.split_grid = spy
-    try:
-        for n, dt in itertools.product((16384, 32768, 65536, 131072, 262144),
-                                       (torch.float32, torch.bfloat16, torch.float16)):
-            x = torch.randn((1 << 26) // n, n, device="cuda", dtype=dt)
-            w = torch.randn(n, device="cuda", dtype=dt)
-            for r in (None, x):
-                launch.forward(x, w, r, 1e-6, 0.0, "llama", dt, dt, False)
-            _, _, rstd, _ = launch.forward(x, w, None, 1e-6, 0.0, "llama", dt, dt, True)
-            launch.backward(x, x, w, rstd, 0.0, None, dt, None, True)
-            del x, w, rstd
-    finally:
-        launch.split_grid = orig
+    """Each SPLIT entry of this GPU's tables at the bench's shapes (M * N = 2^26): the programs
+    an SM it asks for and how many of its compiled kernel fit. The launch takes what fits, so an
+    entry whose kernel grew past its register budget loses programs silently (an fp32 backward
+    entry once ran at 3 an SM instead of 4 so). Returns the entries that fit fewer."""
+    seen = {}
+    arch = tables.table_for(torch.device("cuda"))
+    for n, dt in itertools.product((16384, 32768, 65536, 131072, 262144),
+                                   (torch.float32, torch.bfloat16, torch.float16)):
+        x = torch.randn((1 << 26) // n, n, device="cuda", dtype=dt)
+        w = torch.randn(n, device="cuda", dtype=dt)
+        rstd = torch.rand((1 << 26) // n, device="cuda") + 0.5
+        for op in ("fwd", "fwd+res", "bwd"):
+            if op == "bwd":
+                cfg = tables.bwd_config(n, dt, arch)
+                p = plan.BwdPlan(x, None, x, w, rstd, 0.0, dt, None, True)
+            else:
+                r = x if op == "fwd+res" else None
+                cfg = tables.fwd_config(n, dt, r is not None, True, arch)
+                p = plan.FwdPlan(x, w, r, 1e-6, 0.0, "llama", dt, dt, False)
+            if cfg.split:
+                fit = split.resident_per_sm(p.launch, cfg.num_warps)
+                seen[(op, n, str(dt)[6:])] = (cfg, fit, p.grid // p.chunks if p.chunks else None)
+        del x, w, rstd
     fewer = []
     print(f"{'op':>8} {'N':>7} {'dtype':>9} {'layout':>22} {'asked':>5} {'fit':>4} {'groups':>6}")
-    for (name, n, dt), (cfg, fit, out) in sorted(seen.items()):
+    for (name, n, dt), (cfg, fit, groups) in sorted(seen.items()):
         lay = f"{cfg.block_n}x{cfg.num_warps}{' early' if cfg.early else ''}" + (
             f" r{cfg.maxnreg}" if cfg.maxnreg else "")
         short = fit < cfg.progs_per_sm
         fewer += [(name, n, dt)] * short
         print(f"{name:>8} {n:>7} {dt:>9} {lay:>22} {cfg.progs_per_sm:>5} {fit:>4}"
-              f" {out and out[0]!s:>6}{'  FEWER' if short else ''}")
+              f" {groups!s:>6}{'  FEWER' if short else ''}")
     return fewer
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--big", action="store_true")
-    p.add_argument("--early", action="store_true")
-    p.add_argument("--cap", action="store_true")
+    p.add_argument("--big", action="store_true", help="also M * N > 2^31 (64-bit offsets)")
     p.add_argument("--shapes", help="M:N,M:N,... instead of the default list")
     args = p.parse_args()
-    if args.early or args.cap:
-        variant(args.early, args.cap)
+    print(f"{torch.cuda.get_device_name()}, tables: {tables.table_for(torch.device('cuda'))}")
     torch.manual_seed(0)
     bad = 0
     print(f"{'M':>6} {'N':>8} {'dtype':>9} {'res':>4} {'y/tol':>7} {'grad norm err':>13}"

@@ -151,7 +151,7 @@ def entries():
     N; with cfg, for the table's own columns."""
     import torch
 
-    from rmsnorm_triton import heuristics as H
+    from rmsnorm_triton import tables as H
 
     dts = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
     for n, (name, dt), op in itertools.product([512 << i for i in range(10)], dts.items(),

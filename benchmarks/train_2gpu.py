@@ -1,5 +1,7 @@
-"""Two GPUs over NCCL: a patched Llama-style model (random init) trained under DDP and under FSDP2
-equals the same steps on one GPU; step times with and without patching.
+"""Does a model patched with rmsnorm_triton train across two GPUs as it does on one, and faster?
+
+A patched Llama-style model (random init) trained under DDP and under FSDP2 over NCCL equals the
+same steps on one GPU; step times with and without patching.
 
     torchrun --nproc-per-node 2 benchmarks/train_2gpu.py            # two GPUs, NCCL
     torchrun --nproc-per-node 2 benchmarks/train_2gpu.py --cpu      # a smoke run: gloo, tiny model
@@ -9,7 +11,7 @@ fresh copy on their halves, wrapped in DistributedDataParallel, then sharded wit
 fully_shard. Passing: every loss within LOSS_TOL relative of the reference's, every parameter
 within PARAM_TOL of the largest update (tests/test_distributed.py's bounds, which its docstring
 derives). Then each engine's median step time, patched and with Hugging Face's RMSNorm. Rank 0
-prints a table and writes the JSON to $OUT (or benchmarks/results/). NVLink multicast stays off
+prints a table and writes the JSON to $OUT (default: the current folder). NVLink multicast stays off
 (the lent machines' rule: a program that uses it can take the host's GPUs out of service).
 """
 
@@ -198,7 +200,7 @@ def main():
             a, b = times[(eng, True)], times[(eng, False)]
             out["step_ms"][eng] = dict(patched=a, hf=b)
             print(f"{eng:>10} {a:11.2f} {b:11.2f}")
-        folder = os.environ.get("OUT") or os.path.join(os.path.dirname(__file__), "results")
+        folder = os.environ.get("OUT") or "."
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, f"train-2gpu-{size}.json"), "w") as f:
             json.dump(out, f, indent=1)

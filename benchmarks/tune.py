@@ -1,9 +1,18 @@
-"""Launch-table sweep on a GPU: times kernel variants beside the copy ceiling.
+"""Which launch layout is fastest for each (op, dtype, N) on this GPU? The launch-table sweep.
 
-    python benchmarks/tune.py [--ops fwd,bwd,res] [--dtypes bf16,fp32] [--sweep] [--variants ...]
+Times the table's entry for each cell (and, with --sweep, every candidate layout: one-pass
+shapes, SPLIT chunks x warps x programs per SM, with and without PAIRS / EARLY / register caps)
+as % of the copy bandwidth measured in the same run, on the bench's device clock, each checked
+against float64. The winners are what tables.py's entries for this GPU's architecture should be.
 
-Prints one line per (op, dtype, N, variant) and writes JSON to $OUT (or benchmarks/results/).
-Chosen entries go into heuristics.py with the run noted; notes in benchmarks/results/NOTES.md.
+    python benchmarks/tune.py                                  the table as it stands
+    python benchmarks/tune.py --sweep --ops fwd --dtypes bf16  every candidate, one family
+    python benchmarks/tune.py --variants 2048x4:early:6:80     named SPLIT layouts beside it
+    TUNE_FAMILIES=onepass,pairs,early,capped  which families --sweep times
+    TUNE_NATIVE=both  each 16-bit-product forward layout also with the product in fp32
+
+Needs a CUDA GPU. Prints one line per (op, dtype, N, layout) and the best per cell, and writes
+the rows as JSON to $OUT (default: the current folder).
 """
 
 import argparse
@@ -17,10 +26,10 @@ import torch
 import triton
 from triton.testing import do_bench
 
-from rmsnorm_triton import heuristics, launch
+from rmsnorm_triton import _triton, options, plan, tables
 from rmsnorm_triton.bench.harness import alternate
 from rmsnorm_triton.bench.timing import copy_bandwidth, kernel_ms
-from rmsnorm_triton.heuristics import Config
+from rmsnorm_triton.tables import Config
 from rmsnorm_triton.reference import rms_norm_ref
 from rmsnorm_triton.testing import max_scaled_error, normwise_error
 
@@ -37,17 +46,17 @@ def copy_gbps():
 
 # SPLIT sweeps: (chunk, warps, programs per SM to try), the counts chosen from what fits in the
 # register file (benchmarks/regs.py: registers per thread of each layout, compiled for sm_90).
-# Each layout is tried with PAIRS (16-bit chunks prefetched as 32-bit words, run 22) and without.
+# Each layout is tried with PAIRS (16-bit chunks prefetched as 32-bit words) and without.
 SPLIT_FWD = [(2048, 4, (4, 5, 6, 7, 8)), (2048, 8, (2, 4, 6)), (4096, 4, (2, 3, 4)),
              (4096, 8, (2, 3, 4)), (8192, 8, (1, 2)), (8192, 16, (1, 2)), (16384, 16, (1,))]
 SPLIT_BWD = [(2048, 4, (2, 3, 4)), (2048, 8, (1, 2, 3)), (4096, 4, (1, 2)), (4096, 8, (1, 2)),
              (8192, 8, (1,)), (8192, 16, (1,))]
 # Which families a --sweep times, beside the table's entry: TUNE_FAMILIES=split,pairs (say);
 # "capped": the SPLIT layouts with PAIRS, loads after / before the publish, registers capped
-# (maxnreg) so that one or two more programs fit an SM than ptxas's own count allows (run 34).
+# (maxnreg) so that one or two more programs fit an SM than ptxas's own count allows.
 FAMILIES = set(os.environ.get("TUNE_FAMILIES", "onepass,pairs,early").split(","))
 # TUNE_NATIVE=both: each forward variant that multiplies w * x_hat in 16 bits (SPLIT, long one-pass
-# rows: launch.W_NATIVE_ONE_PASS) also with the product in fp32 (launch.W_NATIVE off).
+# rows: options.w_native_one_pass) also with the product in fp32 (options.w_native off).
 CAPPED_FWD = [(1024, 4, (10, 12)), (2048, 4, (7, 8)), (4096, 4, (4,)), (4096, 8, (3, 4)),
               (8192, 8, (2,)), (8192, 16, (2,))]
 CAPPED_BWD = [(1024, 4, (6, 8)), (2048, 4, (4,)), (2048, 8, (3, 4)), (4096, 8, (2,))]
@@ -57,14 +66,14 @@ def capped_variants(layouts, bn):
     if "capped" not in FAMILIES:
         return []
     return [Config(1, blk, w, False, True, pps, early=e,
-                   maxnreg=heuristics.regs_for(pps, w))
+                   maxnreg=tables.regs_for(pps, w))
             for blk, w, ppss in layouts for pps in ppss for e in (False, True) if blk < bn]
 
 
 def split_variants(layouts, bn):
     """SPLIT layouts shorter than the row; "split" without PAIRS, "pairs" with it where the
     launcher allows it (16-bit data; for fp32 the two are the same kernel), "early" with PAIRS
-    and the next round's loads issued before the publish (run 31)."""
+    and the next round's loads issued before the publish."""
     fams = [(p, e) for f, p, e in (("split", False, False), ("pairs", True, False),
                                    ("early", True, True)) if f in FAMILIES]
     return [Config(1, blk, w, False, True, pps, pairs=p, early=e)
@@ -74,7 +83,7 @@ def split_variants(layouts, bn):
 def fwd_variants(n, dt, res=False):
     size = torch.empty((), dtype=dt).element_size()
     bn = triton.next_power_of_2(n)
-    out = [heuristics.fwd_config(n, dt, res)]
+    out = [table_fwd(n, dt, res)]
     if bn <= 65536 and "onepass" in FAMILIES:
         for bm, w in itertools.product([1, 2, 4, 8, 16, 32], [2, 4, 8, 16, 32]):
             e = bm * bn
@@ -82,8 +91,8 @@ def fwd_variants(n, dt, res=False):
                 out.append(Config(bm, bn, w, True))
     if bn in (16384, 32768) and "capped" in FAMILIES:  # one pass, registers capped for 2-3 an SM
         for w, pps in itertools.product((8, 16, 32), (2, 3)):
-            if heuristics.regs_for(pps, w) >= 32:
-                out.append(Config(1, bn, w, True, maxnreg=heuristics.regs_for(pps, w)))
+            if tables.regs_for(pps, w) >= 32:
+                out.append(Config(1, bn, w, True, maxnreg=tables.regs_for(pps, w)))
     if bn >= 16384:  # SPLIT: chunk, warps, programs per SM (a layout that does not fit falls back)
         out += split_variants(SPLIT_FWD, bn) + capped_variants(CAPPED_FWD, bn)
     return list(dict.fromkeys(out))
@@ -91,7 +100,7 @@ def fwd_variants(n, dt, res=False):
 
 def bwd_variants(n, dt):
     bn = triton.next_power_of_2(n)
-    out = [heuristics.bwd_config(n, dt)]
+    out = [table_bwd(n, dt)]
     if bn <= 16384 and "onepass" in FAMILIES:
         for bm, w, pps in itertools.product([1, 2, 4, 8, 16], [4, 8], [1, 2, 4]):
             e = bm * bn
@@ -111,20 +120,22 @@ def given(spec, n):
         blk, w = map(int, shape.split("x"))
         if blk < triton.next_power_of_2(n):
             entry = (1, blk, w, mode_, int(pps), *map(int, cap))
-            out.append(heuristics._lookup({None: entry}, triton.next_power_of_2(n), 2))
+            out.append(tables._lookup({None: entry}, triton.next_power_of_2(n), 2))
     return out
 
 
-_GRID = [None]
-_split_grid = launch.split_grid
+def table_fwd(n, dt, res):
+    """This GPU's table entry (its architecture's, or the generic one)."""
+    return tables.fwd_config(n, dt, res, True, tables.table_for(torch.device("cuda")))
 
 
-def _spy(*a):  # records SPLIT's (groups, chunks): a layout that does not fit shows as fewer groups
-    _GRID[0] = _split_grid(*a)
-    return _GRID[0]
+def table_bwd(n, dt):
+    return tables.bwd_config(n, dt, tables.table_for(torch.device("cuda")))
 
 
-launch.split_grid = _spy
+def groups(p):
+    """A SPLIT plan's groups of programs (a layout that does not fit shows as fewer), or None."""
+    return p.grid // p.chunks if getattr(p, "chunks", 0) else None
 
 
 def mode(cfg):
@@ -134,9 +145,9 @@ def mode(cfg):
     return "1p" if cfg.one_pass else "lp"
 
 
-def run_fwd(x, w, r, cfg):
-    h_dtype = x.dtype
-    return launch.forward(x, w, r, 1e-6, 0.0, "llama", x.dtype, h_dtype, False, config=cfg)
+def fwd_plan(x, w, r, cfg):
+    """The forward's launch plan with this layout (plan.FwdPlan: the library's own launch)."""
+    return plan.FwdPlan(x, w, r, 1e-6, 0.0, "llama", x.dtype, x.dtype, False, config=cfg)
 
 
 def fwd_error(x, w, r, y, rows=4096):
@@ -158,7 +169,7 @@ def main():
     p.add_argument("--sweep", action="store_true", help="time every variant, not only the table's")
     p.add_argument("--clock", choices=("do_bench", "bench"), default="bench",
                    help="bench: the bench's device clock (bench/timing.kernel_ms, 30 ms a case), "
-                   "as runs 54-59; runs 1-53 used triton's do_bench, which reads 1-3 points lower")
+                   "or triton's do_bench, which reads 1-3 points lower")
     p.add_argument("--variants", help="SPLIT layouts to time beside the table's, as the tables "
                    "write them: BLOCK_NxWARPS:MODE:PPS[:MAXNREG],... (MODE split or early)")
     args = p.parse_args()
@@ -174,9 +185,9 @@ def main():
         cbw = c_bytes / c_ms / 1e6
     else:
         cbw = copy_gbps()
-    def ptxas(name):  # the one launch.py compiles this kernel with, and its version
-        path = launch.ptxas_path(name) or os.environ.get("TRITON_PTXAS_PATH")
-        return f"{path} {launch.ptxas_version(path)}" if path else "triton's own"
+    def ptxas(name):  # the one the launch compiles this kernel with, and its version
+        path = _triton.ptxas_path(name) or os.environ.get("TRITON_PTXAS_PATH")
+        return f"{path} {_triton.ptxas_version(path)}" if path else "triton's own"
 
     print(f"{gpu} torch {torch.__version__} triton {triton.__version__} ptxas: forward "
           f"{ptxas('rms_norm_fwd')}, backward {ptxas('rms_norm_bwd')}: copy {cbw:.0f} GB/s",
@@ -190,38 +201,37 @@ def main():
         x = torch.randn(m, n, device="cuda", dtype=dt)
         w = (1 + 0.1 * torch.randn(n, device="cuda")).to(dt)
         r = torch.randn_like(x) if op == "res" else None
-        if op in ("fwd", "res"):  # timed alternating two sets of inputs, as the bench (run 77)
+        if op in ("fwd", "res"):  # timed alternating two sets of inputs, as the bench does
             x_2 = torch.randn_like(x)
             r_2 = torch.randn_like(x) if op == "res" else None
             res = op == "res"
-            cfgs = fwd_variants(n, dt, res) if args.sweep else [heuristics.fwd_config(n, dt, res)]
+            cfgs = fwd_variants(n, dt, res) if args.sweep else [table_fwd(n, dt, res)]
             cfgs = list(dict.fromkeys(cfgs + given(args.variants, n)))
             nbytes = (4 if op == "res" else 2) * m * n * size + n * size
             natives = (True, False) if os.environ.get("TUNE_NATIVE") == "both" else (True,)
             for cfg, nat in itertools.product(cfgs, natives):
-                if not nat and not launch.native_layout(cfg, cfg.split):
+                if not nat and not tables.native_layout(cfg, cfg.split, options.get()):
                     continue  # the fp32 product: the kernel timed already
-                launch.W_NATIVE = nat
-                _GRID[0] = None
                 try:
-                    y, h, _, _ = run_fwd(x, w, r, cfg)
+                    with options.override(w_native=nat):
+                        p = fwd_plan(x, w, r, cfg)
+                    y = p(x, w, r)[0]
                     err = fwd_error(x, w, r, y)
-                    ms = clock(alternate(lambda: run_fwd(x, w, r, cfg),
-                                         lambda: run_fwd(x_2, w, r_2, cfg)))
+                    ms = clock(alternate(lambda: p(x, w, r), lambda: p(x_2, w, r_2)))
                 except Exception as e:  # a variant that does not compile (registers, shared memory)
                     print(f"{op} {dname} {n} {cfg} FAILED {type(e).__name__}: {str(e)[:100]}", flush=True)
                     continue
                 gbps = nbytes / ms / 1e6
-                nat = launch.W_NATIVE and size == 2 and launch.native_layout(cfg, cfg.split)
+                nat = nat and size == 2 and tables.native_layout(cfg, cfg.split, options.get())
                 rows.append(dict(op=op, dtype=dname, N=n, M=m, cfg=cfg.__dict__, ms=ms, gbps=gbps,
                                  pct=100 * gbps / cbw, err=err, native=nat))
                 print(f"{op} {dname} N={n:>6} {cfg.block_m:>3}x{cfg.block_n:<6} w{cfg.num_warps:<2}"
                       f" {mode(cfg)}{'n' if nat else ''} pps {cfg.progs_per_sm}"
-                      f" G {_GRID[0] and _GRID[0][0]}"
+                      f" G {groups(p)}"
                       f" {ms*1e3:8.1f} us {gbps:6.0f} GB/s"
                       f" {100*gbps/cbw:5.1f}% err {err:.2f}", flush=True)
         else:
-            _, _, rstd, _ = launch.forward(x, w, None, 1e-6, 0.0, "llama", dt, dt, True)
+            rstd = plan.FwdPlan(x, w, None, 1e-6, 0.0, "llama", dt, dt, True)(x, w, None)[2]
             dy = torch.randn_like(x)
             nbytes = 3 * m * n * size + 2 * n * size
             xd = x.double().requires_grad_()
@@ -229,12 +239,12 @@ def main():
             ref, _ = rms_norm_ref(xd, wd)
             gx, gw = torch.autograd.grad(ref, (xd, wd), dy.double())
             del xd, ref
-            cfgs = bwd_variants(n, dt) if args.sweep else [heuristics.bwd_config(n, dt)]
+            cfgs = bwd_variants(n, dt) if args.sweep else [table_bwd(n, dt)]
             cfgs = list(dict.fromkeys(cfgs + given(args.variants, n)))
             for cfg in cfgs:
-                _GRID[0] = None
-                f = lambda: launch.backward(dy, x, w, rstd, 0.0, None, dt, None, True, config=cfg)
                 try:
+                    p = plan.BwdPlan(dy, None, x, w, rstd, 0.0, dt, None, True, config=cfg)
+                    f = lambda: p(dy, None, x, w, rstd)  # noqa: E731
                     dx, _, dw = f()
                     err = max(normwise_error(dx, gx), normwise_error(dw, gw))
                     ms = clock(f)
@@ -245,14 +255,14 @@ def main():
                 rows.append(dict(op=op, dtype=dname, N=n, M=m, cfg=cfg.__dict__, ms=ms,
                                  gbps=gbps, pct=100 * gbps / cbw, err=err))
                 print(f"bwd {dname} N={n:>6} {cfg.block_m:>3}x{cfg.block_n:<6} w{cfg.num_warps:<2}"
-                      f" {mode(cfg)} pps {cfg.progs_per_sm} G {_GRID[0] and _GRID[0][0]}"
+                      f" {mode(cfg)} pps {cfg.progs_per_sm} G {groups(p)}"
                       f" {ms*1e3:8.1f} us {gbps:6.0f} GB/s {100*gbps/cbw:5.1f}% err(norm) {err:.1e}",
                       flush=True)
             del gx, gw
         del x, w, r
         x_2 = r_2 = None
         torch.cuda.empty_cache()
-    out = os.environ.get("OUT") or "benchmarks/results"
+    out = os.environ.get("OUT") or "."
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, f"tune-{time.strftime('%Y%m%d-%H%M%S')}.json")
     with open(path, "w") as f:

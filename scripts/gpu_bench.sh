@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
-# What the GPU machine runs for the bench (issue 5): rmsnorm-triton bench against its peers.
+# What the GPU machine runs for the bench: rmsnorm-triton bench against its peers.
 #
 #   bash scripts/gpu_bench.sh                          # the full bench (all providers, ops, dtypes, N)
 #   bash scripts/gpu_bench.sh --quick                  # a small subset: bf16, N = 1K, 8K, 64K
-#   bash scripts/gpu_bench.sh --ops bwd --append       # more cells into the same results folder
+#   bash scripts/gpu_bench.sh --ops bwd --dtypes fp32  # some cells only
 #
-# Measured on an H100 (run 19, --rep-ms 30, peers installed): bf16 with every op took ~3 min and
-# fp16 + fp32 forward, backward and fused residual ~4 min, most of it torch.compile and Quack
-# compiling each shape. Where one command may run 10 minutes at most, run it in parts into one
-# folder (each part measures its own copy bandwidth; every record's % of copy is against its own
-# part's):
+# On an H100 (--rep-ms 30, peers installed) bf16 with every op took ~3 min and fp16 + fp32
+# forward, backward and fused residual ~4 min, most of it torch.compile and Quack compiling each
+# shape. Where one command may run 10 minutes at most, run it in parts: each part measures its
+# own copy bandwidth, and every row's % of copy is against its own part's:
 #   bash scripts/gpu_bench.sh --dtypes bf16
-#   bash scripts/gpu_bench.sh --dtypes fp16,fp32 --ops fwd,bwd,fwd_residual --append
+#   bash scripts/gpu_bench.sh --dtypes fp16,fp32 --ops fwd,bwd,fwd_residual
 #
-# Arguments go to the bench (`--help` lists them). Results land in
-# benchmarks/results/<date>-<gpu>/ (results.json, results.csv, throughput.png, latency.png), and
-# when $OUT is set, that folder and the log (bench.log) are copied into it as well.
+# Arguments go to the bench (`--help` lists them). Each measurement is appended as one row to
+# benchmarks/data/results.csv (or --out FILE); `rmsnorm-triton bench --report` then draws the
+# README's tables and docs/throughput.png from it. Where this tree has no .git (a copy of a
+# checkout), give the commit: --commit "$(git rev-parse --short HEAD)" from the checkout, or it
+# is recorded empty. When $OUT is set, the data file (every row, the new ones last) and the log
+# (bench.log) are copied into it: copy results.csv back over benchmarks/data/results.csv.
 #
 # The package runs from src/ (PYTHONPATH; nothing is installed). Liger-Kernel and Quack are
 # imported from $PEERS (default /tmp/peers) when the caller installed them there; when that folder
@@ -54,14 +56,14 @@ set +e
 rc=${PIPESTATUS[0]}
 set -e
 
-# The bench names its results folder in its first line: "... results in <folder>".
-dir=$(sed -n 's/^rmsnorm-triton bench on .*: results in //p' "$log" | tail -n 1)
+# The bench names its data file in its first line: "... rows appended to <file>".
+data=$(sed -n 's/^rmsnorm-triton bench on .*: rows appended to //p' "$log" | tail -n 1)
 if [ -n "${OUT:-}" ]; then
   mkdir -p "$OUT"
   cp "$log" "$OUT/bench.log"
-  if [ -n "$dir" ] && [ -d "$dir" ]; then
-    cp -r "$dir" "$OUT/"
-    echo "copied $dir and bench.log into $OUT"
+  if [ -n "$data" ] && [ -f "$data" ]; then
+    cp "$data" "$OUT/results.csv"
+    echo "copied $data and bench.log into $OUT"
   fi
 fi
 exit "$rc"

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import rmsnorm_triton
-from rmsnorm_triton import heuristics
+from rmsnorm_triton import tables
 from rmsnorm_triton.reference import rms_norm_ref
 from rmsnorm_triton.testing import TOLERANCE
 
@@ -32,10 +32,10 @@ def _first_looping(config):
                 if not any(config(n, d).one_pass for d in FLOATS))
 
 
-# Rows just past the one-pass limit of the forward and of the backward (heuristics.py):
+# Rows just past the one-pass limit of the forward and of the backward (tables.py):
 # the looping path at the least interpreter time.
-LONG_FWD = _first_looping(heuristics.fwd_config)
-LONG_BWD = _first_looping(heuristics.bwd_config)
+LONG_FWD = _first_looping(tables.fwd_config)
+LONG_BWD = _first_looping(tables.bwd_config)
 
 
 @pytest.fixture(params=DEVICES)

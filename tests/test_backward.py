@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from conftest import FLOATS, LONG_BWD, randn, reference_grads, assert_grad_close, shares_memory
-from rmsnorm_triton import heuristics, launch, rms_norm
+from rmsnorm_triton import plan, rms_norm, tables
 from rmsnorm_triton.reference import rms_norm_ref
 
 pytestmark = pytest.mark.usefixtures("poison")
 
-SHAPES = [  # the backward loops past heuristics.MAX_ONE_PASS_BWD (8192 today)
+SHAPES = [  # the backward loops past tables.MAX_ONE_PASS_BWD (8192 today)
     (300, 1),
     (37, 3),
     (2, 5, 127),  # 3-D
@@ -27,7 +27,7 @@ SHAPES = [  # the backward loops past heuristics.MAX_ONE_PASS_BWD (8192 today)
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
 def test_grid_covers_both_paths(dtype):
-    paths = {heuristics.bwd_config(s[-1], dtype).one_pass for s in SHAPES}
+    paths = {tables.bwd_config(s[-1], dtype).one_pass for s in SHAPES}
     assert paths == {True, False}, "SHAPES must hold one-pass and looping rows for every dtype"
 
 
@@ -106,7 +106,7 @@ def test_grads_match_float64(device, gen, dtype, wkind, shape):
 
 @pytest.mark.parametrize("n", [127, LONG_BWD])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
-def test_strided_x_and_dy(device, gen, monkeypatch, dtype, n):
+def test_strided_x_and_dy(device, gen, dtype, n):
     # x and dy are slices of wider buffers whose other columns are NaN
     def strided(m):
         wide = torch.full((m, n + 7), float("nan"), dtype=dtype, device=device)
@@ -115,19 +115,28 @@ def test_strided_x_and_dy(device, gen, monkeypatch, dtype, n):
 
     x, dy = strided(3), strided(3)
     w = randn((n,), dtype, device, gen)
-    seen = []
-    real = launch.backward
-
-    def spy(dy2, xin2, *a, **k):
-        seen.append((dy2.stride(0), xin2.stride(0)))
-        return real(dy2, xin2, *a, **k)
-
-    monkeypatch.setattr(launch, "backward", spy)
     xl = x.detach().requires_grad_()  # a leaf that keeps x's strides
     wl = w.detach().requires_grad_()
     rms_norm(xl, wl).backward(dy)
-    assert seen == [(n + 7, n + 7)], f"strided rows were copied: row strides {seen}"
+    fwd = plan.PLANS[plan.key(xl, wl, None, 1e-6, 0.0, "llama", False, None, None, True)]
+    bwd = fwd.bwd[plan.bwd_key(dy, None, dtype, None, True)]
+    seen = [bwd.template[plan.BWD.index[s]] for s in ("stride_dy", "stride_x")]
+    assert seen == [n + 7, n + 7], f"strided rows were copied: row strides {seen}"
     check_grads(x, w, dy, xl.grad, wl.grad)
+
+
+@pytest.mark.parametrize("n", [127, LONG_BWD])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_transposed_x_and_dy(device, gen, poison, dtype, n):
+    """x and dy 2-D with a last stride that is not 1 (views of transposed buffers): each is
+    read as the values it holds, by the first call and by the replays after it."""
+    w = randn((n,), dtype, device, gen)
+    for _ in range(3):
+        x = randn((n, 3), dtype, device, gen).t()
+        dy = randn((n, 3), dtype, device, gen).t()
+        assert x.stride(-1) != 1 and dy.stride(-1) != 1
+        _, dx, dw = run_backward(x, w, dy)
+        check_grads(x, w, dy, dx, dw)
 
 
 @pytest.mark.parametrize("n", [127, LONG_BWD])

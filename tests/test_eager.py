@@ -1,21 +1,19 @@
-"""rms_norm's eager fast path (ops._EAGER): a no-grad call whose signature passed the checks
-before goes straight to its launch plan. Run on the CPU with Triton's launcher faked, as a GPU
-process would run it (test_launch's fake_fwd)."""
+"""rms_norm's eager fast path (plan.PLANS): a call whose signature passed the checks before goes
+straight to its launch plan. Run on the CPU with Triton's launcher faked, as a GPU process would
+run it (test_launch's fake_gpu)."""
 
 import pytest
 import torch
 
-from rmsnorm_triton import fused_add_rms_norm_, heuristics, kernels, launch, ops, rms_norm
-from test_launch import compiled_path, fake_fwd  # noqa: F401 - fixtures
+from rmsnorm_triton import _triton, fused_add_rms_norm_, ops, plan, rms_norm, tables
+from rmsnorm_triton.plan import PLANS
+from test_launch import _arg, fake_gpu  # noqa: F401 - fixtures
 
 
 @pytest.fixture
-def eager(fake_fwd, monkeypatch):  # noqa: F811
+def eager(fake_gpu):  # noqa: F811
     """CPU tensors pass the checks as in a GPU process; the launches are recorded."""
-    monkeypatch.setattr(launch, "interpreted", lambda: True)
-    monkeypatch.setattr(kernels, "LOOP_ERROR", None)
-    monkeypatch.setattr(ops, "_EAGER", {})
-    return fake_fwd
+    return fake_gpu
 
 
 def _launches(made):
@@ -26,22 +24,24 @@ def _no_checks(monkeypatch):
     def refuse(*a):
         raise AssertionError("the replay ran the checks")
 
-    monkeypatch.setattr(ops, "_validate", refuse)
-    monkeypatch.setattr(ops, "rows_view", refuse)
+    monkeypatch.setattr(ops, "validate", refuse)
+    monkeypatch.setattr(plan, "rows_view", refuse)
 
 
 def test_a_repeated_call_replays_without_checks_or_views(eager, monkeypatch):
     x, w = torch.randn(2, 3, 64), torch.randn(64)
     y1 = rms_norm(x, w)
-    assert len(ops._EAGER) == 1
+    assert len(PLANS) == 1
     _no_checks(monkeypatch)
     x2, w2 = torch.randn(2, 3, 64), torch.randn(64)
     y2 = rms_norm(x2, w2)
     first, second = _launches(eager)
     assert first[:9] == second[:9], "grid, stream, function"
     p = x2.data_ptr()  # x, and the stand-in for every pointer the launch does not read
-    assert second[9:16] == (p, p, w2.data_ptr(), y2.data_ptr(), p, p, p)
-    assert first[16:] == second[16:], "strides, sizes, scalars and constexprs"
+    ptrs = [_arg(second, n) for n in ("X", "R", "W", "Y", "H", "RSTD", "PART")]
+    assert ptrs == [p, p, w2.data_ptr(), y2.data_ptr(), p, p, p]
+    i = plan.FWD.index["stride_x"]
+    assert first[9 + i:] == second[9 + i:], "strides, sizes, scalars and constexprs"
     assert y2.shape == y1.shape == x.shape and y2.dtype == x.dtype
     assert y2.data_ptr() != y1.data_ptr()
 
@@ -95,17 +95,27 @@ def test_a_call_that_differs_is_not_replayed(eager, change):
         args["w"] = w.half()
     else:
         args["x"] = base[:, 1:65]
-    before = len(ops._EAGER)
+    before = len(PLANS)
     rms_norm(args["x"], args["w"], **kw)
-    assert len(ops._EAGER) == before + 1, "a second entry, made by the full path"
+    assert len(PLANS) == before + 1, "a second entry, made by the full path"
 
 
-def test_calls_that_are_never_replayed(eager):
+def test_calls_that_need_a_copy_replay_it(eager):
+    """Rows that do not view as (M, N) and a strided weight are copied by every call, the
+    replays too: the launcher is handed the copies, never the caller's tensors."""
     w = torch.randn(64)
-    rms_norm(torch.randn(64, 3).t(), w)  # rows that do not view as (M, N): copied each call
-    rms_norm(torch.randn(3, 64), torch.randn(128)[::2])  # a strided weight: copied each call
-    rms_norm(torch.randn(0, 64), w)  # nothing to launch
-    assert not ops._EAGER
+    for _ in range(2):
+        x = torch.randn(64, 3).t()
+        rms_norm(x, w)
+        assert _arg(eager[-1].calls[-1], "X") != x.data_ptr() and _arg(
+            eager[-1].calls[-1], "W") == w.data_ptr()
+    for _ in range(2):
+        ws = torch.randn(128)[::2]
+        rms_norm(torch.randn(3, 64), ws)
+        assert _arg(eager[-1].calls[-1], "W") != ws.data_ptr()
+    for _ in range(2):
+        assert rms_norm(torch.randn(0, 64), w).shape == (0, 64)  # nothing to launch
+    assert len(PLANS) == 3 and len(_launches(eager)) == 4
 
 
 def test_autograd_and_no_grad_calls_have_their_own_entries(eager):
@@ -114,7 +124,7 @@ def test_autograd_and_no_grad_calls_have_their_own_entries(eager):
     with torch.no_grad():
         rms_norm(x, w)
     rms_norm(x.detach(), w)
-    assert sorted(k[-1] for k in ops._EAGER) == [False, True], "no grad: requires_grad is moot"
+    assert sorted(k[-1] for k in PLANS) == [False, True], "no grad: requires_grad is moot"
 
 
 @pytest.mark.parametrize("bad, error", [
@@ -134,11 +144,11 @@ def test_bad_arguments_after_a_replayed_call_still_raise(eager, bad, error):
 
 @pytest.fixture
 def interpreted_plans(monkeypatch):
-    """The compiled path (launch plans and ops._EAGER included) with the real kernel run by
-    Triton's interpreter behind the faked launcher: each address it is handed maps back to its
-    tensor (registered by the test, or made by torch.empty / empty_like, which hand out NaN so
-    that an element never written shows). Returns the registry."""
-    if not launch.interpreted():
+    """The compiled path (launch plans included) with the real kernel run by Triton's
+    interpreter behind the faked launcher: each address it is handed maps back to its tensor
+    (registered by the test, or made by torch.empty / empty_like, which hand out NaN so that an
+    element never written shows). Returns the registry."""
+    if not _triton.INTERPRETED:
         pytest.skip("runs the kernel through Triton's interpreter: a CPU process only")
     real_empty, real_like = torch.empty, torch.empty_like
     tensors = {}
@@ -150,37 +160,29 @@ def interpreted_plans(monkeypatch):
         return t
 
     class Interpreted:
-        function, packed_metadata = "fn", "meta"
+        function, packed_metadata, n_regs = "fn", "meta", 32
 
-        def __init__(self, kern):
+        def __init__(self, kern, call, *rest):
             self.kern = kern
+            self.ptrs = [i for i, a in enumerate(call) if isinstance(a, torch.Tensor)]
 
         def _init_handles(self):
             pass
 
-        def run(self, g0, g1, g2, stream, fn, meta, *rest):
-            args = list(rest[3:])
-            for i in launch._LAYOUT[self.kern][0]:
+        def run(self, gridX, gridY, gridZ, stream, function, kernel_metadata, launch_metadata,
+                launch_enter_hook, launch_exit_hook, *args):  # (Triton's launcher's names)
+            args = list(args)
+            for i in self.ptrs:
                 args[i] = tensors[args[i]]
-            self.kern.__class__.__getitem__(self.kern, (g0, g1, g2))(*args)
+            tensors["fast launches"] += 1
+            self.kern[(gridX, gridY, gridZ)](*args)
 
-    monkeypatch.setattr(launch, "interpreted", lambda: True)
-    monkeypatch.setattr(launch, "INTERPRETED", False)
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: -1)
-    monkeypatch.setattr(torch._C, "_cuda_getCurrentRawStream", lambda dev: 0, raising=False)
     monkeypatch.setattr(torch, "empty", lambda *a, **k: keep(real_empty(*a, **k)))
     monkeypatch.setattr(torch, "empty_like", lambda *a, **k: keep(real_like(*a, **k)))
-    from test_launch import _params
-
-    for kern in (kernels.rms_norm_fwd, kernels.rms_norm_bwd, kernels.dw_reduce):
-        monkeypatch.setattr(kern, "params", _params(kern), raising=False)
-        monkeypatch.setattr(kern, "warmup", lambda *a, _k=kern, **k: Interpreted(_k),
-                            raising=False)
-    monkeypatch.setattr(heuristics, "num_programs", lambda dev, cfg: 3)  # the interpreter's
-    for name in ("_COMPILED", "_LAYOUT", "_PLANS", "_BWD_PLANS"):
-        monkeypatch.setattr(launch, name, {})
-    monkeypatch.setattr(ops, "_EAGER", {})
-    return tensors
+    tensors["fast launches"] = 0  # (Interpreted.run's count: the fast path was taken)
+    with _triton.simulate(Interpreted):
+        yield tensors
+    assert tensors["fast launches"] > 0, "the faked launcher was never called"
 
 
 @pytest.mark.parametrize("shape, dtype, kind", [
@@ -211,12 +213,13 @@ def test_a_replay_computes_what_the_interpreted_path_computes(interpreted_plans,
 
     x, r = inputs()
     rms_norm(x, w, residual=r, **kw)
-    assert len(ops._EAGER) == 1
+    assert len(PLANS) == 1
     x, r = inputs()
     _no_checks(monkeypatch)
     fast = rms_norm(x, w, residual=r, **kw)
-    monkeypatch.undo()  # the interpreted path: what CI runs everywhere else
-    want = rms_norm(x, w, residual=r, **kw)
+    monkeypatch.undo()
+    with _triton.simulate(None):  # the interpreted path: what CI runs everywhere else
+        want = rms_norm(x, w, residual=r, **kw)
     fast, want = (fast, want) if isinstance(fast, tuple) else ((fast,), (want,))
     assert len(fast) == len(want)
     for a, b in zip(fast, want):
@@ -230,8 +233,9 @@ def test_a_replay_computes_what_the_interpreted_path_computes(interpreted_plans,
                                   "dh", "strided", "fp32", "offset"])
 def test_a_backward_replay_computes_what_the_interpreted_path_computes(interpreted_plans,
                                                                        monkeypatch, kind):
-    """launch.backward's second call replays both launches (the table is not read); the same
-    inputs through the interpreted path give the same bits in dx, dr and dw."""
+    """plan.backward's second call (torch.compile's backward op) replays both launches (the
+    table is not read); the same inputs through the interpreted path give the same bits in dx,
+    dr and dw."""
     g = torch.Generator().manual_seed(len(kind))
     dt = torch.float32 if kind == "fp32" else torch.bfloat16
     m, n = 5, 48
@@ -254,15 +258,16 @@ def test_a_backward_replay_computes_what_the_interpreted_path_computes(interpret
     offset = 1.0 if kind == "offset" else 0.0
 
     def call(dy, x, w, rstd, dh):
-        return launch.backward(dy, x, w, rstd, offset, dh, *rest)
+        return plan.backward(dy, dh, x, w, rstd, offset, *rest)
 
     call(*inputs())
-    assert len(launch._BWD_PLANS) == 1
+    assert len(PLANS) == 1
     ins = inputs()
-    monkeypatch.setattr(heuristics, "bwd_config", None)  # the replay reads no table
+    monkeypatch.setattr(tables, "bwd_config", None)  # the replay reads no table
     fast = call(*ins)
     monkeypatch.undo()
-    want = call(*ins)
+    with _triton.simulate(None):
+        want = call(*ins)
     assert [t is None for t in fast] == [t is None for t in want]
     assert (fast[2] is None) == (kind in ("no dw", "no weight"))
     for a, b in zip(fast, want):
@@ -281,8 +286,8 @@ def test_a_backward_that_differs_is_not_replayed(interpreted_plans, change):
 
     def call(x=x, dy=dy, **over):
         a = {**kw, **over}
-        launch.backward(dy, x, w, rstd, a["offset"], a["dh"], a["dx_dtype"], a["dr_dtype"],
-                        a["need_dw"])
+        plan.backward(dy, a["dh"], x, w, rstd, a["offset"], a["dx_dtype"], a["dr_dtype"],
+                      a["need_dw"])
 
     call()
     other = {"offset sign": dict(offset=-0.0), "dtype": dict(dx_dtype=torch.float16),
@@ -292,7 +297,7 @@ def test_a_backward_that_differs_is_not_replayed(interpreted_plans, change):
         if isinstance(t, torch.Tensor):
             interpreted_plans[t.data_ptr()] = t
     call(**other)
-    assert len(launch._BWD_PLANS) == 2
+    assert len(PLANS) == 2
 
 
 @pytest.mark.parametrize("kind", ["plain", "residual", "3-d", "x only"])
@@ -324,14 +329,15 @@ def test_an_autograd_replay_gives_the_interpreted_paths_bits(interpreted_plans, 
         return [y.detach() for y in ys] + list(torch.autograd.grad(ys, leaves, dys))
 
     step(*inputs())
-    assert [k[-1] for k in ops._EAGER] == [True], "the key ends with: autograd is needed"
+    assert [k[-1] for k in PLANS] == [True], "the key ends with: autograd is needed"
     ins = inputs()
-    monkeypatch.setattr(ops, "_validate", None)  # the forward replay runs no checks
-    monkeypatch.setattr(heuristics, "fwd_config", None)  # and, with the backward's, no table
-    monkeypatch.setattr(heuristics, "bwd_config", None)
+    monkeypatch.setattr(ops, "validate", None)  # the forward replay runs no checks
+    monkeypatch.setattr(tables, "fwd_config", None)  # and, with the backward's, no table
+    monkeypatch.setattr(tables, "bwd_config", None)
     fast = step(*ins)
     monkeypatch.undo()
-    want = step(*ins)
+    with _triton.simulate(None):
+        want = step(*ins)
     assert len(fast) == len(want) == {"plain": 3, "3-d": 3, "residual": 5, "x only": 2}[kind]
     for a, b in zip(fast, want):
         assert a.dtype == b.dtype and not a.isnan().any() and torch.equal(a, b)
@@ -356,16 +362,17 @@ def test_an_in_place_replay_gives_the_interpreted_paths_bits(interpreted_plans, 
         return x, r
 
     fused_add_rms_norm_(*inputs(), w, 1e-5, **kw)
-    assert len(ops._EAGER) == 1
+    assert len(PLANS) == 1
     x, r = inputs()
     x0, r0, x_in, r_in = x.clone(), r.clone(), x.clone(), r.clone()
     interpreted_plans[x0.data_ptr()], interpreted_plans[r0.data_ptr()] = x0, r0
     _no_checks(monkeypatch)
-    monkeypatch.setattr(ops, "_overlap", None)
+    monkeypatch.setattr(ops, "overlap", None)
     out = fused_add_rms_norm_(x, r, w, 1e-5, **kw)
     assert out[0] is x and out[1] is r
     monkeypatch.undo()
-    want = fused_add_rms_norm_(x0, r0, w, 1e-5, **kw)
+    with _triton.simulate(None):
+        want = fused_add_rms_norm_(x0, r0, w, 1e-5, **kw)
     assert torch.equal(x, want[0]) and torch.equal(r, want[1])
     assert not torch.equal(x, x_in) and not torch.equal(r, r_in), "both written in place"
 
@@ -377,6 +384,6 @@ def test_overlapping_tensors_after_a_replayed_call_still_raise(interpreted_plans
         interpreted_plans[t.data_ptr()] = t
     fused_add_rms_norm_(x, r, w)
     fused_add_rms_norm_(base[:2], base[4:], w)  # the same signature, apart: replayed
-    assert len(ops._EAGER) == 1
+    assert len(PLANS) == 1
     with pytest.raises(ValueError, match="share memory"):
         fused_add_rms_norm_(base[:2], base[1:3], w)  # the same signature, overlapping

@@ -143,13 +143,19 @@ def test_errors_come_before_any_write(device, gen):
 
 
 def test_module_errors(device, gen):
-    with raises(ValueError, "normalized_shape is (4, 8)", "expected one dim (N,)"):
-        RMSNorm((4, 8))
-    with raises(ValueError, "normalized_shape is (2, 3, 8)", "expected one dim"):
-        RMSNorm([2, 3, 8])
     m = RMSNorm(8, device=device)
-    with raises(ValueError, "x has shape (2, 7)", "expected a last dim of 8"):
+    with raises(ValueError, "x has shape (2, 7)", "trailing dims to be normalized_shape (8,)"):
         m(randn((2, 7), torch.float32, device, gen))
+    m = RMSNorm([2, 3, 8], device=device)
+    with raises(ValueError, "x has shape (4, 3, 2, 8)", "normalized_shape (2, 3, 8)"):
+        m(randn((4, 3, 2, 8), torch.float32, device, gen))
+    with raises(ValueError, "x has shape (3, 8)", "normalized_shape (2, 3, 8)"):
+        m(randn((3, 8), torch.float32, device, gen))
+    x = randn((4, 2, 3, 8), torch.float32, device, gen)
+    with raises(ValueError, "residual has shape (4, 6, 8)", "expected (4, 2, 3, 8)"):
+        m(x, residual=randn((4, 6, 8), torch.float32, device, gen))
+    with raises(ValueError, "normalized_shape is ()", "expected at least one dim"):
+        RMSNorm(())(x)
 
 
 def test_cpu_tensors_need_the_interpreter():
@@ -162,11 +168,13 @@ def test_cpu_tensors_need_the_interpreter():
 
 
 def test_an_interpreter_that_cannot_loop_is_named(monkeypatch):
-    """Triton 3.6's interpreter under NumPy 2.4 fails inside every kernel (kernels.LOOP_ERROR,
+    """Triton 3.6's interpreter under NumPy 2.4 fails inside every kernel (common.LOOP_ERROR,
     probed at import): the call says so before any kernel runs, and what to install."""
-    from rmsnorm_triton import kernels
+    from rmsnorm_triton import plan
+    from rmsnorm_triton.kernels import common
 
-    monkeypatch.setattr(kernels, "LOOP_ERROR", TypeError("only 0-dimensional arrays ..."))
+    monkeypatch.setattr(common, "LOOP_ERROR", TypeError("only 0-dimensional arrays ..."))
+    plan.PLANS.clear()  # (a signature seen before would skip the checks)
     x = torch.randn(2, 8)
     if rmsnorm_triton.interpreted():
         with raises(RuntimeError, "x is on the CPU", "only 0-dimensional", "numpy<2.4"):

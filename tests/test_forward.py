@@ -13,13 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import FLOATS, LONG_FWD, poisoned_empty, randn, shares_memory
-from rmsnorm_triton import heuristics, launch, rms_norm
+from rmsnorm_triton import options, plan, rms_norm, tables
 from rmsnorm_triton.reference import llama_rms_norm, rms_norm_ref
 from rmsnorm_triton.testing import assert_close
 
 pytestmark = pytest.mark.usefixtures("poison")
 
-# Rows that fit one block sit beside rows that loop over blocks (past heuristics.MAX_ONE_PASS
+# Rows that fit one block sit beside rows that loop over blocks (past tables.MAX_ONE_PASS
 # elements: 32768 for fp32 and fp16/bf16 today); test_grid_covers_both_paths keeps that true
 # when the table changes.
 SHAPES = [
@@ -39,7 +39,7 @@ SHAPES = [
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
 def test_grid_covers_both_paths(dtype):
-    paths = {heuristics.fwd_config(s[-1], dtype).one_pass for s in SHAPES}
+    paths = {tables.fwd_config(s[-1], dtype).one_pass for s in SHAPES}
     assert paths == {True, False}, "SHAPES must hold one-pass and looping rows for every dtype"
 
 
@@ -66,17 +66,18 @@ def test_matches_float64(device, gen, dtype, wkind, shape):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
 def test_long_one_pass_rows_multiply_w_in_16_bits_with_fp32s_bits(device, gen, dtype, residual,
                                                                    monkeypatch):
-    """Rows of launch.W_NATIVE_ONE_PASS elements and more, held in one pass, multiply x_hat * w
+    """Rows of options.w_native_one_pass elements and more, held in one pass, multiply x_hat * w
     in their 16-bit dtype (W_NATIVE): bit for bit the fp32 product rounded once. (Under an
-    interpreter that truncates bf16, bf16 rounds the fp32 product: kernels._native_product.)"""
-    n = launch.W_NATIVE_ONE_PASS + 5
-    assert heuristics.fwd_config(n, dtype, residual).one_pass
+    interpreter that truncates bf16, bf16 rounds the fp32 product: common.native_product.)"""
+    n = options.get().w_native_one_pass + 5
+    assert tables.fwd_config(n, dtype, residual).one_pass
     x, w = randn((3, n), dtype, device, gen), randn((n,), dtype, device, gen)
     r = randn((3, n), dtype, device, gen) if residual else None
     ys = []
     for native in (True, False):
-        monkeypatch.setattr(launch, "W_NATIVE", native)
-        ys.append(launch.forward(x, w, r, 1e-6, 0.0, "llama", dtype, dtype, False)[0])
+        with options.override(w_native=native):
+            out = rms_norm(x, w, residual=r)
+        ys.append(out[0] if r is not None else out)
     assert torch.equal(ys[0].view(torch.int16), ys[1].view(torch.int16))
     assert_close(ys[0], rms_norm_ref(x if r is None else (x + r), w, 1e-6)[0])
 
@@ -106,7 +107,7 @@ def test_strided_rows_are_read_in_place(device, gen, dtype, n):
     wide[:, :n] = randn((3, n), dtype, device, gen)
     x = wide[:, :n]
     assert x.stride(0) != n
-    v = launch.rows_view(x, n)
+    v = plan.rows_view(x, n)
     assert v.data_ptr() == x.data_ptr() and v.stride() == x.stride(), "strided rows were copied"
     w = randn((n,), dtype, device, gen)
     y = rms_norm(x, w)

@@ -310,15 +310,15 @@ def test_bench_fp8_cells(tmp_path):
     from rmsnorm_triton.bench import fp8 as B
     from rmsnorm_triton.bench.cases import WRONG_AT, check, make_inputs, reference
     from rmsnorm_triton.bench.harness import main
-    from rmsnorm_triton.bench.report import read_records
+    from rmsnorm_triton.bench.records import read
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     rc = main(["--device", dev, "--ops", "fp8_static,fp8_group_residual,fp8_latency",
                "--dtypes", "bf16", "--sizes", "256", "--mn", "2**10", "--latency-m", "2",
                "--latency-n", "256", "--providers", "rmsnorm_triton,fp8_unfused",
-               "--out", str(tmp_path), "--no-plot", "--quiet", "--rep-ms", "2"])
+               "--out", str(tmp_path / "rows.csv"), "--quiet", "--rep-ms", "2"])
     assert rc == 0
-    recs = [r for r in read_records(tmp_path) if r["op"].startswith("fp8")]
+    recs = [r for r in read(tmp_path / "rows.csv") if r["op"].startswith("fp8")]
     assert len(recs) == (8 if dev == "cuda" else 6) and all(r["status"] == "ok" for r in recs)
     assert recs[0]["bytes"] == B.min_bytes("fp8_static", 4, 256, torch.bfloat16) == \
         2 * (4 * 256 + 256) + 4 * 256 + 4

@@ -93,5 +93,5 @@ def test_bench_fp8_cells(tmp_path):
     rc = main(["--ops", "fp8_token,fp8_group_residual,fp8_latency", "--dtypes", "bf16",
                "--sizes", "4096", "--mn", "2**20", "--latency-m", "1,8",
                "--providers", "rmsnorm_triton,fp8_unfused,fp8_torch_compile",
-               "--out", str(tmp_path), "--no-plot", "--quiet", "--rep-ms", "5"])
+               "--out", str(tmp_path / "rows.csv"), "--quiet", "--rep-ms", "5"])
     assert rc == 0

@@ -86,9 +86,79 @@ def test_constructor_matches_torch(device):
             assert torch.equal(b.weight, a.weight)  # ones: torch's own init
 
 
-def test_multi_dim_normalized_shape_fails_clearly():
-    with pytest.raises(ValueError, match=r"normalized_shape is \(2, 64\), expected one dim"):
-        RMSNorm((2, 64))
+# Several trailing dims: one row of prod(normalized_shape) elements, the weight kept in its shape.
+# x strided in each way a view can be: transposed lead dims, a sliced normalized dim, a step.
+LAYOUTS = {
+    "contiguous": lambda x: x,
+    "lead transposed": lambda x: x.transpose(0, 1),
+    "normalized dim sliced": lambda x: x[..., 1:, :],
+    "stepped": lambda x: x[::2],
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("shape", [(2, 3), [3, 5, 7], torch.Size([4, 33])], ids=str)
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+def test_several_normalized_dims(device, gen, dtype, shape, layout):
+    full = tuple(shape)
+    if layout == "normalized dim sliced":  # x's dim -2 is one longer, then sliced back
+        full = full[:-2] + (full[-2] + 1,) + full[-1:]
+    theirs = torch.nn.RMSNorm(shape, device=device, dtype=dtype)
+    with torch.no_grad():
+        theirs.weight.copy_(randn(tuple(shape), dtype, device, gen))
+    ours = RMSNorm(shape, device=device, dtype=dtype)
+    ours.load_state_dict(theirs.state_dict())
+    x = LAYOUTS[layout](randn((4, 3) + full, dtype, device, gen))
+    assert x.shape[-len(shape):] == tuple(shape)
+    x = x.requires_grad_()
+    y = ours(x)
+    assert y.shape == x.shape and y.dtype == theirs(x).dtype
+    eps = torch.finfo(torch.float32).eps
+    rows = x.shape[:x.dim() - len(shape)] + (-1,)
+    w = theirs.weight.detach()
+    ref = rms_norm_ref(x.detach().reshape(rows), w.reshape(-1), eps)[0].reshape(x.shape)
+    assert_close(y, ref, what=f"normalized_shape {tuple(shape)}, {layout}")
+    dy = randn(x.shape, dtype, device, gen)
+    y.backward(dy)
+    ref_dx, ref_dw, mag_dx, mag_dw = reference_grads(x.reshape(rows), w.reshape(-1),
+                                                     dy.reshape(rows), eps=eps)
+    assert_grad_close(x.grad, ref_dx.reshape(x.shape), mag_dx.reshape(x.shape), what="dx")
+    assert ours.weight.grad.shape == tuple(shape)
+    assert_grad_close(ours.weight.grad, ref_dw.reshape(shape), mag_dw.reshape(shape), what="dw")
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_several_normalized_dims_with_a_residual(device, gen, affine):
+    shape = (3, 43)
+    m = RMSNorm(shape, eps=1e-5, elementwise_affine=affine, device=device, dtype=torch.bfloat16)
+    if affine:
+        with torch.no_grad():
+            m.weight.copy_(randn(shape, torch.bfloat16, device, gen))
+    x = randn((2, 5) + shape, torch.bfloat16, device, gen).transpose(0, 1)
+    r = randn((5, 2) + shape, torch.bfloat16, device, gen)
+    y, h = m(x, residual=r)
+    h_in = (x.float() + r.float()).bfloat16()
+    assert h.shape == y.shape == x.shape and torch.equal(h, h_in)
+    w = m.weight.detach().reshape(-1) if affine else None
+    ref = rms_norm_ref(h_in.reshape(5, 2, -1), w, 1e-5)[0].reshape(x.shape)
+    assert_close(y, ref, what="y")
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (2, 3, 8)])
+def test_state_dict_round_trips_with_several_dims(device, gen, shape):
+    theirs = torch.nn.RMSNorm(shape, device=device)
+    with torch.no_grad():
+        theirs.weight.copy_(randn(shape, torch.float32, device, gen))
+    ours = RMSNorm(shape, device=device)
+    ours.load_state_dict(theirs.state_dict(), strict=True)  # torch's -> ours
+    assert ours.weight.shape == theirs.weight.shape and torch.equal(ours.weight, theirs.weight)
+    with torch.no_grad():
+        ours.weight.copy_(randn(shape, torch.float32, device, gen))
+    back = torch.nn.RMSNorm(shape, device=device)
+    back.load_state_dict(ours.state_dict(), strict=True)  # ours -> torch's
+    assert torch.equal(back.weight, ours.weight)
+    x = randn((4,) + shape, torch.float32, device, gen)
+    assert_close(ours(x), back(x), what="after loading ours into torch.nn.RMSNorm")
 
 
 def test_offset_and_casting_options(device, gen):
@@ -102,3 +172,17 @@ def test_offset_and_casting_options(device, gen):
     assert torch.equal(h, h_in)
     assert_close(y, rms_norm_ref(h_in, m.weight.detach(), 1e-6, offset=1.0)[0])
     assert "offset=1.0" in repr(m) and "casting='gemma'" in repr(m)
+
+
+def test_several_normalized_dims_compile_in_one_graph(device, gen):
+    """torch.compile(fullgraph=True) takes the reshapes and the op without a graph break."""
+    torch._dynamo.reset()
+    m = RMSNorm((4, 33), eps=1e-5, device=device)
+    with torch.no_grad():
+        m.weight.copy_(randn((4, 33), torch.float32, device, gen))
+    x = randn((3, 4, 33), torch.float32, device, gen).requires_grad_()
+    y = torch.compile(m, fullgraph=True)(x)
+    assert torch.equal(y, m(x))
+    y.backward(torch.ones_like(y))
+    assert x.grad.shape == x.shape and m.weight.grad.shape == (4, 33)
+    torch._dynamo.reset()

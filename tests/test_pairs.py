@@ -7,7 +7,7 @@ import torch
 import triton
 import triton.language as tl
 
-from rmsnorm_triton import launch
+from rmsnorm_triton import split
 from rmsnorm_triton.kernels import meet
 
 
@@ -30,7 +30,7 @@ def test_words_unpack_to_the_stored_chunk(device, dtype, n, block):
     x = torch.randn(3, n, generator=gen).to(dtype)
     x[1, :4] = torch.tensor([float("inf"), float("-inf"), float("nan"), -0.0]).to(dtype)
     x = x.to(device)
-    assert launch.words(x, n)
+    assert split.words(x, n)
     for row in range(3):
         out = torch.full((n,), 7.0, dtype=dtype, device=device)  # poison: all must be written
         _pairs_probe[(triton.cdiv(n, block),)](x, out, row, x.stride(0), n, 3, BLOCK_N=block)
@@ -46,8 +46,8 @@ def test_rows_past_the_last_read_as_zeros(device):
 
 def test_words_only_where_rows_align():
     base = torch.zeros(4, 72, dtype=torch.bfloat16)
-    assert launch.words(base, 72)
-    assert not launch.words(base[:, :70], 69)  # odd N
-    assert not launch.words(base.view(8, 36), 36)  # stride 36: rows not 16-byte aligned
-    assert not launch.words(base.view(-1)[1:73].view(1, 72), 72)  # start not 16-byte aligned
-    assert not launch.words(base.float(), 72)  # 32-bit elements: no pairs
+    assert split.words(base, 72)
+    assert not split.words(base[:, :70], 69)  # odd N
+    assert not split.words(base.view(8, 36), 36)  # stride 36: rows not 16-byte aligned
+    assert not split.words(base.view(-1)[1:73].view(1, 72), 72)  # start not 16-byte aligned
+    assert not split.words(base.float(), 72)  # 32-bit elements: no pairs

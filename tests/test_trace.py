@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import rmsnorm_triton as R
-from rmsnorm_triton import heuristics, launch
+from rmsnorm_triton import plan, tables
 from rmsnorm_triton.layernorm import layer_norm
 from rmsnorm_triton.reference import rms_norm_ref
 from rmsnorm_triton.testing import TOLERANCE, assert_close
@@ -51,9 +51,9 @@ def test_values_are_the_kernels(case):
     # JSON carries the kernel's values exactly: the same launch outside trace mode agrees bit
     # for bit, and the library's default path (other block sizes) within the dtype's tolerance.
     if norm == "rms":
-        cfg = heuristics.Config(block_m=1, block_n=block, num_warps=1, one_pass=n <= block)
-        y_k, _, rstd_k = launch.forward(x, w, None, 1e-5, 0.0, "llama", dtype, None,
-                                           store_rstd=True, config=cfg)
+        cfg = tables.Config(block_m=1, block_n=block, num_warps=1, one_pass=n <= block)
+        y_k, _, rstd_k = plan.FwdPlan(x, w, None, 1e-5, 0.0, "llama", dtype, dtype, True,
+                                      config=cfg)(x, w, None)
         assert torch.equal(y.to(dtype), y_k)
         assert torch.equal(_t(t["rstd"]), rstd_k.double().cpu())
         assert_close(y, R.rms_norm(x, w, eps=1e-5), dtype, "trace y vs rms_norm")
@@ -150,6 +150,15 @@ def test_source_lines_found(case):
     # the library's own walk: one-pass rows' code, or the block loop that long rows take
     fwd = ("one_pass_rows" if n <= block else "loop_row") if norm == "rms" else "layer_norm_fwd"
     assert src["name"] == fwd and f"def {fwd}(" in src["lines"][1]
+    # each step line is one of the statements the step executes, in the branch the launch takes
+    text = [src["lines"][ln - src["first_line"]].strip() for lns in src["step_lines"].values()
+            for ln in lns]
+    starts = ("h =", "ss", "block_sum", "ms, rstd", "tl.store(RSTD", "tl.store(MEAN", "w =",
+              "y =", "tl.store(Y", "x =", "s =", "s +=", "d =", "sd", "mean, _", "var, rstd",
+              "block_sd")
+    assert all(t.startswith(starts) for t in text), text
+    assert not any("cols[None, :], mask=col_ok[None, :]" in t for t in text), "W_FIRST's load"
+    assert len(set(text)) == len(text) or norm == "layer", "a line named twice"
 
 
 def test_json_ready_with_non_finite_values():

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from rmsnorm_triton.viz import server
+from rmsnorm_triton.viz import command, server
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
@@ -213,7 +213,7 @@ def test_phone_width_has_no_horizontal_overflow(browser, base, query):
 
 def test_exported_file_plays_offline(browser, tmp_path):
     out = tmp_path / "viz.html"
-    assert server.main(["--export", str(out), "--rows", "2", "--n", "6", "--block-size", "4"]) == 0
+    assert command.main(["--export", str(out), "--rows", "2", "--n", "6", "--block-size", "4"]) == 0
     ctx = browser.new_context(offline=True)
     pg = ctx.new_page()
     requests = []
@@ -245,3 +245,116 @@ def test_random_input_and_reset(page, base):
     assert {k: got[k] for k in defaults} == defaults
     assert page.input_value("[data-ref=n]") == str(defaults["n"])
     assert page.get_attribute("#app", "data-pos") == "0"
+
+
+ATTACK = """<!doctype html><html><body>
+<form id="f" method="POST" action="%(api)s" enctype="text/plain" target="sink">
+<input name='{"rows": 64, "n": 256, "block_size": 16, "seed": 1, "x": "' value='"}'></form>
+<iframe name="sink"></iframe>
+<script>
+const api = "%(api)s", body = JSON.stringify({rows: 64, n: 256, block_size: 16, seed: 2});
+async function attempt(opts) {
+  try {
+    const r = await fetch(api, {method: "POST", body, ...opts});
+    let text = null;
+    try { text = await r.text(); } catch (e) { text = "unreadable: " + e.name; }
+    return {type: r.type, status: r.status, text};
+  } catch (e) { return {error: e.name}; }
+}
+(async () => {
+  window.results = {
+    noCorsText: await attempt({mode: "no-cors", headers: {"Content-Type": "text/plain"}}),
+    corsText: await attempt({headers: {"Content-Type": "text/plain"}}),
+    corsJson: await attempt({headers: {"Content-Type": "application/json"}}),
+  };
+  document.getElementById("f").submit();
+  window.done = true;
+})();
+</script></body></html>"""
+
+
+@pytest.fixture
+def served(monkeypatch):
+    """What the viz server answered, request by request, and the traces it computed."""
+    log, computed = [], []
+    monkeypatch.setattr(server.Handler, "log_request", lambda self, code="-", size="-": log.append(
+        (self.command, self.path, int(code), self.headers.get("Origin") if hasattr(self, "headers") else None)))
+    real = server.Handler.compute
+    monkeypatch.setattr(server.Handler, "compute", lambda self, p: computed.append(p) or real(self, p))
+    return log, computed
+
+
+def attacker_server(page_html):
+    """A second origin on loopback (127.0.0.2, else another port of 127.0.0.1) serving one page."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = page_html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    for host in ("127.0.0.2", "127.0.0.1"):
+        try:
+            srv = HTTPServer((host, 0), Page)
+            break
+        except OSError:
+            continue
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def test_a_cross_origin_page_cannot_use_the_server(browser, base, served):
+    log, computed = served
+    evil = attacker_server(ATTACK % {"api": base + "api/trace"})
+    try:
+        pg = browser.new_page()
+        pg.goto(f"http://{evil.server_address[0]}:{evil.server_address[1]}/")
+        pg.wait_for_function("window.done === true", timeout=30000)
+        results = pg.evaluate("window.results")
+        for _ in range(300):  # the form's POST arrives after the script ends: wait for it (<= 3 s)
+            if sum(1 for m, *_ in log if m == "POST") >= 3:
+                break
+            pg.wait_for_timeout(10)
+        pg.close()
+    finally:
+        evil.shutdown()
+        evil.server_close()
+    # The page learned nothing: network errors (no CORS grant; for no-cors, the answer's
+    # Cross-Origin-Resource-Policy: same-origin), not even the status.
+    assert results == {k: {"error": "TypeError"} for k in ("noCorsText", "corsText", "corsJson")}, results
+    # The server computed nothing: every POST (no-cors fetch, cors text/plain, form) got 403, and the
+    # JSON fetch's preflight got 403, so its POST was never sent.
+    origin = f"http://{evil.server_address[0]}:{evil.server_address[1]}"
+    posts = [(code, o) for m, _, code, o in log if m == "POST"]
+    assert posts == [(403, origin)] * 3, log
+    assert [(code, o) for m, _, code, o in log if m == "OPTIONS"] == [(403, origin)], log
+    assert computed == []
+
+
+def test_a_dns_rebinding_page_is_refused(browser, base, served):
+    """A name the attacker controls, resolved to the server's address (as DNS rebinding does),
+    gets the page refused, and its same-origin-looking POST too."""
+    log, computed = served
+    port = base.rsplit(":", 1)[1].strip("/")
+    b = browser.browser_type.launch(executable_path=CHROMIUM,
+                                    args=ARGS + ["--host-resolver-rules=MAP rebind.test 127.0.0.1"])
+    try:
+        pg = b.new_page()
+        r = pg.goto(f"http://rebind.test:{port}/")
+        assert r.status == 403 and "is not this server" in r.json()["error"]
+        got = pg.evaluate("""async () => {
+            const r = await fetch("/api/trace", {method: "POST", body: "{}",
+                                                 headers: {"Content-Type": "application/json"}});
+            return [r.status, await r.json()]; }""")
+    finally:
+        b.close()
+    assert got[0] == 403 and "is not this server" in got[1]["error"]
+    assert computed == [] and {c for *_, c, _ in log} == {403}
+    assert [m for m, *_ in log if m != "GET"] == ["POST"], log

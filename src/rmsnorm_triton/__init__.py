@@ -1,27 +1,17 @@
 """rmsnorm_triton: the fastest RMSNorm for PyTorch, in Triton; a visualizer and a bench on top.
 
 On a machine without CUDA the kernels run through Triton's interpreter. Triton reads that choice
-(TRITON_INTERPRET) when a kernel is defined, so it is made here, before kernels.py is imported;
-a value the user set is left alone.
+(TRITON_INTERPRET) when a kernel is defined, so it is made here, before the kernels are imported,
+whatever imported Triton first (_interpret.py); a value the user set is left alone.
 """
 
-import os as _os
+from ._interpret import choose_triton_mode as _choose_triton_mode
 
 __version__ = "0.1.0"
 
-
-def _choose_triton_mode() -> None:
-    if "TRITON_INTERPRET" in _os.environ:
-        return
-    import torch
-
-    if not torch.cuda.is_available():
-        _os.environ["TRITON_INTERPRET"] = "1"
-
-
 _choose_triton_mode()
 
-from .launch import interpreted  # noqa: E402
+from .checks import interpreted  # noqa: E402
 from .fp8 import rms_norm_fp8  # noqa: E402
 from .module import RMSNorm  # noqa: E402
 from .ops import fused_add_rms_norm_, rms_norm  # noqa: E402

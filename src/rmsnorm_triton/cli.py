@@ -83,7 +83,7 @@ def main(argv=None) -> int:
 
 
 def _viz(argv) -> int:
-    from .viz.server import main as viz_main
+    from .viz.command import main as viz_main
 
     return viz_main(argv)
 

@@ -14,12 +14,13 @@ from typing import Optional
 
 import torch
 
-from . import heuristics, launch, ops
-from . import kernels as K
+from . import plan
+from .checks import check_scalar, overlap, validate
 from .kernels.quant import LAYOUT_MN_MAJOR, LAYOUT_ROWS, QUANT_GROUP, QUANT_STATIC, QUANT_TOKEN
+from .plan import PLANS, FwdPlan
 
 FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
-MODES = {"token": QUANT_TOKEN, "group": QUANT_GROUP}
+MODES = {"static": QUANT_STATIC, "token": QUANT_TOKEN, "group": QUANT_GROUP}
 LAYOUTS = {"row": LAYOUT_ROWS, "deepgemm": LAYOUT_MN_MAJOR}
 _EMPTY = (0,)
 
@@ -28,7 +29,7 @@ def _check(x, weight, eps, residual, offset, casting, scale, group_size, ue8m0, 
            fp8_dtype, scale_ub, inplace_residual):
     """Refuses what the kernel cannot do, naming the argument, its value and what was expected;
     returns the mode ("static", "token" or "group")."""
-    ops._validate(x, weight, eps, residual, offset, casting, None, None)
+    validate(x, weight, eps, residual, offset, casting, None, None)
     if x.dtype == torch.float64:
         raise TypeError("x has dtype torch.float64, expected float32, float16 or bfloat16 "
                         "(rms_norm_fp8 quantizes from at most fp32)")
@@ -44,7 +45,7 @@ def _check(x, weight, eps, residual, offset, casting, scale, group_size, ue8m0, 
         if scale.device != x.device:
             raise ValueError(f"scale is on {scale.device} but x is on {x.device}; expected "
                              "both on one device")
-    elif scale in MODES:
+    elif scale in ("token", "group"):
         mode = scale
     else:
         raise ValueError(f"scale is {scale!r}, expected a one-element float32 tensor (static), "
@@ -66,20 +67,10 @@ def _check(x, weight, eps, residual, offset, casting, scale, group_size, ue8m0, 
         raise ValueError(f"{'ue8m0' if ue8m0 else 'scale_ub'} was given with a static scale; "
                          "it applies to the dynamic scales ('token', 'group') only")
     if scale_ub is not None:
-        launch.check_scalar("scale_ub", scale_ub, minimum=0.0)
+        check_scalar("scale_ub", scale_ub, minimum=0.0)
     if inplace_residual and residual is None:
         raise ValueError("inplace_residual=True needs a residual to write h into")
     return mode
-
-
-def _check_inplace(x, residual):
-    """The residual can take h in place (checked where it runs: addresses are not traced)."""
-    if ops._overlap(x, residual):
-        raise ValueError("x and residual share memory; inplace_residual needs two separate "
-                         "tensors")
-    if launch.rows_view(residual, x.shape[-1]).data_ptr() != residual.data_ptr():
-        raise ValueError("inplace_residual needs a residual whose rows view as (M, N) with "
-                         "unit stride; got a layout that would need a copy")
 
 
 def _name(scale):
@@ -98,72 +89,41 @@ def _scales(m, n, shape, mode, group_size, layout, device):
     return torch.empty((*shape[:-1], groups), dtype=torch.float32, device=device)
 
 
-def _impl(x, weight, residual, scale, eps, offset, casting, mode, group_size, ue8m0,
-          scale_layout, fp8_dtype, scale_ub, h=None):
-    """(q, scales or None for static, h or None); h given: the residual written in place."""
-    if h is not None:
-        _check_inplace(x, h)
-    n = x.shape[-1]
-    x2 = launch.rows_view(x, n)
-    r2 = launch.rows_view(residual, n) if residual is not None else None
-    m = x2.shape[0]
-    q = torch.empty(x.shape, dtype=fp8_dtype, device=x.device)
-    s = None if mode == "static" else _scales(m, n, x.shape, mode, group_size, scale_layout,
-                                                x.device)
-    if residual is not None and h is None:
-        h = torch.empty(x.shape, dtype=residual.dtype, device=x.device)
-    if m:
-        quant = QUANT_STATIC if mode == "static" else MODES[mode]
-        forward_fp8(x2, weight, r2, q.view(m, n), h.view(m, n) if h is not None else None,
-                    scale if mode == "static" else s, float(eps), float(offset), casting, quant,
-                    group_size, bool(ue8m0), LAYOUTS[scale_layout],
-                    None if scale_ub is None else float(scale_ub))
-    return q, s, h
+class Quant:
+    """The FP8 epilogue of a launch plan (plan.FwdPlan's quant): the kernel's constexprs and
+    scale_ub by name, how each call's scales are made, whether h goes into the residual."""
+
+    def __init__(self, mode, group_size, ue8m0, scale_layout, scale_ub, h_inplace):
+        self.mode, self.group, self.layout, self.h_inplace = (mode, group_size, scale_layout,
+                                                              h_inplace)
+        self.named = dict(QUANT=MODES[mode], GROUP=group_size, UE8M0=ue8m0,
+                          SCALE_LAYOUT=LAYOUTS[scale_layout], scale_ub=scale_ub)
+
+    def scales(self, x):
+        """A new tensor for x's dynamic scales; None for a static scale (the caller's)."""
+        if self.mode == "static":
+            return None
+        n = x.shape[-1]
+        m = x.numel() // n if n else 0
+        return _scales(m, n, x.shape, self.mode, self.group, self.layout, x.device)
 
 
-def forward_fp8(x2, weight, r2, q2, h2, scales, eps, offset, casting, quant, group, ue8m0,
-                layout, scale_ub):
-    """rms_norm_fwd with its FP8 epilogue on (M, N) rows: the one launch of this op.
-
-    ONE_PASS where the table says so; where it says SPLIT (rows past 32K), the block loop walks
-    the row (a per-token scale would need a second meeting of SPLIT's programs). Arguments are
-    built by name and launched through Triton's public kernel[grid](...)."""
-    weight = launch.dense(weight)
-    m, n = x2.shape
-    in_dtype = r2.dtype if r2 is not None else x2.dtype
-    native = launch.W_NATIVE and launch.native_weight(weight, casting, offset, in_dtype,
-                                                      x2.dtype)
-    cfg = heuristics.fwd_config(n, x2.dtype, r2 is not None, native)
-    sms = heuristics.device_props(x2.device.index).multi_processor_count if x2.is_cuda else 1
-    if cfg.one_pass and cfg.block_m > 1 and m < cfg.block_m * sms:  # a few rows (decoding):
-        cfg = heuristics.with_rows(cfg, m, sms)
-    one_pass = cfg.one_pass
-    block_n = cfg.block_n if one_pass else max(cfg.block_n, group)
-    pdl = launch.pdl_enabled(x2.device)
-    named = dict(
-        X=x2, R=r2 if r2 is not None else x2, W=weight if weight is not None else x2, Y=q2,
-        H=h2 if h2 is not None else x2, RSTD=x2, PART=x2,
-        stride_x=x2.stride(0), stride_r=r2.stride(0) if r2 is not None else 0,
-        stride_y=q2.stride(0), stride_h=h2.stride(0) if h2 is not None else 0,
-        M=m, N=n, eps=eps, offset=offset, NUM_GROUPS=1, EPOCH=0,
-        BLOCK_M=cfg.block_m if one_pass else 1, BLOCK_N=block_n, ONE_PASS=one_pass,
-        SPLIT=False, S_POW2=1, PAIRS=False, EARLY=False, HAS_W=weight is not None,
-        HAS_R=r2 is not None, STORE_RSTD=False, CASTING=launch.CASTINGS[casting],
-        W_FIRST=one_pass and launch.cdiv(m, cfg.block_m) <= launch.W_FIRST_WAVES * sms,
-        W_NATIVE=native and one_pass and launch.native_layout(cfg, False), DYNAMIC=False,
-        PDL=pdl, QUANT=quant, GROUP=group, UE8M0=ue8m0, SCALE_LAYOUT=layout, SCALE=scales,
-        scale_ub=scale_ub)
-    grid = (launch.cdiv(m, cfg.block_m) if one_pass else m,)
-    opts = {"num_warps": cfg.num_warps}
-    if pdl:
-        opts["launch_pdl"] = True
-    if one_pass and cfg.maxnreg:
-        opts["maxnreg"] = cfg.maxnreg
-    if x2.is_cuda:
-        with torch.cuda.device(x2.device):
-            K.rms_norm_fwd[grid](**named, **opts)
-    else:
-        K.rms_norm_fwd[grid](**named, num_warps=cfg.num_warps)
+def _run(x, weight, residual, scale, eps, offset, casting, mode, group_size, ue8m0,
+         scale_layout, fp8_dtype, scale_ub, inplace_residual=False, key=None):
+    """(q, scales, h or None) by the launch plan of this signature (made here on a miss)."""
+    p = PLANS.get(key) if key is not None else None
+    if p is None:
+        quant = Quant(mode, group_size, ue8m0, scale_layout, scale_ub, inplace_residual)
+        p = FwdPlan(x, weight, residual, float(eps), float(offset), casting, fp8_dtype,
+                    residual.dtype if residual is not None else x.dtype, False, quant=quant)
+        if inplace_residual and p.r_view:
+            raise ValueError("inplace_residual needs a residual whose rows view as (M, N) with "
+                             "unit stride; got a layout that would need a copy")
+        plan.remember(key, p)
+    if inplace_residual and overlap(x, residual):
+        raise ValueError("x and residual share memory; inplace_residual needs two separate "
+                         "tensors")
+    return p(x, weight, residual, scale if mode == "static" else None)
 
 
 # ---- torch.library: what torch.compile sees -------------------------------------------------
@@ -172,10 +132,12 @@ def _fp8_op(x: torch.Tensor, weight: Optional[torch.Tensor], residual: Optional[
             scale: Optional[torch.Tensor], eps: float, offset: float, casting: str, quant: str,
             group_size: int, ue8m0: bool, scale_layout: str, fp8_dtype: torch.dtype,
             scale_ub: Optional[float]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    q, s, h = _impl(x, weight, residual, scale, eps, offset, casting, quant, group_size, ue8m0,
-                    scale_layout, fp8_dtype, scale_ub)
-    e = x.new_empty(_EMPTY, dtype=torch.float32)
-    return q, (s if s is not None else e), (h if h is not None else x.new_empty(_EMPTY))
+    q, h, s = _run(x, weight, residual, scale, eps, offset, casting, quant, group_size, ue8m0,
+                   scale_layout, fp8_dtype, scale_ub, key=_key(x, weight, residual, scale, eps,
+                   offset, casting, quant, group_size, ue8m0, scale_layout, fp8_dtype, scale_ub,
+                   "op"))
+    s = x.new_empty(_EMPTY, dtype=torch.float32) if quant == "static" else s
+    return q, s, (h if h is not None else x.new_empty(_EMPTY))
 
 
 def _fake_outputs(x, residual, mode, group_size, scale_layout, fp8_dtype):
@@ -200,9 +162,11 @@ def _fp8_inplace_op(x: torch.Tensor, weight: Optional[torch.Tensor], residual: t
                     quant: str, group_size: int, ue8m0: bool, scale_layout: str,
                     fp8_dtype: torch.dtype,
                     scale_ub: Optional[float]) -> tuple[torch.Tensor, torch.Tensor]:
-    q, s, _ = _impl(x, weight, residual, scale, eps, offset, casting, quant, group_size, ue8m0,
-                    scale_layout, fp8_dtype, scale_ub, h=residual)
-    return q, (s if s is not None else x.new_empty(_EMPTY, dtype=torch.float32))
+    q, _, s = _run(x, weight, residual, scale, eps, offset, casting, quant, group_size, ue8m0,
+                   scale_layout, fp8_dtype, scale_ub, True, _key(
+                       x, weight, residual, scale, eps, offset, casting, quant, group_size,
+                       ue8m0, scale_layout, fp8_dtype, scale_ub, "op in place"))
+    return q, (s if quant != "static" else x.new_empty(_EMPTY, dtype=torch.float32))
 
 
 @_fp8_inplace_op.register_fake
@@ -240,20 +204,33 @@ def rms_norm_fp8(x, weight=None, eps=1e-6, *, residual=None, scale="token", grou
     Returns:
         (q, s), plus h when residual is given (h is residual itself with inplace_residual).
     """
-    mode = _check(x, weight, eps, residual, offset, casting, scale, group_size, ue8m0,
-                  scale_layout, fp8_dtype, scale_ub, inplace_residual)
-    static = scale if mode == "static" else None
-    args = (x, weight, residual, static, float(eps), float(offset), casting, mode,
-            int(group_size), bool(ue8m0), scale_layout, fp8_dtype,
-            None if scale_ub is None else float(scale_ub))
-    if torch.compiler.is_compiling():
-        if inplace_residual:
-            q, s = torch.ops.rmsnorm_triton.fwd_fp8_(*args)
-            h = residual
-        else:
-            q, s, h = torch.ops.rmsnorm_triton.fwd_fp8(*args)
-    else:
-        with torch.no_grad():
-            q, s, h = _impl(*args, h=residual if inplace_residual else None)
-    s = scale if mode == "static" else s
+    static = isinstance(scale, torch.Tensor)
+    key = _key(x, weight, residual, scale, eps, offset, casting, "static" if static else scale,
+               group_size, ue8m0, scale_layout, fp8_dtype, scale_ub, inplace_residual)
+    if key is None or key not in PLANS:  # a signature seen before passed these checks
+        mode = _check(x, weight, eps, residual, offset, casting, scale, group_size, ue8m0,
+                      scale_layout, fp8_dtype, scale_ub, inplace_residual)
+        if torch.compiler.is_compiling():
+            args = (x, weight, residual, scale if static else None, float(eps), float(offset),
+                    casting, mode, int(group_size), bool(ue8m0), scale_layout, fp8_dtype,
+                    None if scale_ub is None else float(scale_ub))
+            if inplace_residual:
+                q, s = torch.ops.rmsnorm_triton.fwd_fp8_(*args)
+                h = residual
+            else:
+                q, s, h = torch.ops.rmsnorm_triton.fwd_fp8(*args)
+            s = scale if static else s
+            return (q, s) if residual is None else (q, s, h)
+    with torch.no_grad():
+        q, h, s = _run(x, weight, residual, scale, eps, offset, casting,
+                       "static" if static else scale, group_size, ue8m0, scale_layout, fp8_dtype,
+                       scale_ub, inplace_residual, key)
     return (q, s) if residual is None else (q, s, h)
+
+
+def _key(x, weight, residual, scale, eps, offset, casting, mode, *rest):
+    """The call's signature (plan.key): the static scale's dtype, shape and device too."""
+    k = plan.key(x, weight, residual, eps, offset, casting, "fp8", mode, *rest)
+    if k is None or not isinstance(scale, torch.Tensor):
+        return k
+    return k + (scale.dtype, scale.shape, scale.get_device())

@@ -17,7 +17,8 @@ import triton
 import triton.language as tl
 
 from .kernels.common import cast, mean_rstd
-from .launch import check_scalar, check_tensor, dense
+from .checks import check_scalar, check_tensor
+from .plan import dense
 
 
 @triton.jit

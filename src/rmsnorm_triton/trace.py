@@ -24,7 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import launch
+from . import checks
 from . import layernorm as LN
 from .kernels.forward import one_pass_rows
 from .kernels.loop import loop_row
@@ -204,7 +204,8 @@ def _statements(body, consts, loop, loops):
     for st in body:
         if isinstance(st, ast.If):
             try:
-                taken = bool(eval(compile(ast.Expression(st.test), "<if>", "eval"), {}, dict(consts)))
+                test = compile(ast.Expression(st.test), "<if>", "eval")
+                taken = bool(eval(test, {}, dict(consts)))  # (names only: the constexprs)
                 branches = [st.body if taken else st.orelse]
             except Exception:  # noqa: BLE001 - a runtime condition: either branch may run
                 branches = [st.body, st.orelse]
@@ -318,7 +319,7 @@ def trace(rows, n, block_size, eps, dtype, seed, x=None, weight=None, norm="rms"
     else:
         x = torch.tensor(p["x"], dtype=torch.float64).view(m, n).to(dt)
     w = torch.ones(n, dtype=dt) if p["weight"] is None else torch.tensor(p["weight"]).to(dt)
-    dev = "cuda" if not launch.interpreted() else "cpu"
+    dev = "cuda" if not checks.interpreted() else "cpu"
     xd, wd = x.to(dev), w.to(dev)
     one = n <= block
     nb = 1 if one else -(-n // block)

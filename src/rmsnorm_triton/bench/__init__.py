@@ -4,14 +4,16 @@
                   torch.compile, Liger-Kernel, Quack): forward, backward, fused residual forward
     cases.py      one case: random inputs, the fewest bytes, the float64 reference, the check
     timing.py     copy bandwidth, device-time medians, eager and CUDA-graph latency per call
-    report.py     the record shape, CSV/JSON files, the live lines and the summary tables
+    records.py    the row shape and the one data file it is appended to
+                  (benchmarks/data/results.csv)
     harness.py    the command line and the loop: inputs, float64 check, then timing
-    plot.py       PNGs drawn from the CSV/JSON files alone
+    report.py     the live lines, the summary, and the README's tables from the data file
+    plot.py       PNGs drawn from the data file alone
 
-Every measurement is one record with the same fields (report.FIELDS); plots are drawn from the
-files, never from state held in the process.
+Every measurement is one row with the same fields (records.FIELDS), appended as it is made;
+tables and plots are drawn from the file, never from state held in the process.
 """
 
-from .report import FIELDS, read_records, write_records
+from .records import FIELDS, append, read
 
-__all__ = ["FIELDS", "read_records", "write_records"]
+__all__ = ["FIELDS", "append", "read"]

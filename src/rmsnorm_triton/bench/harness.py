@@ -4,7 +4,11 @@ For each op, dtype and N (M = mn // N), the inputs are made once (random, never 
 float64 reference computed once, on the device; then each provider runs once, its result is
 checked against the reference, and only then is it timed. The copy bandwidth is measured first,
 in the same process, and every GB/s is divided by it. A provider that does not import, raises,
-or returns a wrong result gets a record saying so and the loop goes on.
+or returns a wrong result gets a record saying so and the loop goes on. Each record is appended
+to the data file (records.py) as soon as it is made, so a run cut short keeps what it has.
+
+    rmsnorm-triton bench [options]      # measure; rows appended to benchmarks/data/results.csv
+    rmsnorm-triton bench --report       # the README's tables and docs/throughput.png, from it
 """
 
 import argparse
@@ -14,13 +18,14 @@ import platform
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from . import providers as P
-from . import report, timing
+from . import records, report, timing
 from .cases import DTYPES, EPS, LATENCY, WRONG_AT, check, make_inputs, min_bytes, reference
 from .fp8 import OPS as FP8_OPS
 
@@ -33,6 +38,7 @@ DEFAULTS = {  # device type: what a plain run measures
                 rep_ms=100),
 }
 QUICK = dict(sizes=[1024, 8192, 65536], dtypes=["bf16"], latency_m=[1, 256])
+CPU_CSV = Path(tempfile.gettempdir()) / "rmsnorm-triton-bench-cpu.csv"
 
 
 def parse_int(text: str) -> int:
@@ -61,15 +67,18 @@ def parser() -> argparse.ArgumentParser:
         description="Times this library beside its peers (forward, backward, fused residual "
         "forward, latency per call),\nas GB/s and as % of the copy bandwidth measured in the "
         "same run; each result is checked\nagainst float64 first, then timed alternating two "
-        "sets of inputs. Writes results.json,\nresults.csv and PNG plots.",
-        epilog="A peer that is missing, raises or is wrong is reported and skipped.")
+        "sets of inputs. Appends one row per\nmeasurement to the data file; "
+        "`rmsnorm-triton bench --report` draws the tables and plot from it.",
+        epilog="A peer that is missing, raises or is wrong is reported and skipped. "
+        "--report takes its own options (rmsnorm-triton bench --report --help).")
     p.add_argument("--quick", action="store_true",
                    help=f"a small subset: bf16, N in {QUICK['sizes']}, "
                    f"latency M in {QUICK['latency_m']}")
-    p.add_argument("--out", type=Path, help="folder for results.{json,csv} and the PNGs "
-                   "(default benchmarks/results/<date>-<gpu>)")
-    p.add_argument("--append", action="store_true", help="merge into the results already in "
-                   "--out (a record with the same provider, op, dtype, M, N is replaced)")
+    p.add_argument("--out", type=Path, help="the CSV the rows are appended to (default "
+                   f"{records.default_csv()}; --device cpu: {CPU_CSV}, which keeps smoke runs "
+                   "out of the data)")
+    p.add_argument("--commit", help="the commit to record (default: git's, +dirty when src/ "
+                   "has changes; give it where the tree has no .git)")
     p.add_argument("--providers", type=_list(str, P.NAMES), default=list(P.NAMES),
                    help=f"comma-separated, from {','.join(P.NAMES)} (default all)")
     p.add_argument("--ops", type=_list(str, OPS), default=list(PLAIN_OPS),
@@ -88,14 +97,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--copy-mib", type=int, help="size of the copy-bandwidth run (default 512)")
     p.add_argument("--rep-ms", type=float, help="time spent timing each case (default 100)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-plot", action="store_true", help="write the data only")
     p.add_argument("--quiet", action="store_true", help="no per-record lines, only the summary")
     return p
 
 
 def options(argv):
     a = parser().parse_args(argv)
-    d = dict(DEFAULTS[a.device], dtypes=list(DTYPES))
+    d = dict(DEFAULTS[a.device], dtypes=list(DTYPES),
+             out=records.default_csv() if a.device == "cuda" else CPU_CSV)
     if a.quick:
         d.update(QUICK)
     for k, v in d.items():
@@ -111,22 +120,28 @@ def gpu_name(device: torch.device) -> str:
     return f"cpu {platform.machine()} (Triton interpreter)"
 
 
-def versions(device: torch.device) -> dict:
+def environment(device: torch.device, commit=None) -> dict:
+    """The fields every row of one run shares (records.FIELDS), and in `versions` the version of
+    each provider that is not torch itself."""
     import triton
 
     from .. import __version__
 
-    v = {"torch": torch.__version__, "triton": triton.__version__, "rmsnorm_triton": __version__,
-         "liger": _dist_version("liger-kernel"), "quack": _dist_version("quack-kernels"),
-         "cuda": torch.version.cuda or "", "driver": ""}
+    driver = ""
     if device.type == "cuda":
         try:
-            v["driver"] = subprocess.run(
+            driver = subprocess.run(
                 ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
                 capture_output=True, text=True, timeout=20).stdout.split("\n")[0].strip()
         except (OSError, subprocess.SubprocessError):
             pass
-    return v
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return dict(gpu=gpu_name(device), torch=torch.__version__, triton=triton.__version__,
+                cuda=torch.version.cuda or "", driver=driver,
+                commit=records.source_commit() if commit is None else commit,
+                date=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                versions={"rmsnorm_triton": __version__, "liger": _dist_version("liger-kernel"),
+                          "quack": _dist_version("quack-kernels")})
 
 
 def _dist_version(dist: str) -> str:
@@ -138,11 +153,6 @@ def _dist_version(dist: str) -> str:
         return ""
 
 
-def default_out(gpu: str) -> Path:
-    slug = re.sub(r"[^a-z0-9]+", "-", gpu.lower()).strip("-")
-    return Path("benchmarks/results") / f"{datetime.date.today().isoformat()}-{slug}"
-
-
 # ---- the loop ---------------------------------------------------------------------------------
 class Run:
     """One bench run: makes the records; `live` (a report.Live) shows them, `on_record(records)`
@@ -151,7 +161,7 @@ class Run:
     def __init__(self, opts, live=None, on_record=None, env=None):
         self.opts, self.live, self.on_record = opts, live, on_record
         self.dev = torch.device(opts.device)
-        self.gpu, self.versions = env or (gpu_name(self.dev), versions(self.dev))
+        self.env = env or environment(self.dev, getattr(opts, "commit", None))
         self.records, self.copy_gbps = [], None
         self.spent = {}  # provider -> seconds in all: compiles, checks and timing
 
@@ -160,11 +170,14 @@ class Run:
         if nbytes is None and dtype is not None:
             nbytes = min_bytes(op, m, n, DTYPES[dtype])
         gbps = nbytes / (ms * 1e6) if ms and nbytes else None
-        pct = 100.0 * gbps / self.copy_gbps if gbps is not None and self.copy_gbps else None
+        copy = self.copy_gbps if self.copy_gbps is not None else gbps  # the copy row: itself
+        pct = 100.0 * gbps / copy if gbps is not None and copy else None
+        env = self.env
         r = dict(provider=provider, op=op, dtype=dtype or "", M=m, N=n, bytes=nbytes, ms=ms,
-                 gbps=gbps, pct_copy=pct, error=error, status=status, note=note, gpu=self.gpu,
-                 versions=self.versions)
-        for k in report.FLOATS:  # the files hold numbers or nothing: no NaN, no inf
+                 gbps=gbps, pct_copy=pct, copy_gbps=copy, error=error, status=status, note=note,
+                 gpu=env["gpu"], provider_version=env["versions"].get(provider, env["torch"]),
+                 **{k: env[k] for k in ("torch", "triton", "cuda", "driver", "commit", "date")})
+        for k in records.FLOATS:  # the file holds numbers or nothing: no NaN, no inf
             if r[k] is not None and not math.isfinite(r[k]):
                 r[k] = None
         self.records.append(r)
@@ -219,10 +232,10 @@ class Run:
     def cell(self, op, dtype, m, n, who, kinds=None):
         """Inputs and float64 reference once, then every provider in `who` on them. Throughput
         cells make a second set of inputs too, and time each provider alternating the two: no
-        call finds its inputs in L2. (Run 76: a kernel's evict_last loads - Inductor's - can
-        leave a part of a tensor pinned in L2's persisting set-aside, ~9 MB on the H100, which
-        then served every later call on that tensor: our own forward read 101.5% of copy on
-        the same x after torch.compile had run on it, 99.0% alternating two.)"""
+        call finds its inputs in L2. (A kernel's evict_last loads - Inductor's - can leave part
+        of a tensor pinned in L2's persisting set-aside, ~9 MB on the H100, which then serves
+        every later call on that tensor: our forward read 101.5% of copy on the same x after
+        torch.compile had run on it, 99.0% alternating two.)"""
         kinds = kinds or [op]
         t2 = None
         try:
@@ -245,11 +258,11 @@ class Run:
     def run(self, providers) -> list[dict]:
         opts = self.opts
         ms, nbytes = timing.copy_bandwidth(self.dev, opts.copy_mib, opts.rep_ms)
-        self.copy_gbps = nbytes / (ms * 1e6)
-        self.record("copy", "copy", "fp32", nbytes // 8 // 4096, 4096, ms=ms, nbytes=nbytes,
-                    note=f"run {datetime.datetime.now().isoformat(timespec='milliseconds')}")
+        self.record("copy", "copy", "fp32", nbytes // 8 // 4096, 4096, ms=ms, nbytes=nbytes)
+        self.copy_gbps = self.records[-1]["gbps"]
         loaded = []
-        for p in providers:
+        wanted = {LATENCY.get(op, op) for op in opts.ops}
+        for p in [p for p in providers if wanted & set(p.ops)]:  # (FP8's only for FP8 cells)
             try:
                 p.load()
                 loaded.append(p)
@@ -283,7 +296,7 @@ def alternate(*fns):
 
 
 def _why(e: BaseException) -> str:
-    text = str(e).strip().split("\n")[0]
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().split("\n")[0]  # no terminal colours
     return f"{type(e).__name__}: {text[:240]}"
 
 
@@ -309,6 +322,10 @@ def count(opts, providers) -> int:
 
 def main(argv=None, providers=None) -> int:
     """Entry point of `rmsnorm-triton bench`; `providers` replaces the built-in list (tests)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--report" in argv:
+        argv.remove("--report")
+        return report.main(argv)
     opts = options(argv)
     if opts.device == "cuda" and not torch.cuda.is_available():
         print("rmsnorm-triton bench: no CUDA device here. For a smoke run through Triton's "
@@ -316,45 +333,21 @@ def main(argv=None, providers=None) -> int:
         return 2
     provs = providers if providers is not None else P.make(opts.providers)
     dev = torch.device(opts.device)
-    env = gpu_name(dev), versions(dev)
-    out = opts.out or default_out(env[0])
-    appending = opts.append and (out / "results.json").exists()
-    old = report.read_records(out) if appending else []
-    this = {"created": datetime.datetime.now().isoformat(timespec="seconds"), "gpu": env[0],
-            "versions": env[1], "argv": list(sys.argv[1:] if argv is None else argv),
-            "wrong_at": WRONG_AT, "eps": EPS, "mn": opts.mn}
-    meta = {"runs": (report.read_meta(out).get("runs", []) if appending else []) + [this]}
-
-    def merged(records):
-        new = {report.key(r) for r in records}
-        return [r for r in old if report.key(r) not in new] + records
-
-    def save(records):
-        report.write_records(merged(records), out, meta)
-
-    print(f"rmsnorm-triton bench on {env[0]}: results in {out}", flush=True)
+    env = environment(dev, opts.commit)
+    out = records.append([], opts.out)  # the header checked (or written) before any timing
+    print(f"rmsnorm-triton bench on {env['gpu']} at commit {env['commit'] or '(unknown)'}: "
+          f"rows appended to {out}", flush=True)
     if skipped := [n for n in opts.sizes if opts.mn // n < 1]:
         print(f"N = {skipped} skipped: more than --mn {opts.mn} elements per row")
     with report.Live(count(opts, provs), quiet=opts.quiet) as live:
-        bench = Run(opts, live, on_record=save, env=env)
-        spent = this["seconds_per_provider"] = bench.spent
-        records = bench.run(provs)
-    records = merged(records)
-    save_paths = report.write_records(records, out, meta)
-    report.print_summary(records)
+        bench = Run(opts, live, on_record=lambda rs: records.append(rs[-1:], out), env=env)
+        rows = bench.run(provs)
+    report.print_summary(rows)
     print("\nseconds per provider (compiles, checks, timing): "
-          + ", ".join(f"{k} {v:.0f}" for k, v in spent.items()))
-    if not opts.no_plot:
-        try:
-            from .plot import plot
-
-            for path in plot(out):
-                print(f"plot: {path}")
-        except ImportError as e:
-            print(f"no plots ({_why(e)}); draw them later with "
-                  f"python -m rmsnorm_triton.bench.plot {out}")
-    print(f"data: {save_paths[0]} and {save_paths[1]}")
-    ours = [r for r in records if r["provider"] == "rmsnorm_triton" and r["status"] != "ok"]
+          + ", ".join(f"{k} {v:.0f}" for k, v in bench.spent.items()))
+    print(f"data: {len(rows)} rows appended to {out} (run of {env['date']}); tables and plot: "
+          f"rmsnorm-triton bench --report --data {out}")
+    ours = [r for r in rows if r["provider"] == "rmsnorm_triton" and r["status"] != "ok"]
     if ours:
         print(f"rmsnorm_triton itself failed or was wrong in {len(ours)} case(s): see above")
     return 1 if ours else 0

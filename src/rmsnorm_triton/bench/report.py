@@ -1,106 +1,23 @@
-"""The record shape, its CSV and JSON files, and how records are shown while and after they run.
+"""What the bench shows: the live line per record, the summary after a run, and the README's
+speed tables drawn from the data file.
 
-One record per measurement, the same fields for all of them:
+    rmsnorm-triton bench --report                 # the tables on stdout, docs/throughput.png
+    rmsnorm-triton bench --report --update README.md --update docs/performance.md
+                                                  # the tables refilled between their markers
+    python -m rmsnorm_triton.bench.report --latency --table t.md    # the same, into a file
 
-    provider  op  dtype  M  N  bytes  ms  gbps  pct_copy  error  status  note  gpu  versions
-
-op is fwd, bwd, fwd_residual, latency (eager, wall clock per call), latency_graph (per call
-replayed in a CUDA graph), copy (the copy bandwidth of the run: the ceiling) or import (a
-provider that did not import). status is ok, wrong (error > WRONG_AT: reported, not timed),
-failed (it raised: note holds the exception) or missing (note holds the import error). Numbers a
-record lacks are None: null in JSON, empty in CSV. versions is a dict (torch, triton,
-rmsnorm_triton, liger, quack, cuda, driver); in CSV it is written "torch=2.11.0;triton=3.6.0;...".
+The tables and the plot take the latest row of each cell (records.latest) for one GPU: a new
+run's rows supersede older ones cell by cell, so a partial run updates just its cells.
 """
 
-import csv
-import json
+import argparse
+import re
 import sys
 import time
 from pathlib import Path
 
-FIELDS = ("provider", "op", "dtype", "M", "N", "bytes", "ms", "gbps", "pct_copy", "error",
-          "status", "note", "gpu", "versions")
-INTS = ("M", "N", "bytes")
-FLOATS = ("ms", "gbps", "pct_copy", "error")
-THROUGHPUT_OPS = ("fwd", "bwd", "fwd_residual") + tuple(
-    f"fp8_{m}{r}" for m in ("static", "token", "group") for r in ("", "_residual"))
-LATENCY_OPS = ("latency", "latency_graph", "fp8_latency", "fp8_latency_graph")
-
-
-def key(r) -> tuple:
-    """What a record measures; --append replaces an older record with the same key. Copy records
-    carry their run in note, so every run's ceiling stays (each record's pct_copy is against
-    the copy bandwidth of the run that measured it)."""
-    run = r["note"] if r["op"] == "copy" else ""
-    return r["provider"], r["op"], r["dtype"], r["M"], r["N"], run
-
-
-# ---- files ------------------------------------------------------------------------------------
-def write_records(records, out_dir, meta=None) -> tuple[Path, Path]:
-    """Writes results.json ({"meta", "records"}) and results.csv into out_dir; returns both."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    js, cs = out / "results.json", out / "results.csv"
-    tmp = js.with_suffix(".json.tmp")  # a crash mid-write never leaves half a file
-    text = json.dumps({"meta": meta or {}, "records": list(records)}, indent=1, allow_nan=False)
-    tmp.write_text(text + "\n")
-    tmp.replace(js)
-    tmp = cs.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
-        w.writeheader()
-        for r in records:
-            w.writerow({k: _csv_cell(k, r[k]) for k in FIELDS})
-    tmp.replace(cs)
-    return js, cs
-
-
-def read_records(path) -> list[dict]:
-    """Records from a results.json or results.csv (or a folder holding results.json)."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "results.json"
-    if p.suffix == ".csv":
-        with p.open(newline="") as f:
-            return [_from_csv(row) for row in csv.DictReader(f)]
-    data = json.loads(p.read_text())
-    return list(data["records"] if isinstance(data, dict) else data)
-
-
-def read_meta(path) -> dict:
-    p = Path(path)
-    p = p / "results.json" if p.is_dir() else p.with_suffix(".json")
-    if not p.exists():
-        return {}
-    data = json.loads(p.read_text())
-    return data.get("meta", {}) if isinstance(data, dict) else {}
-
-
-def _csv_cell(k, v):
-    if v is None:
-        return ""
-    if k == "versions":
-        return ";".join(f"{name}={ver}" for name, ver in v.items())
-    if k in FLOATS:
-        return repr(float(v))  # repr round-trips a float exactly
-    return v
-
-
-def _from_csv(row) -> dict:
-    r = {}
-    for k in FIELDS:
-        v = row.get(k, "")
-        if k == "versions":
-            r[k] = dict(item.split("=", 1) for item in v.split(";") if item) if v else {}
-        elif v == "" and k not in ("note", "dtype", "gpu", "provider", "op", "status"):
-            r[k] = None
-        elif k in INTS:
-            r[k] = int(v)
-        elif k in FLOATS:
-            r[k] = float(v)
-        else:
-            r[k] = v
-    return r
+from . import records as R
+from .records import FP8_LATENCY_OPS, FP8_THROUGHPUT_OPS, LATENCY_OPS, THROUGHPUT_OPS
 
 
 # ---- showing records ---------------------------------------------------------------------------
@@ -115,7 +32,7 @@ def line(r) -> str:
     if r["status"] != "ok":
         err = f" error {r['error']:.3g}x tol" if r["error"] is not None else ""
         return f"{head} {r['status'].upper()}{err}: {r['note']}"
-    if r["op"] in LATENCY_OPS:
+    if r["op"] in LATENCY_OPS + FP8_LATENCY_OPS:
         return f"{head} {r['ms'] * 1e3:9.2f} us/call   error {r['error']:.2f}"
     pct = f"{r['pct_copy']:6.1f}% of copy" if r["pct_copy"] is not None else ""
     err = f"   error {r['error']:.2f}" if r["error"] is not None else ""
@@ -179,14 +96,14 @@ def summary(records) -> str:
     out = []
     for c in [r for r in records if r["op"] == "copy" and r["status"] == "ok"]:
         out.append(f"copy bandwidth: {c['gbps']:.4g} GB/s on {c['gpu']} (read + write of "
-                   f"{c['bytes'] / 2**21:.0f} MiB, median; {c['note']}): cells below are % of "
-                   "the copy bandwidth of their own run")
-    for op in THROUGHPUT_OPS:
+                   f"{c['bytes'] / 2**21:.0f} MiB, median; run of {c['date']}): cells below are "
+                   "% of the copy bandwidth of their own run")
+    for op in THROUGHPUT_OPS + FP8_THROUGHPUT_OPS:
         for dtype in _ordered({r["dtype"] for r in records if r["op"] == op}):
             rows = [r for r in records if r["op"] == op and r["dtype"] == dtype]
             ns = sorted({r["N"] for r in rows})
             out.append(_table(f"{op} {dtype}: % of copy", rows, ns, fmt_n, "N", _pct_cell))
-    for op in LATENCY_OPS:
+    for op in LATENCY_OPS + FP8_LATENCY_OPS:
         for dtype in _ordered({r["dtype"] for r in records if r["op"] == op}):
             rows = [r for r in records if r["op"] == op and r["dtype"] == dtype]
             ms_ = sorted({r["M"] for r in rows})
@@ -197,7 +114,8 @@ def summary(records) -> str:
     bad = {}  # (provider, status, note) -> the cases it happened in
     for r in records:
         if r["status"] != "ok":
-            size = f"M={r['M']}" if r["op"] in LATENCY_OPS else f"N={fmt_n(r['N'])}"
+            size = (f"M={r['M']}" if r["op"] in LATENCY_OPS + FP8_LATENCY_OPS
+                    else f"N={fmt_n(r['N'])}")
             where = "" if r["op"] == "import" else f"{r['op']} {r['dtype']} {size}"
             bad.setdefault((r["provider"], r["status"], r["note"]), []).append(where)
     if bad:
@@ -243,3 +161,201 @@ def print_summary(records, file=None):
     except ImportError:
         print(text, file=file or sys.stdout)
 
+
+
+# ---- the README's tables -----------------------------------------------------------------------
+OURS = "rmsnorm_triton"
+OP_NAMES = {"fwd": "forward", "bwd": "backward", "fwd_residual": "fused add + norm"}
+# The letter a peer gets in a "best peer" cell, and its name in the legend.
+PEERS = {"torch_compile": ("C", "torch.compile"), "quack": ("Q", "Quack"),
+         "liger": ("L", "Liger-Kernel"), "torch_native": ("N", "F.rms_norm"),
+         "torch_eager": ("E", "eager PyTorch")}
+
+
+def select(rows, gpu=None, commit=None) -> tuple[str, list[dict]]:
+    """(GPU name, the latest row of each cell on it, whatever its status): the GPU whose name
+    holds `gpu` (any case), else the GPU of the newest throughput row; `commit` (a prefix)
+    keeps only that commit's rows."""
+    rows = [r for r in rows if commit is None or r["commit"].startswith(commit)]
+    if gpu is not None:
+        rows = [r for r in rows if gpu.lower() in r["gpu"].lower()]
+    thr = [r for r in rows if r["op"] in THROUGHPUT_OPS]
+    if not thr:
+        raise ValueError(f"no forward, backward or fused rows for gpu={gpu!r}, commit={commit!r}"
+                         f" among {len(rows)} rows")
+    name = max(thr, key=lambda r: r["date"])["gpu"]
+    return name, R.latest([r for r in rows if r["gpu"] == name])
+
+
+def _best_peer(cell_rows):
+    ok = [r for r in cell_rows if r["provider"] != OURS and r["status"] == "ok"
+          and r["pct_copy"] is not None]
+    return max(ok, key=lambda r: r["pct_copy"]) if ok else None
+
+
+def markdown(rows, gpu=None, commit=None) -> str:
+    """One markdown table per dtype: N across; forward, backward and fused add + norm of this
+    library, each with the best peer's figure under it, as % of the copy bandwidth measured in
+    the run that made the row. Then a line of what the rows are."""
+    name, rows = select(rows, gpu, commit)
+    thr = [r for r in rows if r["op"] in THROUGHPUT_OPS]
+    at = {(r["provider"], r["op"], r["dtype"], r["N"]): r for r in thr}
+    out, seen = [], set()
+    for dtype in _ordered({r["dtype"] for r in thr}):
+        ns = sorted({r["N"] for r in thr if r["dtype"] == dtype})
+        lines = [f"| {dtype} | " + " | ".join(fmt_n(n) for n in ns) + " |",
+                 "|:--|" + "--:|" * len(ns)]
+        for op in [o for o in THROUGHPUT_OPS if any(r["op"] == o and r["dtype"] == dtype
+                                                   for r in thr)]:
+            mine = [at.get((OURS, op, dtype, n)) for n in ns]
+            best = [_best_peer([r for r in thr if (r["op"], r["dtype"], r["N"]) == (op, dtype, n)])
+                    for n in ns]
+            seen.update(b["provider"] for b in best if b)
+            lines.append(f"| {OP_NAMES[op]}, this library | "
+                         + " | ".join(_pct(r) for r in mine) + " |")
+            lines.append(f"| {OP_NAMES[op]}, best peer | " + " | ".join(
+                "-" if b is None else f"{b['pct_copy']:.1f} {_letter(b['provider'])}"
+                for b in best) + " |")
+        out.append("\n".join(lines))
+    legend = ", ".join(f"{_letter(p)} {PEERS.get(p, (p, p))[1]}" for p in PEERS if p in seen)
+    ms = sorted({r["M"] * r["N"] for r in thr})
+    size = " or ".join(_pow2(x) for x in ms)
+    commits = ", ".join(sorted({r["commit"] for r in thr if r["provider"] == OURS} - {""}))
+    versions = sorted({f"torch {r['torch']}, Triton {r['triton']}" for r in thr})
+    out.append(f"% of the copy bandwidth measured in the same run, M x N = {size} elements, on "
+               f"{name} ({'; '.join(versions)}; this library at {commits or 'an unknown commit'})."
+               f" Best peer: the fastest of the others in that cell ({legend}); - where none ran.")
+    return "\n\n".join(out)
+
+
+def latency_markdown(rows, gpu=None, commit=None) -> str:
+    """The forward's time per call against M: eager (back-to-back calls, wall clock) and replayed
+    in a CUDA graph, for this library, F.rms_norm (torch's one C++ op) and the fastest peer."""
+    name, rows = select(rows, gpu, commit)
+    lat = [r for r in rows if r["op"] in LATENCY_OPS]
+    if not lat:
+        raise ValueError(f"no latency rows for {name}")
+    out = []
+    for dtype in _ordered({r["dtype"] for r in lat}):
+        for n in sorted({r["N"] for r in lat if r["dtype"] == dtype}):
+            sub = [r for r in lat if (r["dtype"], r["N"]) == (dtype, n)]
+            ms_ = sorted({r["M"] for r in sub})
+            lines = [f"| {dtype}, N = {fmt_n(n)}: us per call | "
+                     + " | ".join(f"M = {m}" for m in ms_) + " |", "|:--|" + "--:|" * len(ms_)]
+            for op, what in (("latency", "eager"), ("latency_graph", "CUDA graph")):
+                at = {(r["provider"], r["M"]): r for r in sub if r["op"] == op}
+                if not at:
+                    continue
+                for label, pick in (("this library", lambda m: at.get((OURS, m))),
+                                    ("F.rms_norm", lambda m: at.get(("torch_native", m))),
+                                    ("best other peer", lambda m: _fastest(at, m))):
+                    cells = [pick(m) for m in ms_]
+                    lines.append(f"| {what}, {label} | " + " | ".join(
+                        "-" if r is None or r["ms"] is None else f"{r['ms'] * 1e3:.2f}"
+                        + (f" {_letter(r['provider'])}" if label == "best other peer" else "")
+                        for r in cells) + " |")
+            out.append("\n".join(lines))
+    legend = ", ".join(f"{v[0]} {v[1]}" for p, v in PEERS.items() if p != "torch_native"
+                       and any(r["provider"] == p for r in lat))
+    commits = ", ".join(sorted({r["commit"] for r in lat if r["provider"] == OURS} - {""}))
+    out.append(f"Microseconds per forward call on {name} (this library at "
+               f"{commits or 'an unknown commit'}): eager is the wall clock of back-to-back "
+               f"calls, host included; CUDA graph is per call replayed. Best other peer: the "
+               f"fastest of the rest ({legend}).")
+    return "\n\n".join(out)
+
+
+MARKERS = {"speed-table": markdown, "latency-table": latency_markdown}
+
+
+def update(text: str, rows, gpu=None, commit=None) -> str:
+    """text with the block between each `<!-- name -->` and `<!-- /name -->` line (names in
+    MARKERS) replaced by that table, freshly made from rows. ValueError where there is none."""
+    found = False
+    for name, make in MARKERS.items():
+        pattern = re.compile(rf"(<!-- {name} -->\n).*?(\n<!-- /{name} -->)", re.S)
+        if pattern.search(text):
+            table = make(rows, gpu, commit)
+            text = pattern.sub(lambda m: m[1] + table + m[2], text)
+            found = True
+    if not found:
+        raise ValueError("no <!-- speed-table --> ... <!-- /speed-table --> (or latency-table) "
+                         "lines to fill")
+    return text
+
+
+def _fastest(at, m):
+    ok = [r for (p, mm), r in at.items()
+          if mm == m and p not in (OURS, "torch_native") and r["ms"] is not None]
+    return min(ok, key=lambda r: r["ms"]) if ok else None
+
+
+def _pct(r):
+    if r is None:
+        return "-"
+    ok = r["status"] == "ok" and r["pct_copy"] is not None
+    return f"{r['pct_copy']:.1f}" if ok else r["status"]
+
+
+def _letter(provider):
+    return PEERS.get(provider, (provider, provider))[0]
+
+
+def _pow2(x):
+    return f"2^{x.bit_length() - 1}" if x > 0 and x & (x - 1) == 0 else str(x)
+
+
+def main(argv=None) -> int:
+    """`python -m rmsnorm_triton.bench.report`, also `rmsnorm-triton bench --report`."""
+    p = argparse.ArgumentParser(
+        prog="rmsnorm-triton bench --report", description="The README's speed tables (markdown) "
+        "and plot, from the bench's data file: the latest row of each cell, for one GPU.")
+    p.add_argument("--data", type=Path, default=R.default_csv(),
+                   help=f"the bench's CSV (default {R.default_csv()})")
+    p.add_argument("--gpu", help="a part of the GPU's name (default: the GPU of the newest row)")
+    p.add_argument("--commit", help="only rows of this commit (a prefix), e.g. to compare two")
+    p.add_argument("--table", type=Path, help="write the markdown here (default: stdout)")
+    default_plot = (R.ROOT / "docs" if R.in_checkout() else Path(".")) / "throughput.png"
+    p.add_argument("--plot", type=Path, default=default_plot,
+                   help=f"the throughput plot (default {default_plot})")
+    p.add_argument("--latency", action="store_true", help="also the latency per call table")
+    p.add_argument("--update", type=Path, action="append", default=[], metavar="FILE",
+                   help="refill the tables between <!-- speed-table --> and <!-- /speed-table "
+                   "--> (and latency-table) in FILE, e.g. README.md or docs/performance.md; "
+                   "may be given more than once")
+    p.add_argument("--no-plot", action="store_true", help="the tables only")
+    a = p.parse_args(argv)
+    if not a.data.is_file():
+        print(f"no data file at {a.data}: run rmsnorm-triton bench first, or give --data",
+              file=sys.stderr)
+        return 2
+    rows = R.read(a.data)
+    try:
+        text = markdown(rows, a.gpu, a.commit)
+        if a.latency:
+            text += "\n\n" + latency_markdown(rows, a.gpu, a.commit)
+    except ValueError as e:
+        print(f"rmsnorm-triton bench --report: {e}", file=sys.stderr)
+        return 2
+    try:
+        for path in a.update:
+            path.write_text(update(path.read_text(), rows, a.gpu, a.commit))
+            print(f"tables: {path}")
+    except (OSError, ValueError) as e:
+        print(f"rmsnorm-triton bench --report --update {path}: {e}", file=sys.stderr)
+        return 2
+    if a.table:
+        a.table.write_text(text + "\n")
+        print(f"tables: {a.table}")
+    elif not a.update:
+        print(text)
+    if not a.no_plot:
+        from .plot import throughput
+
+        path = throughput(select(rows, a.gpu, a.commit)[1], a.plot)
+        print(f"plot: {path}", file=sys.stderr if a.table is None else sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

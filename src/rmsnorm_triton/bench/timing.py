@@ -24,9 +24,9 @@ def kernel_ms(fn, device: torch.device, rep_ms: float = 100.0) -> float:
     Each trial holds the GPU in a sleep kernel while the host enqueues a batch of calls, then
     times the batch between two CUDA events, so the figure is the device's time per call (gaps
     between one provider's kernels included) whatever the host's speed. Timed as each call comes
-    (triton's do_bench), a call whose Python outlasts its kernels is timed by its host: on the
-    H100 machine of run 18 that held backward figures of every provider at 20-70% of copy (see
-    benchmarks/results/NOTES.md). A trial in which the GPU reached the batch before the host had
+    (triton's do_bench), a call whose Python outlasts its kernels is timed by its host: on a lent
+    H100 machine that held backward figures of every provider at 20-70% of copy
+    (docs/performance.md). A trial in which the GPU reached the batch before the host had
     enqueued it (a busy host) is dropped and the sleep doubled. Host cost per call is what the
     latency op measures. The bench's tensors are far past L2 (M * N = 2^26), and its calls
     alternate two sets of inputs (harness.Run.cell), so back-to-back calls find nothing of
@@ -70,9 +70,8 @@ def _device_ms(fn, device: torch.device, rep_ms: float) -> float:
         # The GPU passed `start` before the host had enqueued the batch: the sleep was too short
         # for the host as it is now, and the batch may hold gaps in which the GPU waited for
         # the host. Such a trial is dropped and the sleep doubled, so the figure stays device
-        # time on any host. (Run 87: on the H100 machine, with its 16 CPUs all busy, the clock
-        # without this check read the same as with it: twice the batch's wall time suffices
-        # there.)
+        # time on any host. (On an H100 machine with its 16 CPUs all busy, the clock read the
+        # same with and without this check: twice the batch's wall time sufficed there.)
         late = start.query()
         end.synchronize()
         if late and cycles < MAX_SLEEP_S * khz * 1e3:
@@ -101,7 +100,7 @@ def eager_ms_per_call(fn, device: torch.device, calls: int = 1000, trials: int =
     One synchronize after `calls` calls: the host issues them as fast as it can, so the figure is
     max(host time, device time) per call, which is what a model sees between two kernels.
     The median of `trials` such batches: the lent hosts' speed swung 2x within a minute with
-    200 calls in 5 (run 36), so each batch is longer and there are more of them.
+    200 calls in 5, so each batch is longer and there are more of them.
     (On the CPU, where the interpreter takes milliseconds a call, 5 calls in 3 trials.)
     """
     if device.type != "cuda":

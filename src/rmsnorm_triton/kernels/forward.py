@@ -27,7 +27,8 @@ import triton.language as tl
 from .common import apply_weight, cast, dependent_launch, load_h, mean_rstd, native_product, to_h
 from .loop import loop_row
 from .quant import quantize_tile
-from .meet import chunk, claim, counter, elements, empty_next_counters, poll, prefetch, publish, total
+from .meet import (chunk, claim, counter, elements, empty_next_counters, poll, prefetch, publish,
+                   total)
 
 
 @triton.jit(do_not_specialize=["EPOCH"])

@@ -4,5 +4,6 @@
     rmsnorm-triton viz --export out.html  one self-contained file, playable offline
 
 The page has one entry point, `RmsViz.render(element, trace, options)` in app.js; every number
-it shows comes from rmsnorm_triton.trace.trace(), which runs the library's kernel.
+it shows comes from rmsnorm_triton.trace.trace(), which runs the library's kernel. The server
+(server.py) answers only its own page; checks.py says what a request must be to be served.
 """

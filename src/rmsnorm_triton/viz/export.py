@@ -7,6 +7,7 @@ controls that would re-run the kernel say that they need `rmsnorm-triton viz`.
 import json
 import os
 import re
+import tempfile
 
 from .server import STATIC
 
@@ -41,11 +42,53 @@ def build(trace: dict) -> str:
     return page
 
 
-def export(path: str, params: dict) -> int:
-    """Writes the page for trace(**params) to path; returns its size in bytes."""
-    from ..trace import trace_request
+class ExportError(Exception):
+    """A page that cannot be written (the message says why and where) or a bad parameter."""
 
-    page = build(trace_request(params))
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(page)
-    return len(page.encode())
+
+def export(path: str, params: dict):
+    """Writes the page for trace(**params) to path; returns (its size in bytes, whether a file
+    was replaced). The file appears whole or not at all: a temporary file in the same folder,
+    then os.replace."""
+    from ..trace import trace_request
+    from .checks import check_params
+
+    if not path:
+        raise ExportError("--export needs a file name, got ''")
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ExportError(f"cannot write {path!r}: it is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise ExportError(f"cannot write {path!r}: the folder {folder!r} does not exist")
+    try:  # made before the trace runs, so a folder we cannot write to fails at once
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    except OSError as e:
+        raise ExportError(f"cannot write in {folder!r}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            try:
+                page = build(trace_request(check_params(params)))
+            except ValueError as e:
+                raise ExportError(str(e)) from None
+            f.write(page)
+            f.flush()
+            os.fsync(f.fileno())
+        replaced = os.path.exists(path)
+        os.chmod(tmp, _mode(path))
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ExportError(f"cannot write {path!r}: {e.strerror or e}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return len(page.encode()), replaced
+
+
+def _mode(path):
+    """The mode of the file being replaced, else what open() would give a new one."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

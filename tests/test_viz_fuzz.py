@@ -1,0 +1,133 @@
+"""Fuzzing the visualizer's server on 127.0.0.1: random JSON of random depth and size, parameters
+of every kind in every slot, raw bytes. The server answers every request with JSON (200, 400 or
+413, never a dropped connection or a 500) and keeps serving. Bounded: a fixed number of examples,
+each one request of at most ~200 KB."""
+
+import json
+import socket
+import threading
+
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rmsnorm_triton.viz import checks, server  # noqa: E402
+
+RUNS = settings(max_examples=150, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(scope="module")
+def port():
+    srv = server.make_server("127.0.0.1", 0, timeout=5)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+def post(port, data: bytes):
+    head = (f"POST /api/trace HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(head + data)
+        out = b""
+        for _ in range(100_000):  # bounded: until the server closes (a trace is at most ~1.3 MB)
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            out += chunk
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 "), out[:200]  # answered, not dropped
+    status = int(head.split()[1])
+    assert b"Content-Type: application/json" in head
+    return status, json.loads(body)
+
+
+def answered(port, data: bytes):
+    status, obj = post(port, data)
+    assert status in (200, 400, 413), (status, obj, data[:200])
+    if status != 200:
+        assert isinstance(obj["error"], str) and 0 < len(obj["error"]) < 400
+    return status
+
+
+scalars = (st.none() | st.booleans() | st.integers() | st.integers(-10**400, 10**400)
+           | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12))
+json_values = st.recursive(
+    scalars, lambda c: st.lists(c, max_size=5) | st.dictionaries(st.text(max_size=8), c, max_size=5),
+    max_leaves=60)
+plausible = {  # values trace accepts, or nearly, so that checks deep in trace are reached too
+    "rows": st.integers(0, 3), "n": st.integers(0, 9), "block_size": st.sampled_from([1, 2, 4, 8, 16, 3]),
+    "eps": st.sampled_from([0, 1e-6, 0.5, 1, 2, -1e-9, 1e-320]), "seed": st.integers(-1, 3),
+    "dtype": st.sampled_from(["fp32", "fp16", "bf16", "FP32", ""]),
+    "norm": st.sampled_from(["rms", "layer", "Rms"]),
+    "x": st.lists(st.floats(-1e6, 1e6) | st.integers(-3, 3), max_size=20)
+         | st.lists(st.lists(st.floats(-70000, 70000), max_size=9), max_size=3),
+    "weight": st.lists(st.floats(-1e5, 1e5), max_size=9),
+}
+params = st.fixed_dictionaries({}, optional={k: v | json_values for k, v in plausible.items()})
+
+
+@st.composite
+def near_valid(draw):
+    """Requests shaped as the page sends them, their numbers random (extremes included)."""
+    from rmsnorm_triton.trace import block_choices
+
+    rows, n = draw(st.integers(1, 3)), draw(st.integers(1, 9))
+    body = {"rows": rows, "n": n, "block_size": draw(st.sampled_from(block_choices(n))),
+            "eps": draw(st.floats(0, 1)), "dtype": draw(plausible["dtype"]),
+            "seed": draw(st.integers(0, 2**31 - 1)), "norm": draw(plausible["norm"])}
+    number = st.floats(-1e6, 1e6) | st.sampled_from([0.0, -0.0, 65504.0, 70000.0, 1e-40, 3.4e38])
+    if draw(st.booleans()):
+        body["x"] = draw(st.lists(st.lists(number, min_size=n, max_size=n), min_size=rows, max_size=rows))
+    if draw(st.booleans()):
+        body["weight"] = draw(st.lists(number, min_size=n, max_size=n))
+    return body
+
+
+def nested(depth, leaf):
+    return "[" * depth + leaf + "]" * depth
+
+
+@RUNS
+@given(body=json_values)
+def test_random_json_is_answered(port, body):
+    answered(port, json.dumps(body).encode())
+
+
+@RUNS
+@given(body=params)
+def test_random_parameters_are_answered(port, body):
+    assert set(body) <= set(checks.KINDS)
+    answered(port, json.dumps(body).encode())
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(body=near_valid())
+def test_near_valid_requests_are_answered(port, body):
+    if answered(port, json.dumps(body).encode()) == 200:
+        got = post(port, json.dumps(body).encode())[1]  # the cached answer, the same
+        assert len(got["y"]) == body["rows"] and len(got["y"][0]) == body["n"]
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(depth=st.integers(1, 100_000), key=st.sampled_from([None, "x", "weight", "rows"]),
+       leaf=st.sampled_from(["", "1", '{"a": 1}']))
+def test_random_depth_is_answered(port, depth, key, leaf):
+    text = nested(depth, leaf)
+    answered(port, (text if key is None else json.dumps({key: 0})[:-2] + text + "}").encode())
+
+
+@RUNS
+@given(data=st.binary(max_size=300) | st.text(max_size=200).map(str.encode))
+def test_random_bytes_are_answered(port, data):
+    answered(port, data)
+
+
+def test_still_serving_after_the_fuzz(port):
+    assert answered(port, json.dumps({"rows": 2, "n": 3, "block_size": 4}).encode()) == 200
