@@ -16,6 +16,7 @@ from conftest import LONG_FWD, poisoned_empty, randn
 from rmsnorm_triton import rms_norm
 from rmsnorm_triton.fp8 import rms_norm_fp8
 from rmsnorm_triton.kernels.quant import fp8_bits
+from test_launch import _arg, fake_gpu  # noqa: F401 - the simulated compiled path
 from rmsnorm_triton.reference import quantize_fp8_ref
 
 E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
@@ -301,6 +302,42 @@ def test_compile_fullgraph(device, gen):
     assert torch.equal(r1, r2) and torch.equal(s, s_ref)
     assert torch.equal(q.view(torch.uint8), q_ref.view(torch.uint8))
     torch._dynamo.reset()
+
+
+# ---- the eager fast path ------------------------------------------------------------------------
+def test_a_repeated_call_replays_its_plan(fake_gpu, monkeypatch):  # noqa: F811
+    """A signature seen before skips the checks and replays its launch plan (plan.PLANS), with
+    this call's tensors and fresh q and scales; the compiled path is simulated on the CPU (as
+    test_eager runs rms_norm's), the launches recorded."""
+    from rmsnorm_triton import fp8, plan
+    from rmsnorm_triton.plan import PLANS
+
+    x, r, w = torch.randn(6, 256), torch.randn(6, 256), torch.randn(256)
+    static = torch.tensor([0.5])
+    for scale, kw in (("group", {"ue8m0": True}), ("token", {}), (static, {})):
+        PLANS.clear()
+        out1 = rms_norm_fp8(x, w, residual=r, scale=scale, **kw)
+        assert len(PLANS) == 1
+        with monkeypatch.context() as mp:
+            def refuse(*a, **k):
+                raise AssertionError("the replay ran the checks")
+
+            mp.setattr(fp8, "_check", refuse)
+            mp.setattr(plan, "rows_view", refuse)
+            x2, r2 = torch.randn(6, 256), torch.randn(6, 256)
+            q, s, h = rms_norm_fp8(x2, w, residual=r2, scale=scale, **kw)
+        call = [c for k in fake_gpu for c in k.calls][-1]
+        assert _arg(call, "X") == x2.data_ptr() and _arg(call, "R") == r2.data_ptr()
+        assert _arg(call, "Y") == q.data_ptr() and _arg(call, "H") == h.data_ptr()
+        assert _arg(call, "SCALE") == s.data_ptr()
+        assert (s is static) == (scale is static)
+        assert q.data_ptr() != out1[0].data_ptr() and q.dtype == E4M3
+        assert _arg(call, "QUANT") == {"group": 3, "token": 2}.get(scale, 1)
+    q, s, h = rms_norm_fp8(x, w, residual=r, inplace_residual=True)
+    assert h is r  # in place: h is the residual; overlapping tensors refused on a replay too
+    rms_norm_fp8(x, w, residual=r, inplace_residual=True)
+    with pytest.raises(ValueError, match="share memory"):
+        rms_norm_fp8(r, w, residual=r, inplace_residual=True)
 
 
 # ---- the bench's FP8 cells ----------------------------------------------------------------------

@@ -5,9 +5,13 @@ The forward kernel's epilogue (kernels/quant.py) quantizes y where rms_norm woul
 exactly rms_norm's output (same casting, rounded to x's dtype) before it is quantized, so the
 unfused pipeline `quantize_fp8_ref(rms_norm(x, w, ...))` (reference.py) gives the same bits.
 
-Eager calls run the launch directly; torch.compile sees `torch.ops.rmsnorm_triton.fwd_fp8` (and
-`fwd_fp8_` for the residual written in place), whose fake implementations give it the shapes.
-Inference only: nothing here records a gradient.
+A call's signature (plan.key, with the FP8 arguments) finds its launch plan, a plan.FwdPlan
+with quant set: the first call of a signature passes the checks and makes it, later ones replay
+it, as rms_norm's do. torch.compile sees `torch.ops.rmsnorm_triton.fwd_fp8` (and `fwd_fp8_`
+for the residual written in place), whose fake implementations give it the shapes.
+Inference only: nothing here records a gradient. Rows that the launch table walks with SPLIT
+(past 32K elements) take the block loop: a per-token scale would need a second meeting of
+SPLIT's programs (static and per-group scales would not; not done yet).
 """
 
 from typing import Optional
