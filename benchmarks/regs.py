@@ -25,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 
-os.environ.pop("TRITON_INTERPRET", None)  # compile for real even where rmsnorm_triton would not
+# compile for real even where rmsnorm_triton would interpret: "0", not unset, because importing
+# rmsnorm_triton (tables, for --table and --same-as) sets an unset one to "1" on a CPU machine
+os.environ["TRITON_INTERPRET"] = "0"
 
 import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402

@@ -235,6 +235,7 @@ def test_errors(device, gen):
     cases = [
         (dict(scale="group"), ValueError, "group_size is 128 but the last dim of x is 192"),
         (dict(scale="group", group_size=48), ValueError, "group_size is 48, expected a power"),
+        (dict(scale="group", group_size=2048), ValueError, "group_size is 2048, expected a"),
         (dict(scale="tensor"), ValueError, "scale is 'tensor', expected"),
         (dict(scale=torch.tensor([1.0, 2.0], device=device)), ValueError,
          r"scale is a tensor of shape \(2,\)"),

@@ -61,13 +61,20 @@ def test_decode_rows(gen, m):
         check(x, w, scale, **kw)
 
 
-@pytest.mark.parametrize("mode", ["static", "token", "group"])
-def test_long_rows(gen, mode):
-    """Rows the table walks with SPLIT: the FP8 launch takes the block loop there."""
-    n = 65536 if mode == "group" else 65537
-    x = randn((8, n), torch.bfloat16, "cuda", gen)
+LONG = [(mode, n) for mode in ("static", "token", "group") for n in (65536, 65537, 262144)
+        if mode != "group" or n % 128 == 0]
+
+
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("mode,n", LONG)
+def test_long_rows(gen, mode, n, residual):
+    """Rows the table walks with SPLIT: static and per-group scales keep SPLIT (each chunk holds
+    whole groups); per token takes the block loop (a walk more for the row's amax)."""
+    m = 2**22 // n + 3  # more rows than one round of SPLIT's programs at 64K
+    x = randn((m, n), torch.bfloat16, "cuda", gen)
     w = randn((n,), torch.bfloat16, "cuda", gen)
-    check(x, w, torch.tensor([0.01], device="cuda") if mode == "static" else mode)
+    r = randn((m, n), torch.bfloat16, "cuda", gen) if residual else None
+    check(x, w, torch.tensor([0.01], device="cuda") if mode == "static" else mode, residual=r)
 
 
 def test_cuda_graph(gen):

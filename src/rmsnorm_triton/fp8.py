@@ -10,8 +10,8 @@ with quant set: the first call of a signature passes the checks and makes it, la
 it, as rms_norm's do. torch.compile sees `torch.ops.rmsnorm_triton.fwd_fp8` (and `fwd_fp8_`
 for the residual written in place), whose fake implementations give it the shapes.
 Inference only: nothing here records a gradient. Rows that the launch table walks with SPLIT
-(past 32K elements) take the block loop: a per-token scale would need a second meeting of
-SPLIT's programs (static and per-group scales would not; not done yet).
+(past 32K elements) keep SPLIT with a static or per-group scale, and take the block loop with a
+per-token one (its scale would need a second meeting of SPLIT's programs).
 """
 
 from typing import Optional
@@ -55,10 +55,10 @@ def _check(x, weight, eps, residual, offset, casting, scale, group_size, ue8m0, 
         raise ValueError(f"scale is {scale!r}, expected a one-element float32 tensor (static), "
                          "'token' or 'group'")
     if mode == "group":
-        if (isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 16
-                or group_size & (group_size - 1)):
-            raise ValueError(f"group_size is {group_size!r}, expected a power of two >= 16 "
-                             "(128 or 64 as DeepSeek-V3 and DeepGEMM use)")
+        if (isinstance(group_size, bool) or not isinstance(group_size, int)
+                or not 16 <= group_size <= 1024 or group_size & (group_size - 1)):
+            raise ValueError(f"group_size is {group_size!r}, expected a power of two from 16 to "
+                             "1024 (128 or 64 as DeepSeek-V3 and DeepGEMM use)")
         if n % group_size:
             raise ValueError(f"group_size is {group_size} but the last dim of x is {n}, "
                              f"expected a multiple of {group_size}")
@@ -100,6 +100,9 @@ class Quant:
     def __init__(self, mode, group_size, ue8m0, scale_layout, scale_ub, h_inplace):
         self.mode, self.group, self.layout, self.h_inplace = (mode, group_size, scale_layout,
                                                               h_inplace)
+        # SPLIT's chunks and the block loop's blocks hold whole groups: every such table entry
+        # has BLOCK_N >= 2048, and group_size <= 1024
+        self.splits = mode != "token"
         self.named = dict(QUANT=MODES[mode], GROUP=group_size, UE8M0=ue8m0,
                           SCALE_LAYOUT=LAYOUTS[scale_layout], scale_ub=scale_ub)
 
@@ -198,7 +201,7 @@ def rms_norm_fp8(x, weight=None, eps=1e-6, *, residual=None, scale="token", grou
             row, shape (..., 1), max|y| / FP8_MAX; "group": s per group_size contiguous elements
             of a row, shape (..., N / group_size). Dynamic scales are at least
             1 / (FP8_MAX * 512), so a row of zeros quantizes to zeros.
-        group_size: a power of two >= 16 dividing N (128 default, 64).
+        group_size: a power of two from 16 to 1024 dividing N (128 default, 64).
         ue8m0: round each dynamic scale up to a power of two (DeepSeek-V3 / DeepGEMM).
         scale_layout: "row", or "deepgemm" (group): (M, N / G) column-major, M padded to a
             multiple of 4, as DeepGEMM's sm90 FP8 GEMM reads it without a copy.

@@ -174,7 +174,8 @@ class FwdPlan(_Plan):
             cfg = tables.with_rows(cfg, m, sms)  # spread them over the SMs
         chunks = cdiv(n, cfg.block_n)
         split = (cfg.split and not _triton.interpreted() and acc == torch.float32
-                 and opts.split and not no_split and quant is None)  # (FP8: the block loop)
+                 and opts.split and not no_split
+                 and (quant is None or quant.splits))  # (FP8 per token: the block loop)
         named = dict(
             X=x2, R=r2 if r2 is not None else x2, W=w if w is not None else x2, Y=y,
             H=h if h is not None else x2, RSTD=rstd if rstd is not None else x2, PART=x2,

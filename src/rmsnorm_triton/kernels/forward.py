@@ -17,8 +17,9 @@ Chosen per (N, dtype) by tables.py:
 - otherwise: the block loop (kernels/loop.py), the row walked block by block twice.
 
 QUANT (kernels/quant.py): y is quantized to FP8 where it would be stored (Y is then the FP8
-output, SCALE the scales): in ONE_PASS and the block loop; the launcher does not take SPLIT for
-it (per token, a row's scale would need a second meeting of its programs).
+output, SCALE the scales), in every walk; SPLIT only with a static or per-group scale (each
+chunk holds whole groups): per token, a row's scale would need a second meeting of its programs,
+so the launcher walks those rows with the block loop.
 """
 
 import triton
@@ -72,7 +73,8 @@ def rms_norm_fwd(
     elif SPLIT:
         split_rows(X, R, W, Y, H, RSTD, PART, pid, stride_x, stride_r, stride_y, stride_h, M, N,
                    eps, offset, NUM_GROUPS, EPOCH, BLOCK_N, S_POW2, PAIRS, EARLY, HAS_W, HAS_R,
-                   STORE_RSTD, CASTING, W_NATIVE, DYNAMIC, IN_TY, ACC)
+                   STORE_RSTD, CASTING, W_NATIVE, DYNAMIC, IN_TY, ACC, QUANT, GROUP, UE8M0,
+                   SCALE_LAYOUT, SCALE, scale_ub)
     else:
         loop_row(X, R, W, Y, H, RSTD, pid.to(tl.int64), stride_x, stride_r, stride_y, stride_h, N,
                  eps, offset, BLOCK_N, HAS_W, HAS_R, STORE_RSTD, CASTING, IN_TY, ACC,
@@ -132,7 +134,9 @@ def split_rows(X, R, W, Y, H, RSTD, PART, pid, stride_x, stride_r, stride_y, str
                PAIRS: tl.constexpr, EARLY: tl.constexpr, HAS_W: tl.constexpr,
                HAS_R: tl.constexpr, STORE_RSTD: tl.constexpr, CASTING: tl.constexpr,
                W_NATIVE: tl.constexpr, DYNAMIC: tl.constexpr, IN_TY: tl.constexpr,
-               ACC: tl.constexpr):
+               ACC: tl.constexpr, QUANT: tl.constexpr = 0, GROUP: tl.constexpr = 128,
+               UE8M0: tl.constexpr = False, SCALE_LAYOUT: tl.constexpr = 0, SCALE=None,
+               scale_ub=None):
     """SPLIT: program pid holds chunk pid % S of rows pid // S, + NUM_GROUPS, ... (or, DYNAMIC,
     the rows it claims), meeting the row's other S - 1 programs through PART."""
     cols = tl.arange(0, BLOCK_N)
@@ -194,7 +198,13 @@ def split_rows(X, R, W, Y, H, RSTD, PART, pid, stride_x, stride_r, stride_y, str
             y = native_product(cast(hs.to(ACC) * rstd, IN_TY), w, IN_TY)
         else:
             y = apply_weight(hs.to(ACC), rstd, w.to(ACC), offset, CASTING, IN_TY, ACC)
-        tl.store(Y + row64 * stride_y + c, cast(y, Y.dtype.element_ty), mask=m)
+        if QUANT:  # static or per group (a chunk holds whole groups); per token never splits
+            quantize_tile(cast(y, X.dtype.element_ty).to(tl.float32)[None, :], Y, SCALE,
+                          tl.full([1, 1], 0, tl.int64) + row64, c[None, :], m[None, :],
+                          tl.full([1, 1], 1, tl.int1) & (row < M), M, N, stride_y, scale_ub, 1,
+                          BLOCK_N, QUANT, GROUP, UE8M0, SCALE_LAYOUT)
+        else:
+            tl.store(Y + row64 * stride_y + c, cast(y, Y.dtype.element_ty), mask=m)
         hs = hs2
         hs2 = hs3
         if HAS_R or DYNAMIC:
