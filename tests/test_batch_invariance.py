@@ -7,7 +7,7 @@ requests by the step and RL replays them one by one: both need a request's resul
 same in any batch.
 
 On the CPU (Triton's interpreter) this covers the layouts it runs: one pass with BLOCK_M rows a
-program (BLOCK_M chosen from M at small M, heuristics.with_rows) and the block loop. On CUDA it
+program (BLOCK_M chosen from M at small M, tables.with_rows) and the block loop. On CUDA it
 covers every entry of the launch tables, forward, fused and backward, SPLIT included (its
 groups of programs depend on M), the way a caller reaches them: through rms_norm.
 """
@@ -24,7 +24,7 @@ HALF = (torch.float16, torch.bfloat16)
 # ---- where the launch tables live (the one place that knows their module) ---------------------
 def config(kind, n, dtype):
     """The launch table's layout for rows of n elements of dtype (Llama casting)."""
-    from rmsnorm_triton import heuristics as H
+    from rmsnorm_triton import tables as H
 
     if kind == "bwd":
         return H.bwd_config(n, dtype)
@@ -36,7 +36,7 @@ def table_cases():
     reached as rms_norm reaches it: kind "fwd" (no residual), "fused" (a residual) or "bwd"; n
     the entry's own size (a power of two; 2 x the largest key for the tables' None entry) and an
     odd size that the entry serves too; plus short rows, which no table lists."""
-    from rmsnorm_triton import heuristics as H
+    from rmsnorm_triton import tables as H
 
     tables = [  # name, table, kind, dtypes to try, casting
         ("FWD", H.FWD, "fwd", HALF, "llama"),

@@ -220,6 +220,11 @@ def test_update_refills_only_the_marked_tables(tmp_path):
     assert report.update(doc.read_text(), records.read(data)) == doc.read_text()  # idempotent
     with pytest.raises(ValueError, match="no <!-- speed-table -->"):
         report.update("# no markers\n", records.read(data))
+    rows = records.read(data)
+    only = report.update("<!-- speed-table bf16 -->\nx\n<!-- /speed-table -->\n", rows)
+    bf16 = report.markdown([r for r in rows if r["dtype"] == "bf16"])
+    assert only == f"<!-- speed-table bf16 -->\n{bf16}\n<!-- /speed-table -->\n"
+    assert bf16 != table and "| fp32 |" not in only  # the marker's dtypes alone
 
 
 def test_the_docs_show_what_the_data_file_makes():
@@ -234,6 +239,10 @@ def test_the_docs_show_what_the_data_file_makes():
     assert report.update(text, records.read(data)) == text, (
         "docs/performance.md is out of date: rmsnorm-triton bench --report --update "
         "docs/performance.md")
+    readme = (records.ROOT / "README.md").read_text()
+    assert "<!-- speed-table bf16 -->" in readme
+    assert report.update(readme, records.read(data)) == readme, (
+        "README.md's speed table is out of date: rmsnorm-triton bench --report --update README.md")
 
 
 def test_the_committed_data_file_has_every_field_and_makes_the_readme_tables():

@@ -33,9 +33,9 @@ LONG = [(65536, torch.bfloat16, 2048), (131072, torch.float16, 1024), (262144, t
 def splits(n, dtype) -> bool:
     """The launch table walks rows of n elements of dtype with SPLIT, forward and backward (the
     one place here that knows where the tables live)."""
-    from rmsnorm_triton import heuristics
+    from rmsnorm_triton import tables
 
-    return heuristics.fwd_config(n, dtype).split and heuristics.bwd_config(n, dtype).split
+    return tables.fwd_config(n, dtype).split and tables.bwd_config(n, dtype).split
 
 
 # ---- the work, in the child process ---------------------------------------------------------

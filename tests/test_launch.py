@@ -9,7 +9,7 @@ import torch
 import triton
 import triton.language as tl
 
-from rmsnorm_triton import _triton, kernels, options, plan, rms_norm, split, tables
+from rmsnorm_triton import _triton, interpreted, kernels, options, plan, rms_norm, split, tables
 from rmsnorm_triton.kernels import meet
 from rmsnorm_triton.tables import Config
 
@@ -485,3 +485,29 @@ def test_a_refused_cooperative_launch_walks_the_rows_in_blocks(monkeypatch):
     (loop,) = [k for k in made if k.calls]
     assert not loop.opts.get("launch_cooperative_grid") and len(loop.calls) == 2
     assert not any(_arg(c, "SPLIT") for c in loop.calls), "the block loop, both calls"
+
+
+@pytest.mark.skipif(not interpreted(), reason="the interpreter's lock: CPU only")
+def test_threads_calling_at_once_under_the_interpreter():
+    """Triton's interpreter patches triton.language process-wide while a kernel runs: without
+    the library's lock, four threads calling at once fail or write wrong rows."""
+    import threading
+
+    g = torch.Generator().manual_seed(5)
+    x, w = torch.randn(64, 1000, generator=g), torch.randn(1000, generator=g)
+    want = rms_norm(x, w)
+    errors = []
+
+    def call():
+        try:
+            for _ in range(3):
+                assert torch.equal(rms_norm(x, w), want)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e)[:200])
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors

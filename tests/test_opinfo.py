@@ -38,11 +38,7 @@ SAMPLES = [(dtype, i, s) for dtype in FLOATS
 
 
 def _param(dtype, i, s):
-    marks = []
-    if s.kwargs.get("eps", 0.0) < 0:  # torch accepts any eps; ops.rms_norm asks for eps >= 0
-        marks = pytest.mark.xfail(raises=ValueError, strict=True,
-                                  reason="rms_norm refuses a negative eps, which torch accepts")
-    return pytest.param(dtype, s, id=_sample_id(dtype, i, s), marks=marks)
+    return pytest.param(dtype, s, id=_sample_id(dtype, i, s))
 
 
 def test_the_samples_cover_several_normalized_dims():

@@ -19,6 +19,7 @@ import inspect
 import os
 import re
 import subprocess
+import threading
 import warnings
 
 import torch
@@ -130,6 +131,11 @@ def simulate(compile_fn, stream=0):
         options.changed()
 
 
+# Triton's interpreter patches triton.language for the whole process while it runs a kernel, so
+# two threads interpreting at once corrupt each other: every interpreted launch holds this.
+INTERPRETER_LOCK = threading.RLock()
+
+
 def _same(t):
     return t
 
@@ -154,6 +160,7 @@ class Launch:
         self.arg = _same
         if interpreted():
             self.opts = {}
+            self.go = self._go_interpreted
             return
         ptxas = ptxas_path(kernel.name)
         if ptxas is not None:  # the PTX ISA that ptxas reads, named: it puts the choice into
@@ -180,6 +187,10 @@ class Launch:
         """Launches on a 1-D grid of grid0 programs (the fast path replaces this method)."""
         self.kernel.fn[(grid0,)](**dict(zip(self.kernel.names, call)), num_warps=self.num_warps,
                                  **self.opts)
+
+    def _go_interpreted(self, grid0: int, call: list, device_index: int = 0) -> None:
+        with INTERPRETER_LOCK:
+            Launch.go(self, grid0, call, device_index)
 
     def __call__(self, grid0: int, call: list, device_index: int = 0) -> None:
         self.go(grid0, call, device_index)

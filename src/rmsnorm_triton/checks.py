@@ -87,7 +87,7 @@ def validate(x, weight, eps, residual, offset, casting, out_dtype, residual_dtyp
         if residual.device != x.device:
             raise ValueError(f"residual is on {residual.device} but x is on {x.device}; "
                              "expected both on one device")
-    check_scalar("eps", eps, minimum=0.0)
+    check_scalar("eps", eps)  # any finite eps, as torch.nn.RMSNorm takes
     check_scalar("offset", offset)
     if casting not in CASTINGS:
         raise ValueError(f"casting is {casting!r}, expected one of {sorted(CASTINGS)}")

@@ -26,7 +26,7 @@ def rms_norm(x, weight=None, eps=1e-6, *, residual=None, prenorm=False, offset=0
     Args:
         x: (..., N) fp32, fp16, bf16 (or fp64, computed in fp64). Rows may be strided.
         weight: (N,) or None. Any of those dtypes, independent of x's.
-        eps: added to the mean square, >= 0.
+        eps: added to the mean square (any finite value, as torch takes).
         residual: same shape as x. With it, h = x + residual is normalized and returned.
         prenorm: also return h (h is x itself when there is no residual).
         offset: y = x_hat * (offset + weight); Gemma uses 1.0.

@@ -18,13 +18,12 @@ import contextlib
 import inspect
 import math
 import textwrap
-import threading
 
 import torch
 import triton
 import triton.language as tl
 
-from . import checks
+from . import _triton, checks
 from . import layernorm as LN
 from .kernels.forward import one_pass_rows
 from .kernels.loop import loop_row
@@ -41,9 +40,8 @@ MAX_SEED = 2**31 - 1
 MAX_VALUE = 1e6  # |x|, |w|: 256 * (1e6)^2 stays far from fp32's overflow
 DEFAULTS = {"rows": 4, "n": 10, "block_size": 4, "eps": 1e-6, "dtype": "fp32", "seed": 0,
             "norm": "rms"}
-# Launches are serialized: Triton's interpreter patches triton.language while it runs a kernel,
-# so two threads interpreting at once would corrupt each other.
-_LOCK = threading.Lock()
+# Launches are serialized by the lock every interpreted launch of the library holds.
+_LOCK = _triton.INTERPRETER_LOCK
 
 # Each step kind -> the statements of the shown function that it executes, as (loop, what):
 # loop is the index of the enclosing `for` (in source order; None: outside every loop), what is

@@ -273,11 +273,16 @@ def update(text: str, rows, gpu=None, commit=None) -> str:
     MARKERS) replaced by that table, freshly made from rows. ValueError where there is none."""
     found = False
     for name, make in MARKERS.items():
-        pattern = re.compile(rf"(<!-- {name} -->\n).*?(\n<!-- /{name} -->)", re.S)
-        if pattern.search(text):
-            table = make(rows, gpu, commit)
-            text = pattern.sub(lambda m: m[1] + table + m[2], text)
-            found = True
+        # `<!-- speed-table bf16 -->`: only those dtypes (comma-separated)
+        pattern = re.compile(rf"(<!-- {name}(?: ([\w,]+))? -->\n).*?(\n<!-- /{name} -->)", re.S)
+
+        def fill(m, make=make):
+            keep = m[2].split(",") if m[2] else None
+            picked = [r for r in rows if keep is None or r["dtype"] in keep]
+            return m[1] + make(picked, gpu, commit) + m[3]
+
+        text, count = pattern.subn(fill, text)
+        found |= count > 0
     if not found:
         raise ValueError("no <!-- speed-table --> ... <!-- /speed-table --> (or latency-table) "
                          "lines to fill")
