@@ -98,6 +98,19 @@ def test_residual_casting_no_weight(device, gen, casting, offset, mode):
     check(x, None, _scale(scale, device), residual=r, casting=casting, offset=offset, **kw)
 
 
+def test_inputs_that_need_grad(device, gen):
+    """Inference only: inputs that require grad give the same bits, and outputs with none."""
+    x = randn((4, 256), torch.bfloat16, device, gen)
+    r = randn((4, 256), torch.bfloat16, device, gen)
+    w = randn((256,), torch.bfloat16, device, gen)
+    plain = rms_norm_fp8(x, w, residual=r)
+    grad = rms_norm_fp8(x.requires_grad_(), w.requires_grad_(), residual=r.requires_grad_())
+    for a, b in zip(plain, grad):
+        assert not b.requires_grad and torch.equal(a.view(torch.uint8) if a.element_size() == 1
+                                                   else a, b.view(torch.uint8)
+                                                   if b.element_size() == 1 else b)
+
+
 def test_inplace_residual(device, gen):
     x = randn((5, 256), torch.bfloat16, device, gen)
     r = randn((5, 256), torch.bfloat16, device, gen)
@@ -237,6 +250,7 @@ def test_errors(device, gen):
         (dict(scale="group", group_size=48), ValueError, "group_size is 48, expected a power"),
         (dict(scale="group", group_size=2048), ValueError, "group_size is 2048, expected a"),
         (dict(scale="tensor"), ValueError, "scale is 'tensor', expected"),
+        (dict(scale=[0.5]), ValueError, r"scale is \[0.5\], expected"),
         (dict(scale=torch.tensor([1.0, 2.0], device=device)), ValueError,
          r"scale is a tensor of shape \(2,\)"),
         (dict(scale=torch.tensor([1.0], dtype=torch.float16, device=device)), ValueError,

@@ -214,7 +214,11 @@ def rms_norm_fp8(x, weight=None, eps=1e-6, *, residual=None, scale="token", grou
     static = isinstance(scale, torch.Tensor)
     key = _key(x, weight, residual, scale, eps, offset, casting, "static" if static else scale,
                group_size, ue8m0, scale_layout, fp8_dtype, scale_ub, inplace_residual)
-    if key is None or key not in PLANS:  # a signature seen before passed these checks
+    try:
+        seen = key is not None and key in PLANS  # a signature seen before passed the checks
+    except TypeError:  # an unhashable argument: the checks say what is wrong
+        key, seen = None, False
+    if not seen:
         mode = _check(x, weight, eps, residual, offset, casting, scale, group_size, ue8m0,
                       scale_layout, fp8_dtype, scale_ub, inplace_residual)
         if torch.compiler.is_compiling():
@@ -228,10 +232,9 @@ def rms_norm_fp8(x, weight=None, eps=1e-6, *, residual=None, scale="token", grou
                 q, s, h = torch.ops.rmsnorm_triton.fwd_fp8(*args)
             s = scale if static else s
             return (q, s) if residual is None else (q, s, h)
-    with torch.no_grad():
-        q, h, s = _run(x, weight, residual, scale, eps, offset, casting,
-                       "static" if static else scale, group_size, ue8m0, scale_layout, fp8_dtype,
-                       scale_ub, inplace_residual, key)
+    q, h, s = _run(x, weight, residual, scale, eps, offset, casting,  # (no autograd: the
+                   "static" if static else scale, group_size, ue8m0,  # kernel's outputs are
+                   scale_layout, fp8_dtype, scale_ub, inplace_residual, key)  # new tensors)
     return (q, s) if residual is None else (q, s, h)
 
 
