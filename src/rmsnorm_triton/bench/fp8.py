@@ -21,7 +21,10 @@ from ..reference import llama_rms_norm, quantize_fp8_ref, rms_norm_ref
 MODES = ("static", "token", "group")
 OPS = tuple(f"fp8_{m}{r}" for m in MODES for r in ("", "_residual"))
 GROUP = 128
-STATIC_SCALE = 0.01  # |y| of N(0, 1) rows times w ~ 1 + 0.5 N(0, 1) stays below 4.48
+# The static scale: a power of two (1/s exact, as a calibrated model's might not be) large
+# enough that nothing saturates: 2^26 elements of N(0, 1) stay below ~6 and w ~ 1 + 0.5 N(0, 1)
+# below ~3.2, so |y| / s < 20 * 16 = 320 < 448 (a saturated element would fail the check)
+STATIC_SCALE = 1 / 16
 FP8 = torch.float8_e4m3fn
 
 
