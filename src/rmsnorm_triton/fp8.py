@@ -106,18 +106,26 @@ class Quant:
         self.named = dict(QUANT=MODES[mode], GROUP=group_size, UE8M0=ue8m0,
                           SCALE_LAYOUT=LAYOUTS[scale_layout], scale_ub=scale_ub)
 
+        self._shapes = {}  # x's shape -> the scales' (row-major layouts: one allocation a call)
+
     def scales(self, x):
         """A new tensor for x's dynamic scales; None for a static scale (the caller's)."""
         if self.mode == "static":
             return None
+        shape = self._shapes.get(x.shape)
+        if shape is not None:
+            return torch.empty(shape, dtype=torch.float32, device=x.device)
         n = x.shape[-1]
         m = x.numel() // n if n else 0
-        return _scales(m, n, x.shape, self.mode, self.group, self.layout, x.device)
+        s = _scales(m, n, x.shape, self.mode, self.group, self.layout, x.device)
+        if s.is_contiguous() and len(self._shapes) < 64:
+            self._shapes[x.shape] = s.shape
+        return s
 
 
-def _run(x, weight, residual, scale, eps, offset, casting, mode, group_size, ue8m0,
-         scale_layout, fp8_dtype, scale_ub, inplace_residual=False, key=None):
-    """(q, scales, h or None) by the launch plan of this signature (made here on a miss)."""
+def _plan(x, weight, residual, eps, offset, casting, mode, group_size, ue8m0, scale_layout,
+          fp8_dtype, scale_ub, inplace_residual, key):
+    """The launch plan of this signature (made and remembered here on a miss)."""
     p = PLANS.get(key) if key is not None else None
     if p is None:
         quant = Quant(mode, group_size, ue8m0, scale_layout, scale_ub, inplace_residual)
@@ -127,10 +135,15 @@ def _run(x, weight, residual, scale, eps, offset, casting, mode, group_size, ue8
             raise ValueError("inplace_residual needs a residual whose rows view as (M, N) with "
                              "unit stride; got a layout that would need a copy")
         plan.remember(key, p)
+    return p
+
+
+def _run(p, x, weight, residual, scale, inplace_residual):
+    """(q, h or None, scales) by plan p; scale: the static one, else None."""
     if inplace_residual and overlap(x, residual):
         raise ValueError("x and residual share memory; inplace_residual needs two separate "
                          "tensors")
-    return p(x, weight, residual, scale if mode == "static" else None)
+    return p(x, weight, residual, scale)
 
 
 # ---- torch.library: what torch.compile sees -------------------------------------------------
@@ -139,10 +152,11 @@ def _fp8_op(x: torch.Tensor, weight: Optional[torch.Tensor], residual: Optional[
             scale: Optional[torch.Tensor], eps: float, offset: float, casting: str, quant: str,
             group_size: int, ue8m0: bool, scale_layout: str, fp8_dtype: torch.dtype,
             scale_ub: Optional[float]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    q, h, s = _run(x, weight, residual, scale, eps, offset, casting, quant, group_size, ue8m0,
-                   scale_layout, fp8_dtype, scale_ub, key=_key(x, weight, residual, scale, eps,
-                   offset, casting, quant, group_size, ue8m0, scale_layout, fp8_dtype, scale_ub,
-                   "op"))
+    p = _plan(x, weight, residual, eps, offset, casting, quant, group_size, ue8m0, scale_layout,
+              fp8_dtype, scale_ub, False, _key(x, weight, residual, eps, offset, casting, scale,
+                                               quant, group_size, ue8m0, scale_layout,
+                                               fp8_dtype, scale_ub, "op"))
+    q, h, s = _run(p, x, weight, residual, scale, False)
     s = x.new_empty(_EMPTY, dtype=torch.float32) if quant == "static" else s
     return q, s, (h if h is not None else x.new_empty(_EMPTY))
 
@@ -169,10 +183,11 @@ def _fp8_inplace_op(x: torch.Tensor, weight: Optional[torch.Tensor], residual: t
                     quant: str, group_size: int, ue8m0: bool, scale_layout: str,
                     fp8_dtype: torch.dtype,
                     scale_ub: Optional[float]) -> tuple[torch.Tensor, torch.Tensor]:
-    q, _, s = _run(x, weight, residual, scale, eps, offset, casting, quant, group_size, ue8m0,
-                   scale_layout, fp8_dtype, scale_ub, True, _key(
-                       x, weight, residual, scale, eps, offset, casting, quant, group_size,
-                       ue8m0, scale_layout, fp8_dtype, scale_ub, "op in place"))
+    p = _plan(x, weight, residual, eps, offset, casting, quant, group_size, ue8m0, scale_layout,
+              fp8_dtype, scale_ub, True, _key(x, weight, residual, eps, offset, casting, scale,
+                                              quant, group_size, ue8m0, scale_layout, fp8_dtype,
+                                              scale_ub, "op in place"))
+    q, _, s = _run(p, x, weight, residual, scale, True)
     return q, (s if quant != "static" else x.new_empty(_EMPTY, dtype=torch.float32))
 
 
@@ -212,13 +227,13 @@ def rms_norm_fp8(x, weight=None, eps=1e-6, *, residual=None, scale="token", grou
         (q, s), plus h when residual is given (h is residual itself with inplace_residual).
     """
     static = isinstance(scale, torch.Tensor)
-    key = _key(x, weight, residual, scale, eps, offset, casting, "static" if static else scale,
+    key = _key(x, weight, residual, eps, offset, casting, scale, "static" if static else scale,
                group_size, ue8m0, scale_layout, fp8_dtype, scale_ub, inplace_residual)
     try:
-        seen = key is not None and key in PLANS  # a signature seen before passed the checks
-    except TypeError:  # an unhashable argument: the checks say what is wrong
-        key, seen = None, False
-    if not seen:
+        p = PLANS.get(key) if key is not None else None  # a signature seen before passed the
+    except TypeError:  # checks; an unhashable argument: the checks say what is wrong
+        key = p = None
+    if p is None:
         mode = _check(x, weight, eps, residual, offset, casting, scale, group_size, ue8m0,
                       scale_layout, fp8_dtype, scale_ub, inplace_residual)
         if torch.compiler.is_compiling():
@@ -232,15 +247,14 @@ def rms_norm_fp8(x, weight=None, eps=1e-6, *, residual=None, scale="token", grou
                 q, s, h = torch.ops.rmsnorm_triton.fwd_fp8(*args)
             s = scale if static else s
             return (q, s) if residual is None else (q, s, h)
-    q, h, s = _run(x, weight, residual, scale, eps, offset, casting,  # (no autograd: the
-                   "static" if static else scale, group_size, ue8m0,  # kernel's outputs are
-                   scale_layout, fp8_dtype, scale_ub, inplace_residual, key)  # new tensors)
+        p = _plan(x, weight, residual, eps, offset, casting, mode, group_size, ue8m0,
+                  scale_layout, fp8_dtype, scale_ub, inplace_residual, key)
+    q, h, s = _run(p, x, weight, residual, scale if static else None, inplace_residual)
     return (q, s) if residual is None else (q, s, h)
 
 
-def _key(x, weight, residual, scale, eps, offset, casting, mode, *rest):
-    """The call's signature (plan.key): the static scale's dtype, shape and device too."""
-    k = plan.key(x, weight, residual, eps, offset, casting, "fp8", mode, *rest)
-    if k is None or not isinstance(scale, torch.Tensor):
-        return k
-    return k + (scale.dtype, scale.shape, scale.get_device())
+def _key(x, weight, residual, eps, offset, casting, scale, *rest):
+    """The call's signature (plan.key, with the FP8 arguments); a static scale's dtype, shape
+    and device too (a replay skips the checks)."""
+    return plan.key(x, weight, residual, eps, offset, casting, "fp8", *rest, (
+        scale.dtype, scale.shape, scale.get_device()) if isinstance(scale, torch.Tensor) else None)
