@@ -25,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 
-os.environ.pop("TRITON_INTERPRET", None)  # compile for real even where rmsnorm_triton would not
+# compile for real even where rmsnorm_triton would interpret: "0", not unset, because importing
+# rmsnorm_triton (tables, for --table and --same-as) sets an unset one to "1" on a CPU machine
+os.environ["TRITON_INTERPRET"] = "0"
 
 import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
@@ -68,12 +70,15 @@ def kernels_at(rev):
 
 
 def compile_one(fn, types, consts, num_warps, maxnreg=0):
-    sig = {p.name: ("constexpr" if p.is_constexpr else types[p.name]) for p in fn.params}
-    cx = {(i,): consts[p.name] for i, p in enumerate(fn.params) if p.is_constexpr}
+    # a parameter named in neither dict takes its default (as the launcher leaves it): a
+    # constexpr's value, or None for an optional pointer or scalar (FP8's SCALE, scale_ub)
+    fixed = [p for p in fn.params if p.is_constexpr or p.name not in types]
+    sig = {p.name: ("constexpr" if p in fixed else types[p.name]) for p in fn.params}
+    cx = {(i,): consts.get(p.name, p.default) for i, p in enumerate(fn.params) if p in fixed}
     # As the launcher's tensors and sizes are (16-byte aligned pointers, strides and N % 16 == 0):
     # without this, loads are not vectorized and the register counts mean little.
     div = {(i,): [["tt.divisibility", 16]] for i, p in enumerate(fn.params)
-           if not p.is_constexpr and (types[p.name].startswith("*") or types[p.name] == "i32")
+           if p not in fixed and (types[p.name].startswith("*") or types[p.name] == "i32")
            and p.name not in ("M", "NUM_GROUPS", "NUM_PROGS", "EPOCH")}
     src = triton.compiler.ASTSource(fn=fn, signature=sig, constexprs=cx, attrs=div)
     opts = {"num_warps": num_warps, **({"maxnreg": maxnreg} if maxnreg else {})}

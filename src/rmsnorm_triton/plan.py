@@ -128,15 +128,21 @@ class _Plan:
 class FwdPlan(_Plan):
     """rms_norm_fwd's launch for one signature: plan(x, weight, residual) -> (y, h, rstd), y
     and h in x's shape (h None without a residual), rstd (M,) or None. inplace: y and h are x
-    and residual themselves (fused_add_rms_norm_)."""
+    and residual themselves (fused_add_rms_norm_).
+
+    quant (fp8.Quant; out_dtype FP8): y is quantized by the kernel's FP8 epilogue, and the
+    third output is the scales (quant.scales(x); the static scale, passed as plan(..., scale),
+    when it makes none). quant.h_inplace: h is written into the residual itself."""
 
     def __init__(self, x, *args, **kw):
         with on_device(x):
             self._build(x, *args, **kw)
 
     def _build(self, x, weight, residual, eps, offset, casting, out_dtype, h_dtype, store_rstd,
-               inplace=False, config=None, no_split=False):
+               inplace=False, config=None, no_split=False, quant=None):
         self._spec = (eps, offset, casting, out_dtype, h_dtype, store_rstd, inplace, config)
+        self.quant = quant
+        self.h_inplace = quant is not None and quant.h_inplace
         n = x.shape[-1]
         x2 = rows_view(x, n)
         r2 = rows_view(residual, n) if residual is not None else None
@@ -168,7 +174,8 @@ class FwdPlan(_Plan):
             cfg = tables.with_rows(cfg, m, sms)  # spread them over the SMs
         chunks = cdiv(n, cfg.block_n)
         split = (cfg.split and not _triton.interpreted() and acc == torch.float32
-                 and opts.split and not no_split)
+                 and opts.split and not no_split
+                 and (quant is None or quant.splits))  # (FP8 per token: the block loop)
         named = dict(
             X=x2, R=r2 if r2 is not None else x2, W=w if w is not None else x2, Y=y,
             H=h if h is not None else x2, RSTD=rstd if rstd is not None else x2, PART=x2,
@@ -186,6 +193,10 @@ class FwdPlan(_Plan):
             PDL=tables.pdl_enabled(x2.device))
         if inplace:
             named.update(stride_y=x2.stride(0), stride_h=r2.stride(0))
+        if quant is not None:
+            s = quant.scales(x)
+            named.update(quant.named, SCALE=s if s is not None else x2.new_empty(1, dtype=acc),
+                         stride_h=r2.stride(0) if self.h_inplace else named["stride_h"])
         gs = None
         if split:
             named["PART"], named["EPOCH"] = slots(m, chunks, x2.device)
@@ -200,7 +211,8 @@ class FwdPlan(_Plan):
             self.grid = cdiv(m, cfg.block_m) if named["ONE_PASS"] else m
             maxnreg = cfg.maxnreg if cfg.one_pass else 0
             self.launch = _triton.Launch(FWD, FWD.positional(named), cfg.num_warps, maxnreg)
-        self._bind(FWD, named, ("X", "R", "W", "Y", "H", "RSTD", "PART"))
+        self._bind(FWD, named, ("X", "R", "W", "Y", "H", "RSTD", "PART")
+                   + (("SCALE",) if quant is not None else ()))
         self.go, self.arg = self.launch.go, self.launch.arg
         self.i_epoch = FWD.index["EPOCH"]
 
@@ -210,25 +222,29 @@ class FwdPlan(_Plan):
         if self.inplace:
             return x, residual, rstd
         return (torch.empty(x.shape, dtype=self.y_dtype, device=self.where),
-                torch.empty(x.shape, dtype=self.h_dtype, device=self.where)
+                residual if self.h_inplace else torch.empty(x.shape, dtype=self.h_dtype,
+                                                             device=self.where)
                 if self.h_dtype is not None else None, rstd)
 
-    def __call__(self, x, weight, residual):
+    def __call__(self, x, weight, residual, scale=None):
         if self.current is not None and self.current() != self.dev:  # kernels load per device:
             with torch.cuda.device(self.dev):  # launch on the tensors'
-                return self(x, weight, residual)
+                return self(x, weight, residual, scale)
         if self.inplace:
             y, h = x, residual
         else:
             y = torch.empty_like(x) if self.y_like else torch.empty(x.shape, dtype=self.y_dtype,
                                                                     device=self.where)
-            h = None if self.h_dtype is None else torch.empty_like(x) if self.h_like else \
+            h = None if self.h_dtype is None else residual if self.h_inplace else \
+                torch.empty_like(x) if self.h_like else \
                 torch.empty(x.shape, dtype=self.h_dtype, device=self.where)
         rstd = torch.empty(self.m, dtype=self.acc, device=self.where) if self.store_rstd else None
+        if self.quant is not None:  # FP8: the scales stand where rstd would
+            rstd = scale if scale is not None else self.quant.scales(x)
         if not self.m:
             return y, h, rstd
         arg = self.arg
-        ix, ir, iw, iy, ih, irs, ip = self.index
+        ix, ir, iw, iy, ih, irs, ip = self.index[:7]
         call = self.template.copy()
         call[ix] = xa = arg(rows_view(x, self.n) if self.x_view else x)
         call[ir] = xa if residual is None else arg(
@@ -237,6 +253,8 @@ class FwdPlan(_Plan):
         call[iy] = arg(y)
         call[ih] = xa if h is None else arg(h)
         call[irs] = xa if rstd is None else arg(rstd)
+        if self.quant is not None:
+            call[self.index[7]] = call[irs]
         if not self.chunks:
             call[ip] = xa
             self.go(self.grid, call, self.dev)

@@ -67,7 +67,7 @@ _LN_STEPS = {
 # The constexprs of the traced launches (one_pass_rows / loop_row / layer_norm_fwd's): the
 # branches they decide are the ones the page highlights.
 _RMS_CONSTS = dict(HAS_W=True, HAS_R=False, STORE_RSTD=True, W_FIRST=False, W_NATIVE=False,
-                   TRACE=True, CASTING=1)
+                   TRACE=True, CASTING=1, QUANT=0)
 _LN_CONSTS = dict(HAS_W=True, HAS_B=False, TRACE=True)
 
 

@@ -4,6 +4,7 @@ Bytes are the fewest a kernel must move (each tensor read or written once; weigh
     fwd           x, w read; y written                   (2 MN + N) * size
     bwd           x, dy, w read; dx, dw written          (3 MN + 2N) * size
     fwd_residual  x, r, w read; y, h written             (4 MN + N) * size
+    fp8_*         bench/fp8.py
 (The latency runs are forwards.) rstd, which a backward may read, is left out: it can be
 recomputed, so it is not a byte the job must move.
 """
@@ -11,6 +12,7 @@ recomputed, so it is not a byte the job must move.
 import torch
 
 from ..testing import max_scaled_error
+from . import fp8
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 EPS = 1e-6
@@ -23,9 +25,14 @@ WRONG_AT = 4.0
 # op: (M x N tensors, N-vectors) each read or written once
 MOVED = {"fwd": (2, 1), "bwd": (3, 2), "fwd_residual": (4, 1), "latency": (2, 1),
          "latency_graph": (2, 1)}
+# latency kinds: the op each one times (FP8: bench/fp8.py counts its bytes)
+LATENCY = {"latency": "fwd", "latency_graph": "fwd", "fp8_latency": "fp8_token",
+           "fp8_latency_graph": "fp8_token"}
 
 
 def min_bytes(op: str, m: int, n: int, dtype: torch.dtype) -> int:
+    if op.startswith("fp8"):
+        return fp8.min_bytes(LATENCY.get(op, op), m, n, dtype)
     tensors, vectors = MOVED[op]
     return (tensors * m * n + vectors * n) * torch.empty((), dtype=dtype).element_size()
 
@@ -37,7 +44,7 @@ def make_inputs(op, m, n, dtype, device, seed):
     g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + m * 7919 + n)
     rnd = lambda *shape: torch.randn(*shape, generator=g, device=device, dtype=dtype)  # noqa: E731
     t = {"x": rnd(m, n), "w": 1 + 0.5 * rnd(n)}
-    if op == "fwd_residual":
+    if op == "fwd_residual" or op.startswith("fp8") and op.endswith("_residual"):
         t["r"] = rnd(m, n)
     if op == "bwd":
         t["dy"] = rnd(m, n)
@@ -48,6 +55,8 @@ def reference(op, t) -> dict:
     """float64 results for the inputs t, computed on their device (reference.rms_norm_ref)."""
     from ..reference import rms_norm_ref
 
+    if op.startswith("fp8"):
+        return fp8.reference(op, t)
     if op == "bwd":
         x = t["x"].double().requires_grad_(True)
         w = t["w"].double().requires_grad_(True)
@@ -61,6 +70,8 @@ def reference(op, t) -> dict:
 
 def check(op, out, ref, t) -> float:
     """The largest scaled error over a provider's outputs, after checking their dtypes."""
+    if op.startswith("fp8"):
+        return fp8.check(op, out, ref, t)
     names = {"fwd": ("y",), "latency": ("y",), "fwd_residual": ("y", "h"), "bwd": ("dx", "dw")}[op]
     outs = (out,) if len(names) == 1 else tuple(out)
     if len(outs) != len(names):

@@ -26,9 +26,11 @@ import torch
 
 from . import providers as P
 from . import records, report, timing
-from .cases import DTYPES, EPS, WRONG_AT, check, make_inputs, min_bytes, reference
+from .cases import DTYPES, EPS, LATENCY, WRONG_AT, check, make_inputs, min_bytes, reference
+from .fp8 import OPS as FP8_OPS
 
-OPS = ("fwd", "bwd", "fwd_residual", "latency")
+OPS = ("fwd", "bwd", "fwd_residual", "latency") + FP8_OPS + ("fp8_latency",)
+PLAIN_OPS = ("fwd", "bwd", "fwd_residual", "latency")  # a run without --ops (FP8: opt in)
 DEFAULTS = {  # device type: what a plain run measures
     "cuda": dict(sizes=[512 << i for i in range(10)], mn=2**26, latency_m=[1, 8, 32, 256, 4096],
                  latency_n=4096, copy_mib=512, rep_ms=100),
@@ -79,8 +81,9 @@ def parser() -> argparse.ArgumentParser:
                    "has changes; give it where the tree has no .git)")
     p.add_argument("--providers", type=_list(str, P.NAMES), default=list(P.NAMES),
                    help=f"comma-separated, from {','.join(P.NAMES)} (default all)")
-    p.add_argument("--ops", type=_list(str, OPS), default=list(OPS),
-                   help=f"comma-separated, from {','.join(OPS)} (default all)")
+    p.add_argument("--ops", type=_list(str, OPS), default=list(PLAIN_OPS),
+                   help=f"comma-separated, from {','.join(OPS)} (default "
+                   f"{','.join(PLAIN_OPS)})")
     p.add_argument("--dtypes", type=_list(str, DTYPES), help="default bf16,fp16,fp32 "
                    "(the latency runs use the first)")
     p.add_argument("--sizes", type=_list(parse_int), help="N values (default 512,1K,...,256K)")
@@ -206,7 +209,7 @@ class Run:
     def _attempt(self, p, op, t, refs, dtype, new_shape, t2=None):
         if new_shape:
             p.setup()
-        kind = "fwd" if op.startswith("latency") else op
+        kind = LATENCY.get(op, op)
         fn = p.prepare(kind, t["x"], t["w"], EPS, r=t.get("r"), dy=t.get("dy"))
         out = fn()
         timing.sync(self.dev)
@@ -215,9 +218,9 @@ class Run:
         if not err <= WRONG_AT:
             why = "" if math.isfinite(err) else " (NaN or inf where the reference is finite)"
             return "wrong", None, err, f"error {err:.3g}x the {dtype} tolerance{why}"
-        if op == "latency":
+        if op in ("latency", "fp8_latency"):
             ms = timing.eager_ms_per_call(fn, self.dev)
-        elif op == "latency_graph":
+        elif op in ("latency_graph", "fp8_latency_graph"):
             ms = timing.graph_ms_per_call(fn)
         else:
             if t2 is not None:
@@ -239,7 +242,7 @@ class Run:
             self.doing(f"{kinds[0]} {dtype} M={m} N={report.fmt_n(n)}: inputs, float64")
             t = make_inputs(op, m, n, DTYPES[dtype], self.dev, self.opts.seed)
             refs = reference(op, t)
-            if kinds[0] in ("fwd", "bwd", "fwd_residual"):
+            if kinds[0] not in LATENCY:
                 t2 = make_inputs(op, m, n, DTYPES[dtype], self.dev, self.opts.seed + 1)
         except Exception as e:  # noqa: BLE001 - e.g. out of memory: every provider skips it
             _settle(self.dev)
@@ -258,7 +261,8 @@ class Run:
         self.record("copy", "copy", "fp32", nbytes // 8 // 4096, 4096, ms=ms, nbytes=nbytes)
         self.copy_gbps = self.records[-1]["gbps"]
         loaded = []
-        for p in providers:
+        wanted = {LATENCY.get(op, op) for op in opts.ops}
+        for p in [p for p in providers if wanted & set(p.ops)]:  # (FP8's only for FP8 cells)
             try:
                 p.load()
                 loaded.append(p)
@@ -266,16 +270,17 @@ class Run:
                 self.record(p.name, "import", None, 0, 0, "missing", note=_why(e))
         if self.live is not None:
             self.live.set_total(count(opts, loaded))
-        for op in [o for o in opts.ops if o != "latency"]:
+        for op in [o for o in opts.ops if o not in LATENCY]:
             for dtype in opts.dtypes:
                 for n in opts.sizes:
                     who = [p for p in loaded if op in p.ops]
                     if opts.mn // n >= 1 and who:
                         self.cell(op, dtype, opts.mn // n, n, who)
-        if "latency" in opts.ops:
-            kinds = ["latency", "latency_graph"] if self.dev.type == "cuda" else ["latency"]
+        for lat in [o for o in ("latency", "fp8_latency") if o in opts.ops]:
+            kinds = [lat, lat + "_graph"] if self.dev.type == "cuda" else [lat]
+            who = [p for p in loaded if LATENCY[lat] in p.ops]
             for m in opts.latency_m:
-                self.cell("fwd", opts.dtypes[0], m, opts.latency_n, loaded, kinds)
+                self.cell(LATENCY[lat], opts.dtypes[0], m, opts.latency_n, who, kinds)
         return self.records
 
 
@@ -307,10 +312,11 @@ def _settle(dev):
 
 
 def count(opts, providers) -> int:
-    steps = sum(1 for op in opts.ops if op != "latency" for _ in opts.dtypes for n in opts.sizes
-                for p in providers if op in p.ops and opts.mn // n >= 1)
-    if "latency" in opts.ops:
-        steps += len(opts.latency_m) * len(providers) * (2 if opts.device == "cuda" else 1)
+    steps = sum(1 for op in opts.ops if op not in LATENCY for _ in opts.dtypes
+                for n in opts.sizes for p in providers if op in p.ops and opts.mn // n >= 1)
+    for lat in [o for o in ("latency", "fp8_latency") if o in opts.ops]:
+        who = [p for p in providers if LATENCY[lat] in p.ops]
+        steps += len(opts.latency_m) * len(who) * (2 if opts.device == "cuda" else 1)
     return steps
 
 

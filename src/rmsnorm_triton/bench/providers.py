@@ -8,6 +8,8 @@
     liger           Liger-Kernel: liger_kernel.ops.LigerRMSNormFunction (Llama casting, its default
                     in-place backward) and LigerFusedAddRMSNormFunction
     quack           Quack: quack.rmsnorm.rmsnorm(x, w), rmsnorm(x, w, residual=r, prenorm=True)
+    fp8_*, flashinfer   the FP8 cells' own providers (bench/fp8.py); rmsnorm_triton runs
+                    those cells with rms_norm_fp8
 
 Each provider's `load()` imports what it needs and raises if it can't; the harness records the
 error and moves on. Weights are in x's dtype (as in a bf16 model), eps = 1e-6, Llama casting.
@@ -16,6 +18,7 @@ error and moves on. Weights are in x's dtype (as in a bf16 model), eps = 1e-6, L
 import torch
 
 from ..reference import llama_rms_norm
+from . import fp8
 
 
 def _add_norm(x, r, w, eps):
@@ -70,11 +73,21 @@ class Provider:
 
 class RmsnormTriton(Provider):
     name = "rmsnorm_triton"
+    ops = Provider.ops + fp8.OPS
 
     def load(self):
         from .. import rms_norm
+        from ..fp8 import rms_norm_fp8
 
-        self._f = rms_norm
+        self._f, self._fp8 = rms_norm, rms_norm_fp8
+
+    def prepare(self, op, x, w, eps, r=None, dy=None):
+        if op in fp8.OPS:
+            return fp8._Fp8.prepare(self, op, x, w, eps, r)
+        return super().prepare(op, x, w, eps, r, dy)
+
+    def fp8(self, mode, x, w, eps, r, scale):
+        return self._fp8(x, w, eps, residual=r, scale=scale, group_size=fp8.GROUP)
 
     def fwd(self, x, w, eps):
         return self._f(x, w, eps)
@@ -166,7 +179,7 @@ class Quack(Provider):
         return self._f(x, w, residual=r, eps=eps, prenorm=True)
 
 
-ALL = (RmsnormTriton, TorchEager, TorchNative, TorchCompile, Liger, Quack)
+ALL = (RmsnormTriton, TorchEager, TorchNative, TorchCompile, Liger, Quack) + fp8.ALL
 NAMES = tuple(p.name for p in ALL)
 
 

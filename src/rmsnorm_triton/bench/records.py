@@ -4,7 +4,7 @@
     gpu  provider_version  torch  triton  cuda  driver  commit  date
 
 op is fwd, bwd, fwd_residual, latency (eager, wall clock per call), latency_graph (per call
-replayed in a CUDA graph), copy (the copy bandwidth of the run: the ceiling) or import (a
+replayed in a CUDA graph), fp8_* (bench/fp8.py), copy (the copy bandwidth of the run: the ceiling) or import (a
 provider that did not import). status is ok, wrong (error > WRONG_AT: reported, not timed),
 failed (it raised: note holds the exception) or missing (note holds the import error).
 copy_gbps is the ceiling measured in the same run, so pct_copy = 100 * gbps / copy_gbps on every
@@ -26,6 +26,10 @@ INTS = ("M", "N", "bytes")
 FLOATS = ("ms", "gbps", "pct_copy", "copy_gbps", "error")
 THROUGHPUT_OPS = ("fwd", "bwd", "fwd_residual")
 LATENCY_OPS = ("latency", "latency_graph")
+# FP8 output (bench/fp8.py): rows of their own, kept out of the README's tables and plots
+FP8_THROUGHPUT_OPS = tuple(f"fp8_{m}{r}" for m in ("static", "token", "group")
+                           for r in ("", "_residual"))
+FP8_LATENCY_OPS = ("fp8_latency", "fp8_latency_graph")
 
 ROOT = Path(__file__).resolve().parents[3]  # the checkout, when the package runs from src/
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from . import records as R
-from .records import LATENCY_OPS, THROUGHPUT_OPS
+from .records import FP8_LATENCY_OPS, FP8_THROUGHPUT_OPS, LATENCY_OPS, THROUGHPUT_OPS
 
 
 # ---- showing records ---------------------------------------------------------------------------
@@ -32,7 +32,7 @@ def line(r) -> str:
     if r["status"] != "ok":
         err = f" error {r['error']:.3g}x tol" if r["error"] is not None else ""
         return f"{head} {r['status'].upper()}{err}: {r['note']}"
-    if r["op"] in LATENCY_OPS:
+    if r["op"] in LATENCY_OPS + FP8_LATENCY_OPS:
         return f"{head} {r['ms'] * 1e3:9.2f} us/call   error {r['error']:.2f}"
     pct = f"{r['pct_copy']:6.1f}% of copy" if r["pct_copy"] is not None else ""
     err = f"   error {r['error']:.2f}" if r["error"] is not None else ""
@@ -98,23 +98,24 @@ def summary(records) -> str:
         out.append(f"copy bandwidth: {c['gbps']:.4g} GB/s on {c['gpu']} (read + write of "
                    f"{c['bytes'] / 2**21:.0f} MiB, median; run of {c['date']}): cells below are "
                    "% of the copy bandwidth of their own run")
-    for op in THROUGHPUT_OPS:
+    for op in THROUGHPUT_OPS + FP8_THROUGHPUT_OPS:
         for dtype in _ordered({r["dtype"] for r in records if r["op"] == op}):
             rows = [r for r in records if r["op"] == op and r["dtype"] == dtype]
             ns = sorted({r["N"] for r in rows})
             out.append(_table(f"{op} {dtype}: % of copy", rows, ns, fmt_n, "N", _pct_cell))
-    for op in LATENCY_OPS:
+    for op in LATENCY_OPS + FP8_LATENCY_OPS:
         for dtype in _ordered({r["dtype"] for r in records if r["op"] == op}):
             rows = [r for r in records if r["op"] == op and r["dtype"] == dtype]
             ms_ = sorted({r["M"] for r in rows})
             n = rows[0]["N"]
-            what = "eager, wall clock" if op == "latency" else "replayed in a CUDA graph"
+            what = "replayed in a CUDA graph" if op.endswith("_graph") else "eager, wall clock"
             out.append(_table(f"{op} {dtype} N={fmt_n(n)}: us per call ({what})", rows, ms_, str,
                               "M", _us_cell))
     bad = {}  # (provider, status, note) -> the cases it happened in
     for r in records:
         if r["status"] != "ok":
-            size = f"M={r['M']}" if r["op"] in LATENCY_OPS else f"N={fmt_n(r['N'])}"
+            size = (f"M={r['M']}" if r["op"] in LATENCY_OPS + FP8_LATENCY_OPS
+                    else f"N={fmt_n(r['N'])}")
             where = "" if r["op"] == "import" else f"{r['op']} {r['dtype']} {size}"
             bad.setdefault((r["provider"], r["status"], r["note"]), []).append(where)
     if bad:

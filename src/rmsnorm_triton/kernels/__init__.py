@@ -5,6 +5,7 @@
     meet.py       SPLIT's meeting: publish / poll / total through epoch-tagged slots, counters
     loop.py       the block loop: long rows walked in blocks, and what the visualizer traces
     backward.py   rms_norm_bwd + dw_reduce (deterministic, no atomics)
+    quant.py      the forward's FP8 epilogue (QUANT): static, per-token, per-group scales
 """
 
 from .backward import dw_reduce, rms_norm_bwd

@@ -15,6 +15,11 @@ Chosen per (N, dtype) by tables.py:
   at run time past each program's first four (DYNAMIC: programs drift apart over a call and the
   last would finish alone).
 - otherwise: the block loop (kernels/loop.py), the row walked block by block twice.
+
+QUANT (kernels/quant.py): y is quantized to FP8 where it would be stored (Y is then the FP8
+output, SCALE the scales), in every walk; SPLIT only with a static or per-group scale (each
+chunk holds whole groups): per token, a row's scale would need a second meeting of its programs,
+so the launcher walks those rows with the block loop.
 """
 
 import triton
@@ -22,6 +27,7 @@ import triton.language as tl
 
 from .common import apply_weight, cast, dependent_launch, load_h, mean_rstd, native_product, to_h
 from .loop import loop_row
+from .quant import quantize_tile
 from .meet import (chunk, claim, counter, elements, empty_next_counters, poll, prefetch, publish,
                    total)
 
@@ -51,6 +57,10 @@ def rms_norm_fwd(
     DYNAMIC: tl.constexpr = False,  # SPLIT: past its first four rows a program takes the next
     # row of its chunk from a counter (meet.counter), so programs that run ahead do more rows
     PDL: tl.constexpr = False,  # launched as a programmatic dependent (dependent_launch)
+    QUANT: tl.constexpr = 0,  # kernels/quant.py: Y is FP8, y is quantized (QUANT_STATIC / ...)
+    GROUP: tl.constexpr = 128, UE8M0: tl.constexpr = False, SCALE_LAYOUT: tl.constexpr = 0,
+    SCALE=None,  # QUANT: the static scale (read) or the dynamic scales (written), fp32
+    scale_ub=None,  # QUANT_TOKEN / QUANT_GROUP: bound on amax (None: none)
 ):
     dependent_launch(PDL)
     pid = tl.program_id(0)
@@ -59,14 +69,17 @@ def rms_norm_fwd(
     if ONE_PASS:
         one_pass_rows(X, R, W, Y, H, RSTD, pid, stride_x, stride_r, stride_y, stride_h, M, N, eps,
                       offset, BLOCK_M, BLOCK_N, HAS_W, HAS_R, STORE_RSTD, CASTING, W_FIRST,
-                      W_NATIVE, IN_TY, ACC)
+                      W_NATIVE, IN_TY, ACC, QUANT, GROUP, UE8M0, SCALE_LAYOUT, SCALE, scale_ub)
     elif SPLIT:
         split_rows(X, R, W, Y, H, RSTD, PART, pid, stride_x, stride_r, stride_y, stride_h, M, N,
                    eps, offset, NUM_GROUPS, EPOCH, BLOCK_N, S_POW2, PAIRS, EARLY, HAS_W, HAS_R,
-                   STORE_RSTD, CASTING, W_NATIVE, DYNAMIC, IN_TY, ACC)
+                   STORE_RSTD, CASTING, W_NATIVE, DYNAMIC, IN_TY, ACC, QUANT, GROUP, UE8M0,
+                   SCALE_LAYOUT, SCALE, scale_ub)
     else:
         loop_row(X, R, W, Y, H, RSTD, pid.to(tl.int64), stride_x, stride_r, stride_y, stride_h, N,
-                 eps, offset, BLOCK_N, HAS_W, HAS_R, STORE_RSTD, CASTING, IN_TY, ACC)
+                 eps, offset, BLOCK_N, HAS_W, HAS_R, STORE_RSTD, CASTING, IN_TY, ACC,
+                 QUANT=QUANT, GROUP=GROUP, UE8M0=UE8M0, SCALE_LAYOUT=SCALE_LAYOUT, SCALE=SCALE,
+                 scale_ub=scale_ub, M=M)
 
 
 @triton.jit
@@ -74,7 +87,9 @@ def one_pass_rows(X, R, W, Y, H, RSTD, pid, stride_x, stride_r, stride_y, stride
                   offset, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HAS_W: tl.constexpr,
                   HAS_R: tl.constexpr, STORE_RSTD: tl.constexpr, CASTING: tl.constexpr,
                   W_FIRST: tl.constexpr, W_NATIVE: tl.constexpr, IN_TY: tl.constexpr,
-                  ACC: tl.constexpr):
+                  ACC: tl.constexpr, QUANT: tl.constexpr = 0, GROUP: tl.constexpr = 128,
+                  UE8M0: tl.constexpr = False, SCALE_LAYOUT: tl.constexpr = 0, SCALE=None,
+                  scale_ub=None):
     """ONE_PASS: program pid's BLOCK_M rows, each read once and held in registers; returns
     (ss, ms, rstd) per row (the visualizer's trace stores them)."""
     cols = tl.arange(0, BLOCK_N)
@@ -89,7 +104,11 @@ def one_pass_rows(X, R, W, Y, H, RSTD, pid, stride_x, stride_r, stride_y, stride
     ss = tl.sum(h * h, axis=1)
     ms, rstd = mean_rstd(ss, N, eps, ACC)
     if HAS_W and not W_FIRST:
-        w = tl.load(W + cols, mask=col_ok, other=0.0)[None, :]
+        if QUANT:  # 2-D, so that it takes the tile's layout (16 elements a thread, as the FP8
+            # store wants): a 1-D load would be converted through shared memory
+            w = tl.load(W + cols[None, :], mask=col_ok[None, :], other=0.0)
+        else:
+            w = tl.load(W + cols, mask=col_ok, other=0.0)[None, :]
     if W_NATIVE:  # (bf16 32K: 992 -> 664 SASS instructions, +1.3 points of copy)
         y = native_product(cast(h * rstd[:, None], IN_TY), w, IN_TY)
     else:
@@ -98,7 +117,12 @@ def one_pass_rows(X, R, W, Y, H, RSTD, pid, stride_x, stride_r, stride_y, stride
         else:
             w = tl.full([1, BLOCK_N], 1.0, ACC) - offset
         y = apply_weight(h, rstd[:, None], w, offset, CASTING, IN_TY, ACC)
-    tl.store(Y + rows64 * stride_y + cols[None, :], cast(y, Y.dtype.element_ty), mask=mask)
+    if QUANT:  # y as rms_norm returns it (x's dtype), then quantized
+        quantize_tile(cast(y, X.dtype.element_ty).to(tl.float32), Y, SCALE, rows64,
+                      cols[None, :], mask, (rows < M)[:, None], M, N, stride_y, scale_ub,
+                      BLOCK_M, BLOCK_N, QUANT, GROUP, UE8M0, SCALE_LAYOUT)
+    else:
+        tl.store(Y + rows64 * stride_y + cols[None, :], cast(y, Y.dtype.element_ty), mask=mask)
     if STORE_RSTD:
         tl.store(RSTD + rows, rstd, mask=rows < M)
     return ss, ms, rstd
@@ -110,7 +134,9 @@ def split_rows(X, R, W, Y, H, RSTD, PART, pid, stride_x, stride_r, stride_y, str
                PAIRS: tl.constexpr, EARLY: tl.constexpr, HAS_W: tl.constexpr,
                HAS_R: tl.constexpr, STORE_RSTD: tl.constexpr, CASTING: tl.constexpr,
                W_NATIVE: tl.constexpr, DYNAMIC: tl.constexpr, IN_TY: tl.constexpr,
-               ACC: tl.constexpr):
+               ACC: tl.constexpr, QUANT: tl.constexpr = 0, GROUP: tl.constexpr = 128,
+               UE8M0: tl.constexpr = False, SCALE_LAYOUT: tl.constexpr = 0, SCALE=None,
+               scale_ub=None):
     """SPLIT: program pid holds chunk pid % S of rows pid // S, + NUM_GROUPS, ... (or, DYNAMIC,
     the rows it claims), meeting the row's other S - 1 programs through PART."""
     cols = tl.arange(0, BLOCK_N)
@@ -172,7 +198,13 @@ def split_rows(X, R, W, Y, H, RSTD, PART, pid, stride_x, stride_r, stride_y, str
             y = native_product(cast(hs.to(ACC) * rstd, IN_TY), w, IN_TY)
         else:
             y = apply_weight(hs.to(ACC), rstd, w.to(ACC), offset, CASTING, IN_TY, ACC)
-        tl.store(Y + row64 * stride_y + c, cast(y, Y.dtype.element_ty), mask=m)
+        if QUANT:  # static or per group (a chunk holds whole groups); per token never splits
+            quantize_tile(cast(y, X.dtype.element_ty).to(tl.float32)[None, :], Y, SCALE,
+                          tl.full([1, 1], 0, tl.int64) + row64, c[None, :], m[None, :],
+                          tl.full([1, 1], 1, tl.int1) & (row < M), M, N, stride_y, scale_ub, 1,
+                          BLOCK_N, QUANT, GROUP, UE8M0, SCALE_LAYOUT)
+        else:
+            tl.store(Y + row64 * stride_y + c, cast(y, Y.dtype.element_ty), mask=m)
         hs = hs2
         hs2 = hs3
         if HAS_R or DYNAMIC:
