@@ -129,5 +129,40 @@ def test_random_bytes_are_answered(port, data):
     answered(port, data)
 
 
+def get(port, target: bytes):
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(b"GET " + target + f" HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        out = b""
+        for _ in range(10_000):
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            out += chunk
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 ") and b"Content-Type: application/json" in head, out[:200]
+    return int(head.split()[1]), json.loads(body)
+
+
+query_values = st.sampled_from(["fwd", "bwd", "fwd_residual", "bf16", "fp32", "NVIDIA H100 80GB HBM3",
+                                "", "%ff", "%00", "a%20b", "+", "%"]) | st.text(max_size=30)
+query = st.lists(st.tuples(st.sampled_from(["op", "dtype", "gpu", "x", "op[]", ""]), query_values),
+                 max_size=6).map(lambda kv: "&".join(f"{k}={v}" for k, v in kv))
+
+
+@RUNS
+@given(q=query | st.text(max_size=80))
+def test_random_bench_queries_are_answered(port, q):
+    target = ("/api/bench?" + q).encode("utf-8", "surrogatepass")
+    if any(c in target for c in b" \r\n\t\x00") or len(target) > 4000:
+        target = target.replace(b" ", b"%20").replace(b"\r", b"%0d").replace(b"\n", b"%0a")
+        target = target.replace(b"\t", b"%09").replace(b"\x00", b"%00")
+    status, obj = get(port, target)
+    assert status in (200, 400), (status, obj, target)
+    if status == 400:
+        assert isinstance(obj["error"], str) and 0 < len(obj["error"]) < 400
+    else:
+        assert obj["available"] is False or obj["series"] is not None
+
+
 def test_still_serving_after_the_fuzz(port):
     assert answered(port, json.dumps({"rows": 2, "n": 3, "block_size": 4}).encode()) == 200

@@ -1,7 +1,8 @@
 """`rmsnorm-triton viz --export out.html`: the page, its CSS and JS and one trace in one file.
 
 The file loads nothing: no server, no network. Playback, stepping and the source view work;
-controls that would re-run the kernel say that they need `rmsnorm-triton viz`.
+controls that would re-run the kernel say that they need `rmsnorm-triton viz`. The speed chart
+works for every op, dtype and GPU in the bench's data file: all of them are inlined (~90 KB).
 """
 
 import json
@@ -19,8 +20,18 @@ def _inline_script(text: str) -> str:
     return text.replace("</script", "<\\/script").replace("<!--", "<\\!--")
 
 
-def build(trace: dict) -> str:
-    """The page with style.css, the scripts and the trace inlined."""
+def _inline_json(page, element_id, obj):
+    tag = f'<script id="{element_id}" type="application/json"></script>'
+    if tag not in page:
+        raise RuntimeError(f"index.html no longer has {tag}")
+    # In JSON "<" only occurs inside strings, where \u003c reads the same: no "</script" left.
+    data = json.dumps(obj, allow_nan=False, separators=(",", ":")).replace("<", "\\u003c")
+    return page.replace(tag, tag.replace("></", f">{data}</"))
+
+
+def build(trace: dict, bench: dict | None = None) -> str:
+    """The page with style.css, the scripts, the trace and the speed charts (speed.offline())
+    inlined."""
     def read(name):
         with open(os.path.join(STATIC, name), encoding="utf-8") as f:
             return f.read()
@@ -33,10 +44,9 @@ def build(trace: dict) -> str:
         if tag not in page:
             raise RuntimeError(f"index.html no longer loads {name} as {tag}")
         page = page.replace(tag, "<script>\n" + _inline_script(read(name)) + "\n</script>")
-    # In JSON "<" only occurs inside strings, where \u003c reads the same: no "</script" left.
-    data = json.dumps(trace, allow_nan=False, separators=(",", ":")).replace("<", "\\u003c")
-    page = page.replace('<script id="trace-data" type="application/json"></script>',
-                        f'<script id="trace-data" type="application/json">{data}</script>')
+    page = _inline_json(page, "trace-data", trace)
+    if bench is not None:
+        page = _inline_json(page, "bench-data", bench)
     if re.search(r'(src|href)="(?!#|data:)[^"]*"', page):
         raise RuntimeError("the exported page still refers to another file")
     return page
@@ -46,11 +56,12 @@ class ExportError(Exception):
     """A page that cannot be written (the message says why and where) or a bad parameter."""
 
 
-def export(path: str, params: dict):
-    """Writes the page for trace(**params) to path; returns (its size in bytes, whether a file
-    was replaced). The file appears whole or not at all: a temporary file in the same folder,
-    then os.replace."""
+def export(path: str, params: dict, bench_path=None):
+    """Writes the page for trace(**params), with the speed charts from bench_path (default:
+    speed.load's), to path; returns (its size in bytes, whether a file was replaced). The file
+    appears whole or not at all: a temporary file in the same folder, then os.replace."""
     from ..trace import trace_request
+    from . import speed
     from .checks import check_params
 
     if not path:
@@ -67,7 +78,7 @@ def export(path: str, params: dict):
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             try:
-                page = build(trace_request(check_params(params)))
+                page = build(trace_request(check_params(params)), speed.offline(bench_path))
             except ValueError as e:
                 raise ExportError(str(e)) from None
             f.write(page)

@@ -3,6 +3,9 @@
     GET  /, /<file>     files inside viz/static only (anything else, traversal included: 404)
     POST /api/trace     JSON parameters -> trace JSON (rmsnorm_triton.trace.trace_request);
                         400 {"error": message} when a parameter is out of bounds
+    GET  /api/bench     ?op=fwd&dtype=bf16&gpu=NAME (each optional) -> the speed chart's data
+                        from the bench's data file (speed.request), or {"available": false,
+                        "message": why} where there is no file
 
 Only the page this server served can use it:
 - every request must carry a Host naming this server (its own address or localhost, and its
@@ -36,7 +39,7 @@ from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
-from .checks import check_caller, check_params, clip, short
+from .checks import QUERY_KINDS, check_caller, check_params, check_query, clip, short
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 MAX_BODY = 1 << 20  # a full 64 x 256 x written as JSON text is ~400 KB
@@ -186,6 +189,14 @@ class Handler(BaseHTTPRequestHandler):
         self._guarded(lambda: None)
 
     def _get(self):
+        url = urlsplit(self.path)
+        if url.path in QUERY_KINDS:
+            try:
+                query = check_query(url.path, url.query)
+                self._json(200, self.answer_get(url.path, query))
+            except ValueError as e:
+                self._json(400, {"error": clip(str(e), 300)})
+            return
         path = static_path(self.path)
         if path is None:
             self._json(404, {"error": f"not found: {short(urlsplit(self.path).path)}"})
@@ -247,6 +258,11 @@ class Handler(BaseHTTPRequestHandler):
             self.cache.put(raw, body)
         self._send(200, body, "application/json")
 
+    def answer_get(self, path, query) -> dict:
+        from . import speed
+
+        return speed.request(query, self.server.bench_path)
+
     def compute(self, params) -> bytes:
         from ..trace import trace_request
 
@@ -259,6 +275,8 @@ class VizServer(ThreadingHTTPServer):
 
     daemon_threads = True
     request_queue_size = 128  # a burst of page loads waits here instead of failing to connect
+
+    bench_path = None  # the bench's data file: None for speed.load's default
 
     def __init__(self, address, handler=Handler, timeout=TIMEOUT, max_threads=MAX_THREADS):
         info = socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM,
@@ -331,7 +349,10 @@ class VizServer(ThreadingHTTPServer):
                          + traceback.format_exc())
 
 
-def make_server(host="127.0.0.1", port=0, timeout=TIMEOUT, max_threads=MAX_THREADS) -> VizServer:
+def make_server(host="127.0.0.1", port=0, timeout=TIMEOUT, max_threads=MAX_THREADS,
+                bench_path=None) -> VizServer:
     """A server not yet serving: call serve_forever() (tests run it on a thread, port 0)."""
-    return VizServer((host, port), Handler, timeout, max_threads)
+    srv = VizServer((host, port), Handler, timeout, max_threads)
+    srv.bench_path = bench_path
+    return srv
 
