@@ -7,6 +7,7 @@ title or data-value) exactly, the text shown to its displayed digits.
 import json
 import os
 import threading
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -202,10 +203,13 @@ def test_bad_input_shows_the_servers_message(page, base):
     assert "eps must be a finite number from 0 to 1" in page.text_content("[data-ref=error]")
 
 
-@pytest.mark.parametrize("query", ["?rows=4&n=10&block=4&step=9", "?rows=64&n=256&block=16&step=40&norm=layer"])
+@pytest.mark.parametrize("query", ["?rows=4&n=10&block=4&step=9", "?rows=64&n=256&block=16&step=40&norm=layer",
+                                   "?view=gpu", "?view=bwd"])
 def test_phone_width_has_no_horizontal_overflow(browser, base, query):
     pg = browser.new_page(viewport={"width": 375, "height": 800})
     open_page(pg, base + query)
+    if "view=gpu" in query:
+        pg.wait_for_selector(".chart[data-state=drawn] svg")
     widths = pg.evaluate("[document.documentElement.scrollWidth, document.body.scrollWidth, innerWidth]")
     assert widths[0] <= widths[2] and widths[1] <= widths[2], widths
     pg.close()
@@ -358,3 +362,117 @@ def test_a_dns_rebinding_page_is_refused(browser, base, served):
     assert got[0] == 403 and "is not this server" in got[1]["error"]
     assert computed == [] and {c for *_, c, _ in log} == {403}
     assert [m for m, *_ in log if m != "GET"] == ["POST"], log
+
+
+# ---- the views: tabs, the speed chart ----------------------------------------------------------
+
+def bench(base, **query):
+    url = base + "api/bench" + ("?" + urllib.parse.urlencode(query) if query else "")
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return json.load(r)
+
+
+def selected_view(page):
+    tabs = page.eval_on_selector_all("[role=tab]", "els => els.map(e => [e.dataset.mode, e.getAttribute('aria-selected'),"
+                                     " e.tabIndex, document.getElementById(e.getAttribute('aria-controls')).hidden])")
+    on = [m for m, sel, tab, hidden in tabs if sel == "true"]
+    assert len(on) == 1
+    for m, sel, tab, hidden in tabs:  # one tab in the Tab order, its view alone shown
+        assert (tab == 0) == (m == on[0]) and hidden == (m != on[0]), tabs
+    return on[0]
+
+
+def test_views_are_tabs_that_the_keyboard_moves_between(page, base):
+    open_page(page, base + "?rows=2&n=5&block=2")
+    assert selected_view(page) == "fwd"
+    page.focus("#tab-fwd")
+    page.keyboard.press("ArrowRight")
+    assert selected_view(page) == "bwd" and page.evaluate("document.activeElement.id") == "tab-bwd"
+    page.keyboard.press("ArrowRight")
+    assert selected_view(page) == "gpu"
+    page.keyboard.press("ArrowRight")  # wraps around
+    assert selected_view(page) == "fwd"
+    page.keyboard.press("End")
+    assert selected_view(page) == "gpu" and page.get_attribute("#app", "data-pos") == "0"
+    page.keyboard.press("Home")
+    assert selected_view(page) == "fwd"
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("3")
+    assert selected_view(page) == "gpu"
+    assert "view=gpu" in page.evaluate("location.href")
+    page.keyboard.press("ArrowRight")  # playback keys act on the trace shown: none here
+    assert page.get_attribute("#app", "data-pos") == "0"
+    page.keyboard.press("1")
+    page.keyboard.press("ArrowRight")
+    assert selected_view(page) == "fwd" and page.get_attribute("#app", "data-pos") == "1"
+    page.keyboard.press("2")
+    assert selected_view(page) == "bwd" and "view=bwd" in page.evaluate("location.href")
+
+
+def check_chart(page, want):
+    """Every point drawn, the ceiling and the table of numbers, against the API's chart."""
+    drawn = page.eval_on_selector_all(".speed-svg .series", "els => els.map(g => [g.dataset.provider,"
+                                      " [...g.querySelectorAll('circle')].map(c => [Number(c.dataset.n), Number(c.dataset.gbps)])])")
+    assert drawn == [[s["provider"], [[p["N"], p["gbps"]] for p in s["points"]]] for s in want["series"]]
+    assert float(page.get_attribute(".speed-svg .ceiling", "data-gbps")) == want["copy"]["gbps"]
+    cells = page.eval_on_selector_all(".speed-table td[data-gbps]", "els => els.map(e => [e.dataset.provider,"
+                                      " Number(e.dataset.n), Number(e.dataset.gbps), e.textContent])")
+    at = {(s["provider"], p["N"]): p for s in want["series"] for p in s["points"]}
+    assert len(cells) == len(at)
+    for prov, n, gbps, text in cells:
+        p = at[(prov, n)]
+        assert gbps == p["gbps"] and text == f"{round(p['gbps']):,} · {p['pct_copy']:.1f}%"
+    legend = page.eval_on_selector_all(".chart-legend li", "els => els.map(e => e.dataset.provider)")
+    assert legend == [s["provider"] for s in want["series"]]
+
+
+def test_speed_chart_draws_the_bench_data(page, base):
+    open_page(page, base + "?view=gpu")
+    page.wait_for_selector(".chart[data-state=drawn] svg")
+    want = bench(base)
+    assert page.get_attribute(".chart", "data-key") == f"{want['op']}/{want['dtype']}/{want['gpu']}"
+    check_chart(page, want)
+    page.select_option("[data-ref=speedOp]", "bwd")
+    page.wait_for_selector(".chart[data-key^='bwd/']")
+    page.select_option("[data-ref=speedDtype]", "fp32")
+    page.wait_for_selector(".chart[data-key^='bwd/fp32/']")
+    check_chart(page, bench(base, op="bwd", dtype="fp32", gpu=want["gpu"]))
+    want = bench(base, op="bwd", dtype="fp32", gpu=want["gpu"])
+    assert page.text_content(".ceiling-label") == f"copy ceiling {round(want['copy']['gbps']):,} GB/s"
+
+
+def test_speed_chart_without_data_says_why(browser, tmp_path):
+    srv = server.make_server("127.0.0.1", 0, bench_path=tmp_path / "none.csv")
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    pg = browser.new_page()
+    try:
+        open_page(pg, f"http://127.0.0.1:{srv.server_address[1]}/?view=gpu")
+        pg.wait_for_selector(".chart[data-state=missing]")
+        text = pg.text_content("[data-ref=speedMissing]")
+        assert "No bench data" in text and "--bench-data FILE" in text
+        assert pg.is_disabled("[data-ref=speedOp]") and pg.is_hidden("[data-ref=speedError]")
+    finally:
+        pg.close()
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_exported_speed_chart_works_offline(browser, tmp_path, base):
+    out = tmp_path / "viz.html"
+    assert command.main(["--export", str(out), "--rows", "2", "--n", "6"]) == 0
+    ctx = browser.new_context(offline=True, viewport={"width": 375, "height": 800})
+    pg = ctx.new_page()
+    requests = []
+    pg.on("request", lambda r: requests.append(r.url))
+    open_page(pg, out.as_uri())
+    pg.click("#tab-gpu")
+    pg.wait_for_selector(".chart[data-state=drawn] svg")
+    check_chart(pg, bench(base))
+    gpu = bench(base)["gpu"]
+    pg.select_option("[data-ref=speedOp]", "fwd_residual")
+    pg.wait_for_selector(".chart[data-key^='fwd_residual/']")
+    check_chart(pg, bench(base, op="fwd_residual", dtype="bf16", gpu=gpu))
+    widths = pg.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+    assert widths[0] <= widths[1], widths
+    assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+    ctx.close()

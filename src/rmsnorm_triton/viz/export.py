@@ -12,7 +12,7 @@ import tempfile
 
 from .server import STATIC
 
-SCRIPTS = ("view.js", "panels.js", "explain.js", "app.js")  # the order index.html loads them in
+SCRIPTS = ("view.js", "panels.js", "explain.js", "modes.js", "speed.js", "app.js")  # the order index.html loads them in
 
 
 def _inline_script(text: str) -> str:

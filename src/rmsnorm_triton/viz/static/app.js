@@ -1,6 +1,6 @@
 /* The controller: one entry point, RmsViz.render(element, trace, options), then controls,
-   playback, keyboard, editing and the URL. options.api: the trace endpoint, or null in an
-   exported page (playback only). */
+   playback, keyboard, editing, the views' tabs and the URL. options.api: the trace endpoint, or
+   null in an exported page (playback only); options.bench: an exported page's speed charts. */
 "use strict";
 (function (V) {
   const SPEEDS = [0.5, 1, 2, 4, 8, 15, 30, 60]; // steps per second
@@ -60,7 +60,8 @@
       const [c, v] = part.split(":");
       if (v !== undefined) edits.w.set(c, Number(v));
     }
-    return { params, edits, step: q.has("step") ? Number(q.get("step")) : null, speed: q.has("speed") ? Number(q.get("speed")) : null };
+    return { params, edits, step: q.has("step") ? Number(q.get("step")) : null, speed: q.has("speed") ? Number(q.get("speed")) : null,
+      mode: q.get("view") || "fwd" };
   }
 
   function writeURL(S) {
@@ -71,6 +72,7 @@
     if (S.edits.w.size) q.set("w", [...S.edits.w].map(([k, v]) => `${k}:${v}`).join(","));
     q.set("step", S.pos);
     q.set("speed", S.speed);
+    if (S.mode !== "fwd") q.set("view", S.mode);
     history.replaceState(null, "", "?" + q.toString());
   }
 
@@ -105,12 +107,12 @@
   V.render = function (element, data, options = {}) {
     const R = V.skeleton(element);
     const S = { api: options.api || null, data: null, ix: null, pos: 0, playing: false, timer: null, speed: 3,
-      edits: options.edits || { x: new Map(), w: new Map() }, seq: 0, reqSeq: 0, views: {} };
+      edits: options.edits || { x: new Map(), w: new Map() }, seq: 0, reqSeq: 0, views: {}, mode: "fwd" };
     element.classList.add("rmsviz");
     element.dataset.api = S.api ? "server" : "none";
     if (!S.api) {
       R.banner.hidden = false;
-      R.banner.textContent = "A static export: playback and stepping work offline. Changing the parameters or editing values runs the kernel, which needs `rmsnorm-triton viz`.";
+      R.banner.textContent = "A static export: playback, stepping and the speed chart work offline. Changing the parameters or editing values runs the kernel, which needs `rmsnorm-triton viz`.";
       for (const k of ["rows", "n", "block", "eps", "dtype", "normRms", "normLayer", "random", "run", "reset"]) R[k].disabled = true;
       R.run.disabled = false; // plays the trace from the start
       R.editHint.hidden = true;
@@ -296,10 +298,22 @@
       box.addEventListener("blur", () => close(false));
     });
 
+    const showSpeed = V.speedView(R, V.speedSource(S.api ? "api/bench" : null, options.bench || (S.api ? null : { available: false,
+      message: "This exported page carries no bench data." })));
+    const showMode = V.setupModes(element, (mode) => {
+      if (mode !== "fwd") pause();
+      S.mode = mode;
+      if (mode === "gpu") showSpeed();
+      writeURL(S);
+    });
+
     document.addEventListener("keydown", (e) => {
       if (e.target.closest && e.target.closest("input, select, textarea") && e.key !== "Escape") return;
       if (e.ctrlKey || e.metaKey || e.altKey) return;
       const k = e.key;
+      const mode = { 1: "fwd", 2: "bwd", 3: "gpu" }[k];
+      if (mode) { e.preventDefault(); showMode(mode); return; }
+      if (S.mode !== "fwd") return; // the playback keys act on the trace that is shown
       const act = {
         " ": () => (S.playing ? pause() : play()), ArrowRight: () => { pause(); go(S.pos + 1); }, l: () => { pause(); go(S.pos + 1); },
         ArrowLeft: () => { pause(); go(S.pos - 1); }, h: () => { pause(); go(S.pos - 1); },
@@ -312,6 +326,7 @@
 
     setSpeed(options.speed ?? 3);
     setData(data, options.step || 0);
+    showMode(options.mode || "fwd");
     return { go, play, pause, get pos() { return S.pos; }, get data() { return S.data; } };
   };
 
@@ -319,7 +334,11 @@
   async function boot() {
     const el = document.getElementById("app");
     const inline = document.getElementById("trace-data").textContent.trim();
-    if (inline) { V.controller = V.render(el, JSON.parse(inline), { api: null }); return; }
+    if (inline) {
+      const bench = document.getElementById("bench-data").textContent.trim();
+      V.controller = V.render(el, JSON.parse(inline), { api: null, bench: bench ? JSON.parse(bench) : null });
+      return;
+    }
     const url = readURL(), api = "api/trace";
     let data, err = null;
     try {
@@ -328,7 +347,7 @@
       err = e.message; url.edits.x.clear(); url.edits.w.clear();
       data = await fetchTrace(api, {}, url.edits);
     }
-    V.controller = V.render(el, data, { api, edits: url.edits, step: url.step, speed: url.speed });
+    V.controller = V.render(el, data, { api, edits: url.edits, step: url.step, speed: url.speed, mode: url.mode });
     if (err) { const box = el.querySelector("[data-ref=error]"); box.hidden = false; box.textContent = "The link's parameters were not accepted: " + err; }
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot); else boot();

@@ -43,9 +43,16 @@
 <header class="top">
   <h1>RMSNorm, one kernel step at a time</h1>
   <p class="sub">Every number on this page was computed by <code>rmsnorm_triton</code>'s own Triton
-  kernel, run in trace mode on <b data-ref="device">…</b>. The page formats them; it computes none.</p>
+  kernel, run in trace mode on <b data-ref="device">…</b>, or measured by its bench. The page
+  formats them; it computes none.</p>
 </header>
 <p class="banner" data-ref="banner" hidden></p>
+<div class="modes" role="tablist" aria-label="What the page shows">
+  <button type="button" role="tab" id="tab-fwd" data-mode="fwd" aria-controls="view-fwd" aria-selected="true">Forward<span> trace</span></button>
+  <button type="button" role="tab" id="tab-bwd" data-mode="bwd" aria-controls="view-bwd" aria-selected="false" tabindex="-1">Backward<span> trace</span></button>
+  <button type="button" role="tab" id="tab-gpu" data-mode="gpu" aria-controls="view-gpu" aria-selected="false" tabindex="-1">How the GPU runs it</button>
+</div>
+<div class="view" role="tabpanel" id="view-fwd" aria-labelledby="tab-fwd" data-ref="viewFwd">
 <section class="controls" aria-label="Kernel parameters">
   <label><span>Rows <abbr title="rows of x, one program each">M</abbr></span><input data-ref="rows" type="number" min="1" max="64" step="1"></label>
   <label><span>Feature dim <abbr title="elements per row">N</abbr></span><input data-ref="n" type="number" min="1" max="256" step="1"></label>
@@ -113,11 +120,41 @@
   </div>
 </div>
 <section class="panel compare" data-ref="compare"></section>
+</div>
+<div class="view" role="tabpanel" id="view-bwd" aria-labelledby="tab-bwd" data-ref="viewBwd" hidden>
+  <section class="panel" data-ref="bwdPanel"><h2>The backward pass</h2>
+    <p class="note" data-ref="bwdNote">dx = rstd · (w·dy − x̂ · c1) with c1 = mean(x̂ · w · dy) per row, and dw as
+    per-program partial sums reduced in a fixed order. This view needs the library's backward kernel in
+    trace mode, which this version does not have yet.</p></section>
+</div>
+<div class="view" role="tabpanel" id="view-gpu" aria-labelledby="tab-gpu" data-ref="viewGpu" hidden>
+  <section class="panel" data-ref="launchPanel"><h2>The launch on a GPU</h2>
+    <p class="note" data-ref="launchNote">On a GPU, rows are spread over programs and programs over the SMs, in waves.
+    This view needs the library's planning code as a pure function, which this version does not have yet.</p></section>
+  <section class="panel speedpanel" aria-labelledby="speed-title">
+    <h2 id="speed-title">Measured speed <small>GB/s against N, from the bench's data file</small></h2>
+    <div class="speed-controls">
+      <label><span>Op</span><select data-ref="speedOp"></select></label>
+      <label><span>dtype</span><select data-ref="speedDtype"></select></label>
+      <label><span>GPU</span><select data-ref="speedGpu"></select></label>
+    </div>
+    <p class="banner" data-ref="speedMissing" hidden></p>
+    <p class="error" data-ref="speedError" role="alert" hidden></p>
+    <div class="chart" data-ref="chart"></div>
+    <ul class="chart-legend" data-ref="chartLegend"></ul>
+    <p class="note" data-ref="speedNote"></p>
+    <details class="speed-numbers"><summary>The numbers</summary>
+      <div class="table-wrap"><table class="speed-table" data-ref="speedTable"></table></div></details>
+  </section>
+</div>
 <section class="panel keys"><h2>Keyboard shortcuts</h2><dl class="keylist">
   <dt><kbd>Space</kbd></dt><dd>play / pause</dd><dt><kbd>→</kbd> or <kbd>L</kbd></dt><dd>step forward</dd>
   <dt><kbd>←</kbd> or <kbd>H</kbd></dt><dd>step back</dd><dt><kbd>Home</kbd> / <kbd>End</kbd></dt><dd>first / last step</dd>
   <dt><kbd>+</kbd> / <kbd>-</kbd></dt><dd>faster / slower</dd><dt><kbd>R</kbd></dt><dd>run the kernel and play</dd>
-  <dt><kbd>N</kbd></dt><dd>toggle RMSNorm / LayerNorm</dd><dt><kbd>Esc</kbd></dt><dd>cancel a cell edit</dd></dl></section>
+  <dt><kbd>N</kbd></dt><dd>toggle RMSNorm / LayerNorm</dd><dt><kbd>Esc</kbd></dt><dd>cancel a cell edit</dd>
+  <dt><kbd>1</kbd> <kbd>2</kbd> <kbd>3</kbd></dt><dd>forward trace / backward trace / how the GPU runs it</dd>
+  <dt><kbd>←</kbd> <kbd>→</kbd> on a tab</dt><dd>the previous / next view</dd></dl>
+  <p class="note">Playback keys act on the trace that is shown.</p></section>
 <footer><p>Served by <code>rmsnorm-triton viz</code> · kernel <code data-ref="footKernel"></code></p></footer>`;
 
   /** Builds the skeleton inside el; returns {name: element} for every data-ref. */
