@@ -476,3 +476,104 @@ def test_exported_speed_chart_works_offline(browser, tmp_path, base):
     assert widths[0] <= widths[1], widths
     assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
     ctx.close()
+
+
+# ---- the backward view -------------------------------------------------------------------------
+
+def backward(base, **params):
+    req = urllib.request.Request(base + "api/backward", json.dumps(params).encode(),
+                                 {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return json.load(r)
+
+
+def bwd_id(page):
+    return page.get_attribute("#view-bwd", "data-trace-id")
+
+
+def wait_bwd(page, old=None):
+    page.wait_for_function("old => { const v = document.querySelector('#view-bwd');"
+                           " return v.dataset.traceId && v.dataset.traceId !== old && !v.dataset.busy; }",
+                           arg=old, timeout=60000)
+
+
+def check_backward(page, t):
+    """At the last step: every dx, dw partial and dw cell, and c1, against the API's numbers."""
+    for sel, key in (("[data-ref=bDxGrid] .cell[data-r]", "dx"), ("[data-ref=bPartGrid] .cell[data-r]", "dw_part")):
+        cells = page.eval_on_selector_all(sel, "els => els.map(e => [Number(e.dataset.r), Number(e.dataset.c), e.title, e.textContent])")
+        assert len(cells) == len(t[key]) * t["params"]["n"]
+        for r, c, title, text in cells:
+            assert float(title.split("= ")[1].split(" ")[0]) == t[key][r][c], (key, r, c)
+            assert shown_close(text, t[key][r][c]) and len(text) <= 7, (key, r, c, text)
+    dw = page.eval_on_selector_all("[data-ref=bDwGrid] .cell[data-r]", "els => els.map(e => e.title)")
+    assert [float(s.split("= ")[1]) for s in dw] == t["dw"]
+    c1 = page.eval_on_selector_all("[data-ref=bCalc] td[data-key=c1]", "els => els.map(e => e.dataset.value)")
+    assert [float(v) for v in c1] == t["c1"]
+
+
+def test_backward_view_steps_through_the_kernels_numbers(page, base):
+    open_page(page, base + "?view=bwd")
+    wait_bwd(page)
+    page.fill("[data-ref=bRows]", "3")
+    page.fill("[data-ref=bN]", "7")
+    page.select_option("[data-ref=bBlock]", "4")
+    page.fill("[data-ref=bProgs]", "2")
+    page.select_option("[data-ref=bDtype]", "fp16")
+    old = bwd_id(page)
+    page.click("[data-ref=bRun]")
+    wait_bwd(page, old)
+    page.click("[data-ref=bPlay]")  # pause
+    seed = page.evaluate("RmsViz.controller.backward.data.params.seed")
+    t = backward(base, rows=3, n=7, block_size=4, programs=2, dtype="fp16", seed=seed)
+    page.keyboard.press("Home")
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")  # row 0: two blocks of walk 1, then c1
+    s = t["steps"][2]
+    assert (s["pass"], s["row"]) == ("c1", 0) and page.get_attribute("#view-bwd", "data-pos") == "3"
+    assert "c1" in page.text_content("[data-ref=bExTitle]")
+    assert page.text_content("[data-ref=bCalc] td[data-key=c1][data-row='0']") != "–"
+    assert page.text_content("[data-ref=bCalc] td[data-key=c1][data-row='1']") == "–"
+    hot = page.eval_on_selector_all("[data-ref=bSource] .line.hot", "els => els.map(e => Number(e.dataset.line))")
+    assert hot == t["source"]["step_lines"]["c1"]
+    page.keyboard.press("End")
+    assert page.get_attribute("#view-bwd", "data-pos") == str(len(t["steps"]))
+    check_backward(page, t)
+    assert page.text_content("[data-ref=bSrcName]").endswith("dw_reduce")
+
+
+def test_backward_dy_is_editable(page, base):
+    open_page(page, base + "?view=bwd")
+    wait_bwd(page)
+    p = {k: v for k, v in page.evaluate("RmsViz.controller.backward.data.params").items()
+         if not k.endswith("_given")}
+    old = bwd_id(page)
+    page.click("[data-ref=bDyGrid] .cell[data-kind=dy][data-r='1'][data-c='2']")
+    page.fill("input.edit", "-4.5")
+    page.keyboard.press("Enter")
+    wait_bwd(page, old)
+    dy = backward(base, **p)["dy"]
+    dy[1][2] = -4.5
+    t = backward(base, **p, dy=dy)
+    page.keyboard.press("End")
+    check_backward(page, t)
+    assert page.evaluate("RmsViz.controller.backward.data.dy[1][2]") == -4.5
+
+
+def test_exported_backward_works_offline(browser, tmp_path, base):
+    out = tmp_path / "viz.html"
+    assert command.main(["--export", str(out), "--rows", "3", "--n", "6", "--block-size", "4"]) == 0
+    ctx = browser.new_context(offline=True)
+    pg = ctx.new_page()
+    requests = []
+    pg.on("request", lambda r: requests.append(r.url))
+    open_page(pg, out.as_uri())
+    pg.click("#tab-bwd")
+    pg.wait_for_selector("#view-bwd[data-trace-id]")
+    t = json.loads(pg.text_content("#backward-data"))
+    assert t["params"]["rows"] == 3 and t["x"] == json.loads(pg.text_content("#trace-data"))["x"]
+    pg.evaluate("document.activeElement.blur()")  # (End on a tab goes to the last tab)
+    pg.keyboard.press("End")
+    check_backward(pg, t)
+    assert pg.is_disabled("[data-ref=bRows]")
+    assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+    ctx.close()

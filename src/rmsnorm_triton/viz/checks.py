@@ -22,6 +22,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 KINDS = {"rows": "int", "n": "int", "block_size": "int", "seed": "int", "eps": "number",
          "dtype": "choice", "norm": "choice", "x": "values", "weight": "values"}
+BWD_KINDS = {"rows": "int", "n": "int", "block_size": "int", "seed": "int", "eps": "number",
+             "dtype": "choice", "programs": "int", "x": "values", "weight": "values",
+             "dy": "values"}
+# POST endpoints: path -> the kinds of its parameters (trace.py's, trace_bwd.py's)
+POST_KINDS = {"/api/trace": KINDS, "/api/backward": BWD_KINDS}
 # GET endpoints: path -> {parameter: kind}; the choices are in query_choices().
 QUERY_KINDS = {"/api/bench": {"op": "choice", "dtype": "choice", "gpu": "text"}}
 MAX_TEXT = 100  # a GPU's name ("NVIDIA H100 80GB HBM3") is ~25 characters
@@ -88,19 +93,20 @@ def _values(name, v):
     return v
 
 
-def check_params(body) -> dict:
-    """body (parsed JSON) if every parameter is of the kind trace expects; else ValueError."""
-    from ..trace import DEFAULTS, DTYPES, NORMS
+def check_params(body, kinds=KINDS) -> dict:
+    """body (parsed JSON) if every parameter is of the kind the trace (KINDS) or the backward
+    trace (BWD_KINDS) expects; else ValueError."""
+    from ..trace import DTYPES, NORMS
 
     if not isinstance(body, dict):
         raise ValueError(f"the request must be a JSON object, got {type(body).__name__}")
-    unknown = sorted(k for k in body if k not in KINDS)
+    unknown = sorted(k for k in body if k not in kinds)
     if unknown:
         raise ValueError(f"unknown parameter {short(unknown[0])}; expected some of "
-                         f"{', '.join(list(DEFAULTS) + ['x', 'weight'])}")
+                         f"{', '.join(kinds)}")
     choices = {"dtype": list(DTYPES), "norm": list(NORMS)}
     for name, v in body.items():
-        kind = KINDS[name]
+        kind = kinds[name]
         if kind == "int":
             _int(name, v)
         elif kind == "number":
@@ -112,7 +118,8 @@ def check_params(body) -> dict:
     return body
 
 
-def query_choices() -> dict:
+def query_choices(path) -> dict:
+    """The choices of a GET endpoint's "choice" parameters."""
     from .speed import DTYPES, OPS
 
     return {"op": list(OPS), "dtype": list(DTYPES)}
@@ -121,7 +128,7 @@ def query_choices() -> dict:
 def check_query(path: str, query: str) -> dict:
     """{name: value} from the query string of a GET to path (a key of QUERY_KINDS) if every
     parameter is known, given once and of its kind; else ValueError saying which and why."""
-    kinds, choices = QUERY_KINDS[path], query_choices()
+    kinds, choices = QUERY_KINDS[path], query_choices(path)
     try:
         pairs = parse_qsl(query, keep_blank_values=True, errors="strict",
                           max_num_fields=2 * len(kinds))
@@ -130,7 +137,8 @@ def check_query(path: str, query: str) -> dict:
     out = {}
     for name, text in pairs:
         if name not in kinds:
-            raise ValueError(f"unknown parameter {short(name)}; expected some of {', '.join(kinds)}")
+            raise ValueError(f"unknown parameter {short(name)}; expected some of "
+                             f"{', '.join(kinds)}")
         if name in out:
             raise ValueError(f"{name} is given more than once")
         kind = kinds[name]

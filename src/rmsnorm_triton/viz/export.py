@@ -1,8 +1,9 @@
 """`rmsnorm-triton viz --export out.html`: the page, its CSS and JS and one trace in one file.
 
 The file loads nothing: no server, no network. Playback, stepping and the source view work;
-controls that would re-run the kernel say that they need `rmsnorm-triton viz`. The speed chart
-works for every op, dtype and GPU in the bench's data file: all of them are inlined (~90 KB).
+controls that would re-run the kernel say that they need `rmsnorm-triton viz`. The backward
+view plays the backward of the same rows (two programs). The speed chart works for every op,
+dtype and GPU in the bench's data file: all of them are inlined (~90 KB).
 """
 
 import json
@@ -12,7 +13,8 @@ import tempfile
 
 from .server import STATIC
 
-SCRIPTS = ("view.js", "panels.js", "explain.js", "modes.js", "speed.js", "app.js")  # the order index.html loads them in
+SCRIPTS = ("view.js", "panels.js", "explain.js", "modes.js", "backward.js", "speed.js",
+           "app.js")  # the order index.html loads them in
 
 
 def _inline_script(text: str) -> str:
@@ -29,9 +31,9 @@ def _inline_json(page, element_id, obj):
     return page.replace(tag, tag.replace("></", f">{data}</"))
 
 
-def build(trace: dict, bench: dict | None = None) -> str:
-    """The page with style.css, the scripts, the trace and the speed charts (speed.offline())
-    inlined."""
+def build(trace: dict, bench: dict | None = None, backward: dict | None = None) -> str:
+    """The page with style.css, the scripts, the trace, the speed charts (speed.offline()) and
+    the backward trace inlined."""
     def read(name):
         with open(os.path.join(STATIC, name), encoding="utf-8") as f:
             return f.read()
@@ -47,6 +49,8 @@ def build(trace: dict, bench: dict | None = None) -> str:
     page = _inline_json(page, "trace-data", trace)
     if bench is not None:
         page = _inline_json(page, "bench-data", bench)
+    if backward is not None:
+        page = _inline_json(page, "backward-data", backward)
     if re.search(r'(src|href)="(?!#|data:)[^"]*"', page):
         raise RuntimeError("the exported page still refers to another file")
     return page
@@ -61,8 +65,9 @@ def export(path: str, params: dict, bench_path=None):
     speed.load's), to path; returns (its size in bytes, whether a file was replaced). The file
     appears whole or not at all: a temporary file in the same folder, then os.replace."""
     from ..trace import trace_request
+    from ..trace_bwd import trace_backward_request
     from . import speed
-    from .checks import check_params
+    from .checks import BWD_KINDS, check_params
 
     if not path:
         raise ExportError("--export needs a file name, got ''")
@@ -78,7 +83,10 @@ def export(path: str, params: dict, bench_path=None):
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             try:
-                page = build(trace_request(check_params(params)), speed.offline(bench_path))
+                fwd = trace_request(check_params(params))
+                p = fwd["params"]  # the backward of the same rows: x as the forward had it
+                bwd = {k: p[k] for k in BWD_KINDS if k in p} | {"programs": min(2, p["rows"])}
+                page = build(fwd, speed.offline(bench_path), trace_backward_request(bwd))
             except ValueError as e:
                 raise ExportError(str(e)) from None
             f.write(page)

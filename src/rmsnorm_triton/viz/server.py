@@ -3,6 +3,7 @@
     GET  /, /<file>     files inside viz/static only (anything else, traversal included: 404)
     POST /api/trace     JSON parameters -> trace JSON (rmsnorm_triton.trace.trace_request);
                         400 {"error": message} when a parameter is out of bounds
+    POST /api/backward  the same for the backward (rmsnorm_triton.trace_bwd)
     GET  /api/bench     ?op=fwd&dtype=bf16&gpu=NAME (each optional) -> the speed chart's data
                         from the bench's data file (speed.request), or {"available": false,
                         "message": why} where there is no file
@@ -39,10 +40,10 @@ from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
-from .checks import QUERY_KINDS, check_caller, check_params, check_query, clip, short
+from .checks import POST_KINDS, QUERY_KINDS, check_caller, check_params, check_query, clip, short
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-MAX_BODY = 1 << 20  # a full 64 x 256 x written as JSON text is ~400 KB
+MAX_BODY = 2 << 20  # a full 64 x 256 x (or dy) written as JSON text is ~400 KB
 CACHE_SIZE = 32
 TIMEOUT = 10.0
 MAX_THREADS = 32
@@ -229,13 +230,14 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(digits))
 
     def _post(self):
-        if urlsplit(self.path).path != "/api/trace":
-            self._json(404, {"error": f"not found: {short(urlsplit(self.path).path)}"})
+        path = urlsplit(self.path).path
+        if path not in POST_KINDS:
+            self._json(404, {"error": f"not found: {short(path)}"})
             return
         raw = self._read_body()
         if raw is None:
             return
-        body = self.cache.get(raw)
+        body = self.cache.get((path, raw))
         if body is None:
             try:
                 params = json.loads(raw.decode("utf-8"))
@@ -246,16 +248,16 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(400, {"error": f"the request body is not valid JSON: {clip(str(e))}"})
                 return
             try:
-                params = check_params(params)
+                params = check_params(params, POST_KINDS[path])
             except ValueError as e:
                 self._json(400, {"error": str(e)})
                 return
             try:
-                body = self.compute(params)
+                body = self.compute(params) if path == "/api/trace" else self.compute_backward(params)
             except ValueError as e:  # trace's own range checks
                 self._json(400, {"error": clip(str(e), 300)})
                 return
-            self.cache.put(raw, body)
+            self.cache.put((path, raw), body)
         self._send(200, body, "application/json")
 
     def answer_get(self, path, query) -> dict:
@@ -267,6 +269,12 @@ class Handler(BaseHTTPRequestHandler):
         from ..trace import trace_request
 
         result = trace_request(params)
+        return json.dumps(result, allow_nan=False, separators=(",", ":")).encode()
+
+    def compute_backward(self, params) -> bytes:
+        from ..trace_bwd import trace_backward_request
+
+        result = trace_backward_request(params)
         return json.dumps(result, allow_nan=False, separators=(",", ":")).encode()
 
 

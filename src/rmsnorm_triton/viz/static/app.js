@@ -300,9 +300,12 @@
 
     const showSpeed = V.speedView(R, V.speedSource(S.api ? "api/bench" : null, options.bench || (S.api ? null : { available: false,
       message: "This exported page carries no bench data." })));
+    const bwd = V.backwardView(R, { api: S.api ? "api/backward" : null, data: options.backward || null, speed: () => SPEEDS[S.speed] });
     const showMode = V.setupModes(element, (mode) => {
       if (mode !== "fwd") pause();
+      if (mode !== "bwd") bwd.pause();
       S.mode = mode;
+      if (mode === "bwd") bwd.show();
       if (mode === "gpu") showSpeed();
       writeURL(S);
     });
@@ -313,7 +316,16 @@
       const k = e.key;
       const mode = { 1: "fwd", 2: "bwd", 3: "gpu" }[k];
       if (mode) { e.preventDefault(); showMode(mode); return; }
-      if (S.mode !== "fwd") return; // the playback keys act on the trace that is shown
+      if (S.mode === "bwd") { // the playback keys act on the trace that is shown
+        const step = (to) => () => { bwd.pause(); bwd.go(to()); };
+        const b = { " ": () => bwd.toggle(), ArrowRight: step(() => bwd.pos + 1), l: step(() => bwd.pos + 1),
+          ArrowLeft: step(() => bwd.pos - 1), h: step(() => bwd.pos - 1), Home: step(() => 0), End: step(() => bwd.steps),
+          "+": () => setSpeed(S.speed + 1), "=": () => setSpeed(S.speed + 1), "-": () => setSpeed(S.speed - 1), r: () => R.bRun.click(),
+        }[k.length === 1 ? k.toLowerCase() : k];
+        if (b) { e.preventDefault(); b(); }
+        return;
+      }
+      if (S.mode !== "fwd") return;
       const act = {
         " ": () => (S.playing ? pause() : play()), ArrowRight: () => { pause(); go(S.pos + 1); }, l: () => { pause(); go(S.pos + 1); },
         ArrowLeft: () => { pause(); go(S.pos - 1); }, h: () => { pause(); go(S.pos - 1); },
@@ -327,7 +339,7 @@
     setSpeed(options.speed ?? 3);
     setData(data, options.step || 0);
     showMode(options.mode || "fwd");
-    return { go, play, pause, get pos() { return S.pos; }, get data() { return S.data; } };
+    return { go, play, pause, backward: bwd, get pos() { return S.pos; }, get data() { return S.data; } };
   };
 
   /** Boot: an inlined trace (exported file) or the server's API with the URL's state. */
@@ -335,8 +347,8 @@
     const el = document.getElementById("app");
     const inline = document.getElementById("trace-data").textContent.trim();
     if (inline) {
-      const bench = document.getElementById("bench-data").textContent.trim();
-      V.controller = V.render(el, JSON.parse(inline), { api: null, bench: bench ? JSON.parse(bench) : null });
+      const read = (id) => { const t = document.getElementById(id).textContent.trim(); return t ? JSON.parse(t) : null; };
+      V.controller = V.render(el, JSON.parse(inline), { api: null, bench: read("bench-data"), backward: read("backward-data") });
       return;
     }
     const url = readURL(), api = "api/trace";

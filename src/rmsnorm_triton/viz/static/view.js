@@ -122,14 +122,73 @@
 <section class="panel compare" data-ref="compare"></section>
 </div>
 <div class="view" role="tabpanel" id="view-bwd" aria-labelledby="tab-bwd" data-ref="viewBwd" hidden>
-  <section class="panel" data-ref="bwdPanel"><h2>The backward pass</h2>
-    <p class="note" data-ref="bwdNote">dx = rstd · (w·dy − x̂ · c1) with c1 = mean(x̂ · w · dy) per row, and dw as
-    per-program partial sums reduced in a fixed order. This view needs the library's backward kernel in
-    trace mode, which this version does not have yet.</p></section>
+<section class="controls" aria-label="Backward parameters">
+  <label><span>Rows <abbr title="rows of x and dy">M</abbr></span><input data-ref="bRows" type="number" min="1" max="64" step="1"></label>
+  <label><span>Feature dim <abbr title="elements per row">N</abbr></span><input data-ref="bN" type="number" min="1" max="256" step="1"></label>
+  <label><span>Block size</span><select data-ref="bBlock"></select></label>
+  <label><span>Programs <abbr title="program p walks rows p, p + P, …; one dw partial row each">P</abbr></span><input data-ref="bProgs" type="number" min="1" max="64" step="1"></label>
+  <label><span>Epsilon ε</span><input data-ref="bEps" type="text" inputmode="decimal" spellcheck="false" autocomplete="off"></label>
+  <label><span>dtype</span><select data-ref="bDtype"><option>fp32</option><option>fp16</option><option>bf16</option></select></label>
+  <div class="buttons">
+    <button type="button" data-ref="bRandom">Random Input</button>
+    <button type="button" data-ref="bRun" class="primary">Run Backward</button>
+    <button type="button" data-ref="bReset">Reset</button>
+  </div>
+  <p class="error" data-ref="bError" role="alert" hidden></p>
+</section>
+<section class="player" aria-label="Backward playback">
+  <div class="transport">
+    <button type="button" data-ref="bFirst" title="First step (Home)" aria-label="First step">|◀︎</button>
+    <button type="button" data-ref="bBack" title="Step back (←)" aria-label="Step back">◀︎</button>
+    <button type="button" data-ref="bPlay" class="primary play" title="Play / pause (Space)">Play</button>
+    <button type="button" data-ref="bFwd" title="Step forward (→)" aria-label="Step forward">▶︎</button>
+    <button type="button" data-ref="bLast" title="Last step (End)" aria-label="Last step">▶︎|</button>
+  </div>
+  <div class="progress" role="progressbar" data-ref="bProgress" aria-valuemin="0"><div class="fill" data-ref="bBar"></div></div>
+  <p class="step-text" data-ref="bStepText"></p>
+</section>
+<div class="layout">
+  <div class="col-main">
+    <section class="panel">
+      <h2>Input x and weight w <small data-ref="bInNote"></small></h2>
+      <div class="grid-wrap" data-ref="bInWrap"><div class="grid" data-ref="bInGrid"></div></div>
+    </section>
+    <section class="panel">
+      <h2>Upstream gradient dy <small>= ∂loss/∂y</small></h2>
+      <div class="grid-wrap" data-ref="bDyWrap"><div class="grid" data-ref="bDyGrid"></div></div>
+      <p class="hint" data-ref="bEditHint">Click a cell of x, w or dy to change it; the backward runs again.</p>
+    </section>
+    <section class="panel">
+      <h2>Per-row calculations</h2>
+      <div class="table-wrap calc-wrap" data-ref="bCalcWrap"><table class="calc" data-ref="bCalc"></table></div>
+    </section>
+    <section class="panel">
+      <h2>dx <small>= rstd · (w·dy − x̂ · c1)</small></h2>
+      <div class="grid-wrap" data-ref="bDxWrap"><div class="grid" data-ref="bDxGrid"></div></div>
+    </section>
+    <section class="panel">
+      <h2>dw <small>one fp32 partial row per program, then dw_reduce</small></h2>
+      <div class="grid-wrap" data-ref="bPartWrap"><div class="grid" data-ref="bPartGrid"></div></div>
+      <div class="grid-wrap dw-wrap"><div class="grid" data-ref="bDwGrid"></div></div>
+      <ul class="legend"><li><i class="sw cur"></i>current row</li><li><i class="sw processing"></i>processing</li>
+        <li><i class="sw processed"></i>done in this walk</li><li><i class="sw masked"></i>masked lane</li></ul>
+    </section>
+  </div>
+  <div class="col-side">
+    <section class="panel explain" aria-live="polite">
+      <h2 data-ref="bExTitle"></h2><p data-ref="bExBody"></p><pre class="formula" data-ref="bExFormula"></pre>
+    </section>
+    <section class="panel"><h2>Bytes so far</h2><div class="counters" data-ref="bCounters"></div>
+      <p class="note">The minimum reads x, dy and w once and rstd, and writes dx and dw once. The second walk
+      reads x, dy and w again (mostly from L2 on a GPU), and each program reads and writes its fp32 dw partial row.</p></section>
+    <section class="panel"><h2>Kernel source <small data-ref="bSrcName"></small></h2>
+      <div class="source" data-ref="bSource" tabindex="0"></div></section>
+  </div>
+</div>
 </div>
 <div class="view" role="tabpanel" id="view-gpu" aria-labelledby="tab-gpu" data-ref="viewGpu" hidden>
   <section class="panel" data-ref="launchPanel"><h2>The launch on a GPU</h2>
-    <p class="note" data-ref="launchNote">On a GPU, rows are spread over programs and programs over the SMs, in waves.
+    <p class="note">On a GPU, rows are spread over programs and programs over the SMs, in waves.
     This view needs the library's planning code as a pure function, which this version does not have yet.</p></section>
   <section class="panel speedpanel" aria-labelledby="speed-title">
     <h2 id="speed-title">Measured speed <small>GB/s against N, from the bench's data file</small></h2>
