@@ -559,7 +559,7 @@ def test_backward_dy_is_editable(page, base):
     assert page.evaluate("RmsViz.controller.backward.data.dy[1][2]") == -4.5
 
 
-def test_exported_backward_works_offline(browser, tmp_path, base):
+def test_exported_backward_and_launch_work_offline(browser, tmp_path, base):
     out = tmp_path / "viz.html"
     assert command.main(["--export", str(out), "--rows", "3", "--n", "6", "--block-size", "4"]) == 0
     ctx = browser.new_context(offline=True)
@@ -575,5 +575,47 @@ def test_exported_backward_works_offline(browser, tmp_path, base):
     pg.keyboard.press("End")
     check_backward(pg, t)
     assert pg.is_disabled("[data-ref=bRows]")
+    pg.click("#tab-gpu")
+    pg.wait_for_selector("[data-ref=launchPanel][data-key]")
+    pg.fill("[data-ref=lM]", "5000")  # snaps to the nearest M the page carries
+    pg.wait_for_selector("[data-ref=launchPanel][data-key^='fwd/4096/']")
+    assert "snap to the nearest" in pg.text_content("[data-ref=lNote]")
     assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
     ctx.close()
+
+
+# ---- how the GPU runs it -----------------------------------------------------------------------
+
+def launch_api(base, **query):
+    with urllib.request.urlopen(base + "api/launch?" + urllib.parse.urlencode(query), timeout=60) as r:
+        return json.load(r)
+
+
+def test_launch_view_shows_the_planners_launch(page, base):
+    open_page(page, base + "?view=gpu")
+    page.wait_for_selector("[data-ref=launchPanel][data-key]")
+    for q in ({"op": "fwd", "m": "8192", "n": "131072", "dtype": "bf16", "gpu": "H100 SXM"},
+              {"op": "bwd", "m": "65536", "n": "1024", "dtype": "bf16", "gpu": "H200"}):
+        page.select_option("[data-ref=lOp]", q["op"])
+        page.fill("[data-ref=lM]", q["m"])
+        page.fill("[data-ref=lN]", q["n"])
+        page.select_option("[data-ref=lDtype]", q["dtype"])
+        page.select_option("[data-ref=lGpu]", q["gpu"])
+        key = "/".join(q.values())
+        page.wait_for_selector(f"[data-ref=launchPanel][data-key='{key}']:not([data-busy])")
+        L = launch_api(base, **q)
+        text = page.text_content("[data-ref=launchOut]")
+        grid = page.text_content("[data-ref=launchOut] [data-key=grid] b")
+        assert grid == f"{L['grid']:,} programs"
+        if L["walk"] == "split":
+            assert page.text_content("[data-key=programs_per_row] b") == f"{L['programs_per_row']} programs per row"
+        else:
+            assert page.text_content("[data-key=rows_per_program] b").startswith(f"{L['rows_per_program']:,} row")
+        m = L["measured"]
+        assert f"{m['pct_copy']:.1f}% of copy, {round(m['gbps']):,} GB/s" in text
+        assert f"M = {m['M']:,}, N = {m['N']:,}" in text and m["gpu"] in text
+        assert (f"has no {L['gpu']['name']} run yet" in text) == (not m["same_gpu"])
+        assert len(page.query_selector_all("[data-ref=launchOut] .sm")) == L["gpu"]["sms"]
+    page.fill("[data-ref=lM]", "0")
+    page.wait_for_selector("[data-ref=lError]:not([hidden])")
+    assert "m must be an integer from 1" in page.text_content("[data-ref=lError]")

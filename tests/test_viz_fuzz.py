@@ -163,7 +163,7 @@ query = st.lists(st.tuples(st.sampled_from(["op", "dtype", "gpu", "m", "n", "x",
 
 
 @RUNS
-@given(q=query | st.text(max_size=80), path=st.sampled_from(["/api/bench"]))
+@given(q=query | st.text(max_size=80), path=st.sampled_from(["/api/bench", "/api/launch"]))
 def test_random_queries_are_answered(port, q, path):
     target = (path + "?" + q).encode("utf-8", "surrogatepass")
     if any(c in target for c in b" \r\n\t\x00") or len(target) > 4000:

@@ -150,7 +150,7 @@ def test_a_server_without_data_answers_with_the_message(tmp_path):
 
 
 def test_the_query_parameters_have_kinds():
-    assert checks.QUERY_KINDS == {"/api/bench": {"op": "choice", "dtype": "choice", "gpu": "text"}}
+    assert checks.QUERY_KINDS["/api/bench"] == {"op": "choice", "dtype": "choice", "gpu": "text"}
     assert set(checks.query_choices("/api/bench")["op"]) == set(records.THROUGHPUT_OPS)
     assert checks.check_query("/api/bench", "op=bwd&gpu=" + urllib.parse.quote("NVIDIA H100 80GB HBM3")) \
         == {"op": "bwd", "gpu": "NVIDIA H100 80GB HBM3"}

@@ -28,7 +28,9 @@ BWD_KINDS = {"rows": "int", "n": "int", "block_size": "int", "seed": "int", "eps
 # POST endpoints: path -> the kinds of its parameters (trace.py's, trace_bwd.py's)
 POST_KINDS = {"/api/trace": KINDS, "/api/backward": BWD_KINDS}
 # GET endpoints: path -> {parameter: kind}; the choices are in query_choices().
-QUERY_KINDS = {"/api/bench": {"op": "choice", "dtype": "choice", "gpu": "text"}}
+QUERY_KINDS = {"/api/bench": {"op": "choice", "dtype": "choice", "gpu": "text"},
+               "/api/launch": {"op": "choice", "m": "int", "n": "int", "dtype": "choice",
+                               "gpu": "choice"}}
 MAX_TEXT = 100  # a GPU's name ("NVIDIA H100 80GB HBM3") is ~25 characters
 MAX_INT = 2**63  # far beyond any range trace accepts, small enough for any arithmetic on it
 MAX_NUMBER = 1e300  # float() of a larger int overflows; trace bounds values far lower
@@ -120,6 +122,11 @@ def check_params(body, kinds=KINDS) -> dict:
 
 def query_choices(path) -> dict:
     """The choices of a GET endpoint's "choice" parameters."""
+    if path == "/api/launch":
+        from ..tables import GPUS
+        from .launch import DTYPES, OPS
+
+        return {"op": list(OPS), "dtype": list(DTYPES), "gpu": list(GPUS)}
     from .speed import DTYPES, OPS
 
     return {"op": list(OPS), "dtype": list(DTYPES)}

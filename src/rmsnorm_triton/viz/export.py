@@ -3,7 +3,8 @@
 The file loads nothing: no server, no network. Playback, stepping and the source view work;
 controls that would re-run the kernel say that they need `rmsnorm-triton viz`. The backward
 view plays the backward of the same rows (two programs). The speed chart works for every op,
-dtype and GPU in the bench's data file: all of them are inlined (~90 KB).
+dtype and GPU in the bench's data file: all of them are inlined (~90 KB); the launch view for
+a grid of M and N (launch.EXPORT_MS x EXPORT_NS, ~200 KB), other values snapping to them.
 """
 
 import json
@@ -13,8 +14,8 @@ import tempfile
 
 from .server import STATIC
 
-SCRIPTS = ("view.js", "panels.js", "explain.js", "modes.js", "backward.js", "speed.js",
-           "app.js")  # the order index.html loads them in
+SCRIPTS = ("view.js", "panels.js", "explain.js", "modes.js", "backward.js", "launch.js",
+           "speed.js", "app.js")  # the order index.html loads them in
 
 
 def _inline_script(text: str) -> str:
@@ -31,9 +32,10 @@ def _inline_json(page, element_id, obj):
     return page.replace(tag, tag.replace("></", f">{data}</"))
 
 
-def build(trace: dict, bench: dict | None = None, backward: dict | None = None) -> str:
-    """The page with style.css, the scripts, the trace, the speed charts (speed.offline()) and
-    the backward trace inlined."""
+def build(trace: dict, bench: dict | None = None, backward: dict | None = None,
+          launches: dict | None = None) -> str:
+    """The page with style.css, the scripts, the trace, the speed charts (speed.offline()), the
+    backward trace and the launches (launch.offline()) inlined."""
     def read(name):
         with open(os.path.join(STATIC, name), encoding="utf-8") as f:
             return f.read()
@@ -51,6 +53,8 @@ def build(trace: dict, bench: dict | None = None, backward: dict | None = None) 
         page = _inline_json(page, "bench-data", bench)
     if backward is not None:
         page = _inline_json(page, "backward-data", backward)
+    if launches is not None:
+        page = _inline_json(page, "launch-data", launches)
     if re.search(r'(src|href)="(?!#|data:)[^"]*"', page):
         raise RuntimeError("the exported page still refers to another file")
     return page
@@ -66,7 +70,7 @@ def export(path: str, params: dict, bench_path=None):
     appears whole or not at all: a temporary file in the same folder, then os.replace."""
     from ..trace import trace_request
     from ..trace_bwd import trace_backward_request
-    from . import speed
+    from . import launch, speed
     from .checks import BWD_KINDS, check_params
 
     if not path:
@@ -86,7 +90,8 @@ def export(path: str, params: dict, bench_path=None):
                 fwd = trace_request(check_params(params))
                 p = fwd["params"]  # the backward of the same rows: x as the forward had it
                 bwd = {k: p[k] for k in BWD_KINDS if k in p} | {"programs": min(2, p["rows"])}
-                page = build(fwd, speed.offline(bench_path), trace_backward_request(bwd))
+                page = build(fwd, speed.offline(bench_path), trace_backward_request(bwd),
+                             launch.offline(bench_path))
             except ValueError as e:
                 raise ExportError(str(e)) from None
             f.write(page)

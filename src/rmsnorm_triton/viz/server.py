@@ -7,6 +7,8 @@
     GET  /api/bench     ?op=fwd&dtype=bf16&gpu=NAME (each optional) -> the speed chart's data
                         from the bench's data file (speed.request), or {"available": false,
                         "message": why} where there is no file
+    GET  /api/launch    ?op=fwd&m=4096&n=4096&dtype=bf16&gpu=H200 (each optional) -> the
+                        launch the library's planner makes there (launch.request)
 
 Only the page this server served can use it:
 - every request must carry a Host naming this server (its own address or localhost, and its
@@ -261,9 +263,10 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, body, "application/json")
 
     def answer_get(self, path, query) -> dict:
-        from . import speed
+        from . import launch, speed
 
-        return speed.request(query, self.server.bench_path)
+        module = launch if path == "/api/launch" else speed
+        return module.request(query, self.server.bench_path)
 
     def compute(self, params) -> bytes:
         from ..trace import trace_request

@@ -238,6 +238,7 @@
 
     let debounce = null;
     function onControl() {
+      ++S.reqSeq; // an answer to an earlier request would reset the controls being edited
       clearTimeout(debounce);
       debounce = setTimeout(() => reload(controls()), 300);
     }
@@ -300,13 +301,14 @@
 
     const showSpeed = V.speedView(R, V.speedSource(S.api ? "api/bench" : null, options.bench || (S.api ? null : { available: false,
       message: "This exported page carries no bench data." })));
+    const showLaunch = V.launchView(R, V.launchSource(S.api ? "api/launch" : null, options.launches || null));
     const bwd = V.backwardView(R, { api: S.api ? "api/backward" : null, data: options.backward || null, speed: () => SPEEDS[S.speed] });
     const showMode = V.setupModes(element, (mode) => {
       if (mode !== "fwd") pause();
       if (mode !== "bwd") bwd.pause();
       S.mode = mode;
       if (mode === "bwd") bwd.show();
-      if (mode === "gpu") showSpeed();
+      if (mode === "gpu") { showLaunch(); showSpeed(); }
       writeURL(S);
     });
 
@@ -348,7 +350,8 @@
     const inline = document.getElementById("trace-data").textContent.trim();
     if (inline) {
       const read = (id) => { const t = document.getElementById(id).textContent.trim(); return t ? JSON.parse(t) : null; };
-      V.controller = V.render(el, JSON.parse(inline), { api: null, bench: read("bench-data"), backward: read("backward-data") });
+      V.controller = V.render(el, JSON.parse(inline), { api: null, bench: read("bench-data"), backward: read("backward-data"),
+        launches: read("launch-data") });
       return;
     }
     const url = readURL(), api = "api/trace";

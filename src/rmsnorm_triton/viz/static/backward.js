@@ -233,7 +233,8 @@
     }
     S.reqSeq = 0;
     let debounce = null;
-    const onControl = () => { clearTimeout(debounce); debounce = setTimeout(() => reload(params()), 300); };
+    // an answer to an earlier request would reset the controls being edited: drop it
+    const onControl = () => { ++S.reqSeq; clearTimeout(debounce); debounce = setTimeout(() => reload(params()), 300); };
     for (const k of ["bRows", "bProgs", "bEps"]) R[k].addEventListener("input", onControl);
     R.bN.addEventListener("input", () => { fillBlocks(Number(R.bN.value), Number(R.bBlock.value)); onControl(); });
     for (const k of ["bBlock", "bDtype"]) R[k].addEventListener("change", onControl);

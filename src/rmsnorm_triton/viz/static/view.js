@@ -187,9 +187,19 @@
 </div>
 </div>
 <div class="view" role="tabpanel" id="view-gpu" aria-labelledby="tab-gpu" data-ref="viewGpu" hidden>
-  <section class="panel" data-ref="launchPanel"><h2>The launch on a GPU</h2>
-    <p class="note">On a GPU, rows are spread over programs and programs over the SMs, in waves.
-    This view needs the library's planning code as a pure function, which this version does not have yet.</p></section>
+  <section class="panel launch" data-ref="launchPanel" aria-labelledby="launch-title">
+    <h2 id="launch-title">The launch the library makes <small>rows over programs, programs over SMs</small></h2>
+    <div class="speed-controls">
+      <label><span>Op</span><select data-ref="lOp"><option value="fwd">forward</option><option value="bwd">backward</option></select></label>
+      <label><span>Rows <abbr title="rows: every dim of x but the last, multiplied">M</abbr></span><input data-ref="lM" type="text" inputmode="numeric" spellcheck="false" autocomplete="off"></label>
+      <label><span>Feature dim <abbr title="elements per row">N</abbr></span><input data-ref="lN" type="text" inputmode="numeric" spellcheck="false" autocomplete="off"></label>
+      <label><span>dtype</span><select data-ref="lDtype"><option>bf16</option><option>fp16</option><option>fp32</option></select></label>
+      <label><span>GPU</span><select data-ref="lGpu"></select></label>
+    </div>
+    <p class="banner" data-ref="lNote" hidden></p>
+    <p class="error" data-ref="lError" role="alert" hidden></p>
+    <div class="launch-out" data-ref="launchOut" aria-live="polite"></div>
+  </section>
   <section class="panel speedpanel" aria-labelledby="speed-title">
     <h2 id="speed-title">Measured speed <small>GB/s against N, from the bench's data file</small></h2>
     <div class="speed-controls">
