@@ -68,6 +68,8 @@ def test_nearest_measured_cell():
     assert got["gbps"] == row[0]["gbps"] and got["pct_copy"] == row[0]["pct_copy"]
     got, _ = launch.nearest("fwd", 1, 4096, "bf16", "H100 SXM", DATA)  # small M: a graph replay
     assert got["op"] == "latency_graph" and got["exact"]
+    got, _ = launch.nearest("fwd", 8192, 131072, "bf16", "H100 SXM", DATA)  # N first: the walk
+    assert (got["M"], got["N"], got["op"]) == (512, 131072, "fwd")
     got, _ = launch.nearest("bwd", 60000, 1000, "bf16", "H200", DATA)
     assert (got["M"], got["N"], got["exact"], got["same_gpu"]) == (65536, 1024, False, False)
     assert got["gpu"] == "NVIDIA H100 80GB HBM3"

@@ -71,8 +71,9 @@ def _moves(op, lay, m, n, es) -> list:
 
 
 def nearest(op, m, n, dtype, gpu, bench_path=None):
-    """(the bench's measured cell of this library nearest to (m, n) in log2 steps, on this GPU
-    where the data file has it, else on the GPU of the newest run; or None, and why not)."""
+    """(the bench's measured cell of this library nearest to (m, n), on this GPU where the data
+    file has it, else on the GPU of the newest run; or None, and why not). Nearest in N first
+    (N decides the walk), then in M, in log2 steps."""
     data, why = speed.load(bench_path)
     if data is None:
         return None, why
@@ -84,8 +85,7 @@ def nearest(op, m, n, dtype, gpu, bench_path=None):
     pool = same or [r for r in rows if data.gpus and r["gpu"] == data.gpus[0]]
     if not pool:
         return None, f"The bench's data file has no {op} {dtype} cell of this library."
-    best = min(pool, key=lambda r: (math.log2(r["M"] / m) ** 2 + math.log2(r["N"] / n) ** 2,
-                                    -r["N"]))
+    best = min(pool, key=lambda r: (abs(math.log2(r["N"] / n)), abs(math.log2(r["M"] / m))))
     return {"gpu": best["gpu"], "op": best["op"], "dtype": dtype, "M": best["M"], "N": best["N"],
             "gbps": best["gbps"], "pct_copy": best["pct_copy"], "date": best["date"],
             "commit": best["commit"], "same_gpu": bool(same),

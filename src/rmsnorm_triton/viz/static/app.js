@@ -149,7 +149,7 @@
       S.pos = Math.max(0, Math.min(pos || 0, d.steps.length));
       showControls(d.params);
       R.device.textContent = d.device;
-      R.footKernel.textContent = `${d.source.file}:${d.source.name}`;
+      if (S.mode === "fwd") R.footKernel.textContent = `kernel ${d.source.file}:${d.source.name}`;
       R.inNote.textContent = `${d.params.rows} × ${d.params.n}, ${d.params.dtype}` + (d.params.dtype === "fp32" ? "" : ", values as rounded to " + d.params.dtype);
       R.outNote.textContent = d.params.norm === "rms" ? "= x · rstd · w" : "= (x − μ) · rstd · w";
       R.srcName.textContent = `${d.source.file} · ${d.source.name}`;
@@ -308,6 +308,8 @@
       if (mode !== "bwd") bwd.pause();
       S.mode = mode;
       if (mode === "bwd") bwd.show();
+      const src = mode === "bwd" && bwd.data ? bwd.data.source : S.data.source;
+      R.footKernel.textContent = mode === "gpu" ? "launches planned by layout.py and tables.py" : `kernel ${src.file}:${src.name}`;
       if (mode === "gpu") { showLaunch(); showSpeed(); }
       writeURL(S);
     });

@@ -45,7 +45,7 @@
       case "dx": {
         const c = blk.start, prev = ix.prevRow[r];
         return { title: `${tag} · walk 2, block ${nb - s.block} of ${nb} (last first)`,
-          body: `The program reloads x, dy and w for ${lanes} (the last block first: the likeliest still in L2), writes dx, and adds dy · x̂ to its dw partial row${prev === null ? " (its first row: the partial starts here)" : `, which holds rows up to ${prev} so far`}.`,
+          body: `The program reloads x, dy and w for ${lanes}, walking the row from its last block (the likeliest still in L2). It writes dx and adds dy · x̂ to its dw partial row${prev === null ? " (its first row: the partial starts here)" : `, which holds rows up to ${prev} so far`}.`,
           formula: `dx[${r}][${c}] = rstd · (w·dy − x̂ · c1) = ${fmt(d.dx[r][c], 6)}\npartial[P${s.program}][${c}] = ${fmt(d.dw_after_row[r][c], 6)}` };
       }
       case "reduce":
@@ -159,6 +159,7 @@
     const follow = () => {
       if (!cur || cur.row === null) return;
       for (const [wrap, g] of [[R.bInWrap, G.x], [R.bDyWrap, G.dy], [R.bDxWrap, G.dx]]) V.follow(wrap, g, { row: cur.row, block: cur.block });
+      if (cur.pass === "dx") V.follow(R.bPartWrap, G.part, { row: cur.program, block: cur.block });
       V.scrollWithin(R.bCalcWrap, G.table[cur.row].tr);
     };
     requestAnimationFrame(() => requestAnimationFrame(follow));
@@ -193,6 +194,7 @@
         dw: V.buildGrid(R.bDwGrid, d, [d.dw], { prefix: "dw", kind: "dwv", hide: true }), table: buildTable(R.bCalc, d) };
       S.G.dw.rows[0].label.textContent = "dw";
       R.viewBwd.dataset.traceId = String(++S.seq);
+      if (!R.viewBwd.hidden) R.footKernel.textContent = `kernel ${d.source.file}:${d.source.name}`;
       R.bError.hidden = true;
       paint(R, S.G, d, S.ix, 0);
     }

@@ -18,15 +18,15 @@
     return [h("dt", { text: term }), h("dd", { "data-key": key }, h("b", { text: value }), note ? h("span", { class: "muted", text: " " + note }) : null)];
   }
 
-  /** The SMs as squares, each with the programs it holds in the first wave; the last wave's
-      share in a lighter tone. */
+  /** The SMs as squares: full in the first wave, lighter where it holds fewer programs than
+      fit, grey where idle. */
   function smPicture(L) {
     const sms = L.gpu.sms, per = L.resident_per_sm, full = Math.floor(L.waves), last = L.waves - full;
     const cells = [];
     const lastProgs = Math.round(last * sms * per);
     for (let i = 0; i < sms; i++) {
       const inLast = lastProgs > 0 ? Math.max(0, Math.min(per, lastProgs - i * per)) : 0;
-      cells.push(h("i", { class: "sm" + (full >= 1 ? " busy" : inLast ? " part" : ""), title: `SM ${i}: ` +
+      cells.push(h("i", { class: "sm" + (full >= 1 || inLast === per ? " busy" : inLast ? " part" : ""), title: `SM ${i}: ` +
         (full >= 1 ? `${per} program${per > 1 ? "s" : ""} at once` : inLast ? `${inLast} program${inLast > 1 ? "s" : ""}` : "idle") }));
     }
     return h("div", { class: "sms", role: "img", "aria-label": `${sms} SMs; ${L.waves.toFixed(2)} waves` }, cells);

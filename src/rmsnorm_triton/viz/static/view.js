@@ -224,7 +224,7 @@
   <dt><kbd>1</kbd> <kbd>2</kbd> <kbd>3</kbd></dt><dd>forward trace / backward trace / how the GPU runs it</dd>
   <dt><kbd>←</kbd> <kbd>→</kbd> on a tab</dt><dd>the previous / next view</dd></dl>
   <p class="note">Playback keys act on the trace that is shown.</p></section>
-<footer><p>Served by <code>rmsnorm-triton viz</code> · kernel <code data-ref="footKernel"></code></p></footer>`;
+<footer><p>Served by <code>rmsnorm-triton viz</code> · <span data-ref="footKernel"></span></p></footer>`;
 
   /** Builds the skeleton inside el; returns {name: element} for every data-ref. */
   V.skeleton = function (el) {
