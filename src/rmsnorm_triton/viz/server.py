@@ -255,7 +255,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(400, {"error": str(e)})
                 return
             try:
-                body = self.compute(params) if path == "/api/trace" else self.compute_backward(params)
+                body = (self.compute if path == "/api/trace" else self.compute_backward)(params)
             except ValueError as e:  # trace's own range checks
                 self._json(400, {"error": clip(str(e), 300)})
                 return
