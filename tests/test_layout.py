@@ -3,26 +3,31 @@
 import pytest
 import torch
 
+import rmsnorm_triton as R
 from rmsnorm_triton import layout, options, plan, split, tables
 from rmsnorm_triton.kernels import N_COUNTERS
+
+DEV = "cpu" if R.interpreted() else "cuda"
 
 
 @pytest.mark.parametrize("m,n,dtype", [(5, 64, torch.float32), (300, 512, torch.bfloat16),
                                        (3, 5000, torch.float16), (40, 1024, torch.float32),
                                        (1, 1, torch.bfloat16)])
 def test_the_plans_launch_the_layouts_grid(m, n, dtype):
-    """A plan made here (the interpreter: no SPLIT, 4 backward programs) launches the grid the
-    layout gives for this machine."""
-    x, w = torch.randn(m, n).to(dtype), torch.randn(n).to(dtype)
+    """A plan made here launches the grid the layout gives for this device (rows this short
+    never take SPLIT): on the interpreter 1 "SM" forward and 4 programs backward."""
+    x, w = torch.randn(m, n).to(dtype).to(DEV), torch.randn(n).to(dtype).to(DEV)
+    arch = tables.table_for(x.device)
+    sms = tables.device_props(x.device.index or 0).multi_processor_count if x.is_cuda else 0
     fwd = plan.FwdPlan(x, w, None, 1e-6, 0.0, "llama", dtype, dtype, True)
-    native = tables.native_weight(w, "llama", 0.0, dtype, dtype)
-    assert fwd.grid == layout.fwd_layout(m, n, dtype, (9, 0), 1, native=native,
-                                         split_ok=False).grid
-    bwd = plan.BwdPlan(x, None, x, w, torch.ones(m), 0.0, dtype, None, True)
-    cfg = tables.bwd_config(n, dtype, (9, 0))
+    native = options.get().w_native and tables.native_weight(w, "llama", 0.0, dtype, dtype)
+    lay = layout.fwd_layout(m, n, dtype, arch, sms or 1, native=native)
+    assert lay.walk != "split" and fwd.grid == lay.grid
+    bwd = plan.BwdPlan(x, None, x, w, torch.ones(m, device=DEV), 0.0, dtype, None, True)
+    cfg = tables.bwd_config(n, dtype, arch)
     tiles = -(-m // cfg.block_m) if cfg.one_pass else m
-    assert bwd.grid == layout.bwd_layout(m, n, dtype, (9, 0), 0, split_ok=False).grid \
-        == min(tiles, 4)  # the interpreter's 4 programs
+    assert bwd.grid == layout.bwd_layout(m, n, dtype, arch, sms).grid \
+        == min(tiles, sms * cfg.progs_per_sm if sms else 4)
 
 
 def test_gpus_of_the_table():
