@@ -210,6 +210,9 @@ def test_phone_width_has_no_horizontal_overflow(browser, base, query):
     open_page(pg, base + query)
     if "view=gpu" in query:
         pg.wait_for_selector(".chart[data-state=drawn] svg")
+        pg.wait_for_selector("[data-ref=launchPanel][data-key] .sms")
+    if "view=bwd" in query:
+        pg.wait_for_selector("#view-bwd[data-trace-id] [data-ref=bDxGrid] .cell")
     widths = pg.evaluate("[document.documentElement.scrollWidth, document.body.scrollWidth, innerWidth]")
     assert widths[0] <= widths[2] and widths[1] <= widths[2], widths
     pg.close()
