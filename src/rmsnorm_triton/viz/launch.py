@@ -128,8 +128,10 @@ def launch(op, m, n, dtype, gpu, bench_path=None) -> dict:
         "bytes": {"must": min_bytes(op, m, n, DTYPES[dtype]), "moves": sum(b for _, b in moves),
                   "parts": moves},
         "measured": measured, "measured_note": note, "chosen_by": CHOSEN_BY[op],
-        "caveat": "A forward without autograd (no rstd stored); options as set in this process "
-                  f"(SPLIT {'on' if options.get().split else 'off'}).",
+        "caveat": ("A forward without autograd (no rstd stored)" if op == "fwd" else
+                   "A backward with a weight: dw's partial rows are summed by a second kernel, "
+                   "dw_reduce") + f"; options as set in this process (SPLIT "
+                  f"{'on' if options.get().split else 'off'}).",
     }
 
 
