@@ -622,3 +622,24 @@ def test_launch_view_shows_the_planners_launch(page, base):
     page.fill("[data-ref=lM]", "0")
     page.wait_for_selector("[data-ref=lError]:not([hidden])")
     assert "m must be an integer from 1" in page.text_content("[data-ref=lError]")
+
+
+def test_a_link_reproduces_the_backward_view(page, base, browser):
+    open_page(page, base + "?view=bwd&brows=3&bn=6&bblock=2&bprogs=3&bdtype=bf16&bseed=8&bdy=2.5%3A-1.5&bstep=7")
+    page.wait_for_selector("#view-bwd[data-pos='7']", timeout=60000)
+    p = page.evaluate("RmsViz.controller.backward.data.params")
+    assert (p["rows"], p["n"], p["block_size"], p["programs"], p["dtype"], p["seed"]) == (3, 6, 2, 3, "bf16", 8)
+    assert page.evaluate("RmsViz.controller.backward.data.dy[2][5]") == -1.5
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("ArrowRight")
+    url = page.evaluate("location.href")
+    assert "bstep=8" in url and "bdy=2.5%3A-1.5" in url and "view=bwd" in url
+    other = browser.new_page()
+    open_page(other, url)
+    other.wait_for_selector("#view-bwd[data-pos='8']", timeout=60000)
+    assert other.evaluate("RmsViz.controller.backward.data.dx") == page.evaluate("RmsViz.controller.backward.data.dx")
+    other.close()
+    open_page(page, base + "?view=bwd&brows=3&bprogs=9")  # more programs than rows: the defaults
+    page.wait_for_selector("#view-bwd[data-trace-id] [data-ref=bError]:not([hidden])", timeout=60000)
+    assert "not accepted: programs must be from 1 to 3" in page.text_content("[data-ref=bError]")
+    assert page.evaluate("RmsViz.controller.backward.data.params.programs") == 2

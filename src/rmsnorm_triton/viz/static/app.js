@@ -5,6 +5,16 @@
 (function (V) {
   const SPEEDS = [0.5, 1, 2, 4, 8, 15, 30, 60]; // steps per second
   const PARAM_KEYS = { rows: "rows", n: "n", block: "block_size", eps: "eps", dtype: "dtype", seed: "seed", norm: "norm" };
+  // the backward view's, beside them
+  const BWD_KEYS = { brows: "rows", bn: "n", bblock: "block_size", bprogs: "programs", beps: "eps", bdtype: "dtype", bseed: "seed" };
+  const cells = (m) => [...m].map(([k, v]) => `${k}:${v}`).join(",");
+  function readCells(text, into) {
+    for (const part of (text || "").split(",").filter(Boolean)) {
+      const [k, v] = part.split(":");
+      if (v !== undefined) into.set(k, Number(v));
+    }
+    return into;
+  }
 
   /** Index of the trace's steps, so that any position can be shown without replaying. */
   function indexSteps(data) {
@@ -52,27 +62,30 @@
       const v = q.get(k);
       params[key] = ["dtype", "norm"].includes(key) ? v : Number(v);
     }
-    for (const part of (q.get("x") || "").split(",").filter(Boolean)) {
-      const [rc, v] = part.split(":");
-      if (v !== undefined) edits.x.set(rc, Number(v));
-    }
-    for (const part of (q.get("w") || "").split(",").filter(Boolean)) {
-      const [c, v] = part.split(":");
-      if (v !== undefined) edits.w.set(c, Number(v));
-    }
+    readCells(q.get("x"), edits.x);
+    readCells(q.get("w"), edits.w);
+    const bwd = { params: {}, edits: { x: readCells(q.get("bx"), new Map()), w: readCells(q.get("bw"), new Map()), dy: readCells(q.get("bdy"), new Map()) },
+      step: q.has("bstep") ? Number(q.get("bstep")) : 0 };
+    for (const [k, key] of Object.entries(BWD_KEYS)) if (q.has(k)) bwd.params[key] = key === "dtype" ? q.get(k) : Number(q.get(k));
     return { params, edits, step: q.has("step") ? Number(q.get("step")) : null, speed: q.has("speed") ? Number(q.get("speed")) : null,
-      mode: q.get("view") || "fwd" };
+      mode: q.get("view") || "fwd", bwd };
   }
 
   function writeURL(S) {
     if (!S.api) return; // an exported file keeps its own address
     const p = S.data.params, q = new URLSearchParams();
     for (const [k, key] of Object.entries(PARAM_KEYS)) q.set(k, p[key]);
-    if (S.edits.x.size) q.set("x", [...S.edits.x].map(([k, v]) => `${k}:${v}`).join(","));
-    if (S.edits.w.size) q.set("w", [...S.edits.w].map(([k, v]) => `${k}:${v}`).join(","));
+    if (S.edits.x.size) q.set("x", cells(S.edits.x));
+    if (S.edits.w.size) q.set("w", cells(S.edits.w));
     q.set("step", S.pos);
     q.set("speed", S.speed);
     if (S.mode !== "fwd") q.set("view", S.mode);
+    const b = S.bwd && S.bwd.data;
+    if (b) {
+      for (const [k, key] of Object.entries(BWD_KEYS)) q.set(k, b.params[key]);
+      for (const [k, m] of [["bx", S.bwd.edits.x], ["bw", S.bwd.edits.w], ["bdy", S.bwd.edits.dy]]) if (m.size) q.set(k, cells(m));
+      q.set("bstep", S.bwd.pos);
+    }
     history.replaceState(null, "", "?" + q.toString());
   }
 
@@ -302,7 +315,8 @@
     const showSpeed = V.speedView(R, V.speedSource(S.api ? "api/bench" : null, options.bench || (S.api ? null : { available: false,
       message: "This exported page carries no bench data." })));
     const showLaunch = V.launchView(R, V.launchSource(S.api ? "api/launch" : null, options.launches || null));
-    const bwd = V.backwardView(R, { api: S.api ? "api/backward" : null, data: options.backward || null, speed: () => SPEEDS[S.speed] });
+    const bwd = S.bwd = V.backwardView(R, { api: S.api ? "api/backward" : null, data: options.backward || null, speed: () => SPEEDS[S.speed],
+      initial: options.bwd, changed: (playing) => { if (!playing || S.bwd.pos % 10 === 0) writeURL(S); } });
     const showMode = V.setupModes(element, (mode) => {
       if (mode !== "fwd") pause();
       if (mode !== "bwd") bwd.pause();
@@ -364,7 +378,7 @@
       err = e.message; url.edits.x.clear(); url.edits.w.clear();
       data = await fetchTrace(api, {}, url.edits);
     }
-    V.controller = V.render(el, data, { api, edits: url.edits, step: url.step, speed: url.speed, mode: url.mode });
+    V.controller = V.render(el, data, { api, edits: url.edits, step: url.step, speed: url.speed, mode: url.mode, bwd: url.bwd });
     if (err) { const box = el.querySelector("[data-ref=error]"); box.hidden = false; box.textContent = "The link's parameters were not accepted: " + err; }
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot); else boot();

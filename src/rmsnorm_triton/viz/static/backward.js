@@ -166,9 +166,12 @@
   }
 
   /** The backward view's controller. opts: {api (POST endpoint or null), data (a trace to show
-      first, or null: fetch the defaults on first show), speed() (steps per second)}. */
+      first, or null: fetch on first show), speed() (steps per second), initial ({params,
+      edits, step} from a link), changed(playing) (after each position shown)}. */
   V.backwardView = function (R, opts) {
-    const S = { d: null, ix: null, G: null, pos: 0, playing: false, timer: null, seq: 0, edits: { x: new Map(), w: new Map(), dy: new Map() } };
+    const init = opts.initial || { params: {}, edits: null, step: 0 };
+    const S = { d: null, ix: null, G: null, pos: 0, playing: false, timer: null, seq: 0,
+      edits: init.edits || { x: new Map(), w: new Map(), dy: new Map() } };
     const params = () => ({ rows: Number(R.bRows.value), n: Number(R.bN.value), block_size: Number(R.bBlock.value), programs: Number(R.bProgs.value),
       eps: R.bEps.value.trim() === "" ? NaN : Number(R.bEps.value), dtype: R.bDtype.value, seed: S.d ? S.d.params.seed : 0 });
     const fillBlocks = (n, want) => {
@@ -197,9 +200,10 @@
       if (!R.viewBwd.hidden) R.footKernel.textContent = `kernel ${d.source.file}:${d.source.name}`;
       R.bError.hidden = true;
       paint(R, S.G, d, S.ix, 0);
+      if (opts.changed) opts.changed(false);
     }
-    const go = (pos) => { S.pos = Math.max(0, Math.min(pos, S.d.steps.length)); paint(R, S.G, S.d, S.ix, S.pos); };
-    const pause = () => { S.playing = false; clearTimeout(S.timer); R.bPlay.textContent = "Play"; };
+    const go = (pos) => { S.pos = Math.max(0, Math.min(pos, S.d.steps.length)); paint(R, S.G, S.d, S.ix, S.pos); if (opts.changed) opts.changed(S.playing); };
+    const pause = () => { const was = S.playing; S.playing = false; clearTimeout(S.timer); R.bPlay.textContent = "Play"; if (was && opts.changed) opts.changed(false); };
     const tick = () => { if (!S.playing) return; if (S.pos >= S.d.steps.length) { pause(); return; } go(S.pos + 1); S.timer = setTimeout(tick, 1000 / opts.speed()); };
     const play = () => { if (S.pos >= S.d.steps.length) go(0); S.playing = true; R.bPlay.textContent = "Pause"; tick(); };
     async function post(body) {
@@ -281,11 +285,19 @@
         if (started) return;
         started = true;
         if (opts.data) setData(opts.data);
-        else if (opts.api) reload({});
+        else if (opts.api) {
+          reload(init.params, () => go(init.step || 0)).then(async () => {
+            if (S.d || R.bError.hidden) return;
+            const why = R.bError.textContent.replace(/^Not run: /, ""); // a link's bad parameters
+            for (const m of Object.values(S.edits)) m.clear();
+            await reload({});
+            R.bError.hidden = false; R.bError.textContent = "The link's backward parameters were not accepted: " + why;
+          });
+        }
         else { R.bError.hidden = false; R.bError.textContent = "This exported page carries no backward trace."; }
       },
       go: (p) => S.d && go(p), play: () => S.d && play(), pause, toggle: () => S.d && (S.playing ? pause() : play()),
-      get pos() { return S.pos; }, get data() { return S.d; }, get steps() { return S.d ? S.d.steps.length : 0; },
+      get pos() { return S.pos; }, get data() { return S.d; }, get steps() { return S.d ? S.d.steps.length : 0; }, edits: S.edits,
     };
   };
 })((window.RmsViz = window.RmsViz || {}));
