@@ -28,8 +28,8 @@ def port():
     srv.server_close()
 
 
-def post(port, data: bytes):
-    head = (f"POST /api/trace HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+def post(port, data: bytes, path="/api/trace"):
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(data)}\r\n\r\n").encode()
     with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
         s.sendall(head + data)
@@ -46,8 +46,8 @@ def post(port, data: bytes):
     return status, json.loads(body)
 
 
-def answered(port, data: bytes):
-    status, obj = post(port, data)
+def answered(port, data: bytes, path="/api/trace"):
+    status, obj = post(port, data, path)
     assert status in (200, 400, 413), (status, obj, data[:200])
     if status != 200:
         assert isinstance(obj["error"], str) and 0 < len(obj["error"]) < 400
@@ -127,6 +127,56 @@ def test_random_depth_is_answered(port, depth, key, leaf):
 @given(data=st.binary(max_size=300) | st.text(max_size=200).map(str.encode))
 def test_random_bytes_are_answered(port, data):
     answered(port, data)
+
+
+bwd_params = st.fixed_dictionaries({}, optional={
+    **{k: v | json_values for k, v in plausible.items() if k != "norm"},
+    "programs": st.integers(-1, 4) | json_values, "dy": plausible["x"] | json_values})
+
+
+@RUNS
+@given(body=bwd_params)
+def test_random_backward_parameters_are_answered(port, body):
+    answered(port, json.dumps(body).encode(), "/api/backward")
+
+
+def get(port, target: bytes):
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(b"GET " + target + f" HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        out = b""
+        for _ in range(10_000):
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            out += chunk
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 ") and b"Content-Type: application/json" in head, out[:200]
+    return int(head.split()[1]), json.loads(body)
+
+
+query_values = st.sampled_from(["fwd", "bwd", "fwd_residual", "bf16", "fp32", "NVIDIA H100 80GB HBM3",
+                                "", "%ff", "%00", "a%20b", "+", "%"]) | st.text(max_size=30)
+query_values = query_values | st.sampled_from(["1", "0", "4096", "-3", "1e3", "99999999999999999999",
+                                              "H200", "H100 SXM"])
+query = st.lists(st.tuples(st.sampled_from(["op", "dtype", "gpu", "m", "n", "x", "op[]", ""]), query_values),
+                 max_size=6).map(lambda kv: "&".join(f"{k}={v}" for k, v in kv))
+
+
+@RUNS
+@given(q=query | st.text(max_size=80), path=st.sampled_from(["/api/bench", "/api/launch"]))
+def test_random_queries_are_answered(port, q, path):
+    target = (path + "?" + q).encode("utf-8", "surrogatepass")
+    if any(c in target for c in b" \r\n\t\x00") or len(target) > 4000:
+        target = target.replace(b" ", b"%20").replace(b"\r", b"%0d").replace(b"\n", b"%0a")
+        target = target.replace(b"\t", b"%09").replace(b"\x00", b"%00")
+    status, obj = get(port, target)
+    assert status in (200, 400), (status, obj, target)
+    if status == 400:
+        assert isinstance(obj["error"], str) and 0 < len(obj["error"]) < 400
+    elif path == "/api/bench":
+        assert obj["available"] is False or obj["series"] is not None
+    else:
+        assert obj["grid"] >= 1 and obj["walk"] in ("one_pass", "split", "loop")
 
 
 def test_still_serving_after_the_fuzz(port):

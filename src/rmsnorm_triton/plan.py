@@ -20,6 +20,7 @@ import torch
 
 from . import _triton, kernels, options, tables
 from .checks import CASTINGS
+from .layout import bwd_layout, fwd_layout
 from .split import cdiv, slots, words
 from .split import grid as split_grid
 
@@ -167,15 +168,15 @@ class FwdPlan(_Plan):
         opts = options.get()
         in_dtype = h_dtype if residual is not None else x2.dtype
         native = opts.w_native and tables.native_weight(w, casting, offset, in_dtype, out_dtype)
-        cfg = config or tables.fwd_config(n, x2.dtype, residual is not None, native,
-                                          tables.table_for(x2.device))
         sms = tables.device_props(x2.device.index).multi_processor_count if x2.is_cuda else 1
-        if cfg.one_pass and cfg.block_m > 1 and m < cfg.block_m * sms:  # a few rows (decoding):
-            cfg = tables.with_rows(cfg, m, sms)  # spread them over the SMs
-        chunks = cdiv(n, cfg.block_n)
-        split = (cfg.split and not _triton.interpreted() and acc == torch.float32
-                 and opts.split and not no_split
-                 and (quant is None or quant.splits))  # (FP8 per token: the block loop)
+        split_ok = (not _triton.interpreted() and acc == torch.float32 and opts.split
+                    and not no_split
+                    and (quant is None or quant.splits))  # (FP8 per token: the block loop)
+        layout = fwd_layout(m, n, x2.dtype, tables.table_for(x2.device), sms, config=config,
+                            residual=residual is not None, native=native, split_ok=split_ok)
+        # SPLIT asked: split_grid sizes it against the compiled kernel (as layout.grid where the
+        # table's programs per SM are resident), else the block loop
+        cfg, chunks, split = layout.cfg, layout.chunks, layout.cfg.split and split_ok
         named = dict(
             X=x2, R=r2 if r2 is not None else x2, W=w if w is not None else x2, Y=y,
             H=h if h is not None else x2, RSTD=rstd if rstd is not None else x2, PART=x2,
@@ -208,7 +209,7 @@ class FwdPlan(_Plan):
             self.chunks = 0
             named.update(PART=x2, SPLIT=False, DYNAMIC=False,  # one pass or the block loop
                          W_NATIVE=named["W_NATIVE"] and named["ONE_PASS"])
-            self.grid = cdiv(m, cfg.block_m) if named["ONE_PASS"] else m
+            self.grid = m if split else layout.grid  # (SPLIT not resident: the block loop)
             maxnreg = cfg.maxnreg if cfg.one_pass else 0
             self.launch = _triton.Launch(FWD, FWD.positional(named), cfg.num_warps, maxnreg)
         self._bind(FWD, named, ("X", "R", "W", "Y", "H", "RSTD", "PART")
@@ -313,10 +314,12 @@ class BwdPlan(_Plan):
         if m == 0:
             return
         dx, dr = self._outputs()
-        cfg = config or tables.bwd_config(n, x2.dtype, tables.table_for(x2.device))
-        split = (cfg.split and not _triton.interpreted() and rstd.dtype == torch.float32
-                 and options.get().split and not no_split)
-        chunks = cdiv(n, cfg.block_n)
+        sms = tables.device_props(x2.device.index).multi_processor_count if x2.is_cuda else 0
+        split_ok = (not _triton.interpreted() and rstd.dtype == torch.float32
+                    and options.get().split and not no_split)
+        layout = bwd_layout(m, n, x2.dtype, tables.table_for(x2.device), sms, config=config,
+                            programs=programs, split_ok=split_ok)
+        cfg, chunks, split = layout.cfg, layout.chunks, layout.cfg.split and split_ok  # (as above)
         named = dict(
             DY=dy2, X=x2, W=w if w is not None else x2, RSTD=rstd,
             DH=dh2 if dh2 is not None else x2, DX=dx, DR=dr if dr is not None else x2,
@@ -340,9 +343,8 @@ class BwdPlan(_Plan):
         else:
             self.chunks = 0
             named.update(PART=x2, SPLIT=False)
-            tiles = cdiv(m, cfg.block_m) if named["ONE_PASS"] else m
-            self.grid = self.part_rows = min(tiles, programs or tables.num_programs(
-                x2.device, cfg))
+            self.grid = self.part_rows = min(m, programs or tables.programs_at_once(sms, cfg)) \
+                if split else layout.grid  # (SPLIT not resident: the block loop)
             named["NUM_PROGS"] = self.grid
         self.part_shape = (self.part_rows, n)
         if self.need_dw:

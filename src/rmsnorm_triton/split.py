@@ -31,13 +31,11 @@ def grid(kernel, named, groups_of, cfg, m, n):
     """(programs, Launch) so that every program is resident at once, or None if N is too long
     for that. groups_of(groups, chunks) is the kernel's NUM_GROUPS / NUM_PROGS, set in named."""
     chunks = cdiv(n, cfg.block_n)
-    if chunks > N_COUNTERS:  # one row counter a chunk (meet.counter)
-        return None
     sms = tables.device_props(_triton.current_device()).multi_processor_count
     # The table's count was chosen for the plain kernel; a variant with more registers (the fused
     # residual: 2048 x 4 warps fits 6 an SM without it, 5 with it) takes the most that fit.
     for per_sm in range(cfg.progs_per_sm, 0, -1):
-        groups = min(m, sms * per_sm // chunks)
+        groups = row_groups(m, chunks, sms, per_sm)
         if groups < 1:
             return None
         named.update(groups_of(groups, chunks))
@@ -46,6 +44,14 @@ def grid(kernel, named, groups_of, cfg, m, n):
         if resident_per_sm(launch, cfg.num_warps) >= per_sm:
             return groups * chunks, groups, launch
     return None
+
+
+def row_groups(m: int, chunks: int, sms: int, per_sm: int) -> int:
+    """SPLIT's row groups (each of `chunks` programs, one per chunk of a row) when per_sm
+    programs are resident on each of `sms` multiprocessors; 0 where SPLIT cannot run."""
+    if chunks > N_COUNTERS:  # one row counter a chunk (meet.counter)
+        return 0
+    return max(0, min(m, sms * per_sm // chunks))
 
 
 def words(t: torch.Tensor, n: int) -> bool:

@@ -159,6 +159,28 @@ def device_props(index: int):
     return torch.cuda.get_device_properties(index)
 
 
+@dataclass(frozen=True)
+class GPU:
+    """A GPU's properties, named as torch.cuda.get_device_properties names them."""
+    name: str
+    major: int
+    minor: int
+    multi_processor_count: int
+    regs_per_multiprocessor: int
+    shared_memory_per_multiprocessor: int
+    max_threads_per_multi_processor: int
+
+
+# GPUs a launch can be planned for without one here (the visualizer's "how the GPU runs it"),
+# as torch reports them on each; name is what the bench's data file calls the GPU.
+GPUS = {
+    "H100 SXM": GPU("NVIDIA H100 80GB HBM3", 9, 0, 132, 65536, 233472, 2048),
+    "H200": GPU("NVIDIA H200", 9, 0, 132, 65536, 233472, 2048),
+    "H100 PCIe": GPU("NVIDIA H100 PCIe", 9, 0, 114, 65536, 233472, 2048),
+    "A100 SXM": GPU("NVIDIA A100-SXM4-80GB", 8, 0, 108, 65536, 167936, 2048),
+}
+
+
 def table_for(device) -> tuple:
     """The tables' key for a device: its compute capability where a table covers it (and its
     SMs have the registers and shared memory that table assumes), else "generic". Under the
@@ -168,7 +190,13 @@ def table_for(device) -> tuple:
         return "generic"
     if device.type != "cuda":
         return (9, 0)
-    p = device_props(device.index or 0)
+    return table_for_props(device_props(device.index or 0))
+
+
+def table_for_props(p) -> tuple:
+    """table_for of a GPU with properties p (torch's, or a GPU of GPUS)."""
+    if options.get().table == "generic":
+        return "generic"
     cc = (p.major, p.minor)
     regs, smem = _NEEDS.get(cc, (1 << 62, 0))
     fits = p.regs_per_multiprocessor >= regs and p.shared_memory_per_multiprocessor >= smem
@@ -251,8 +279,14 @@ def bwd_config(n: int, dtype: torch.dtype, arch=(9, 0)) -> Config:
 
 def num_programs(device: torch.device, cfg: Config) -> int:
     """Persistent grid size for the backward: programs that fit on the device at once."""
-    if device.type == "cuda":
-        return device_props(device.index or 0).multi_processor_count * cfg.progs_per_sm
+    sms = device_props(device.index or 0).multi_processor_count if device.type == "cuda" else 0
+    return programs_at_once(sms, cfg)
+
+
+def programs_at_once(sms: int, cfg: Config) -> int:
+    """num_programs for a GPU of `sms` multiprocessors (0: the interpreter)."""
+    if sms:
+        return sms * cfg.progs_per_sm
     return 4  # the interpreter runs programs one after another: few, large ones are faster
 
 

@@ -124,6 +124,15 @@ def _values(name, v, length, limit):
     return [float(e) for e in v]
 
 
+def _matrix(name, v, rows, n, limit):
+    """rows x n values, given as rows of numbers or as one flat list: checked, flattened."""
+    if isinstance(v, (list, tuple)) and v and all(isinstance(r, (list, tuple)) for r in v):
+        if len(v) != rows:
+            raise ValueError(f"{name} has {len(v)} rows, expected {rows}")
+        return [e for i, r in enumerate(v) for e in _values(f"{name}[{i}]", r, n, limit)]
+    return _values(name, v, rows * n, limit)
+
+
 def validate(rows, n, block_size, eps, dtype, seed, x=None, weight=None, norm="rms") -> dict:
     """Checks and bounds every parameter; raises ValueError naming the bad one."""
     rows = _int("rows", rows, 1, MAX_ROWS)
@@ -141,12 +150,7 @@ def validate(rows, n, block_size, eps, dtype, seed, x=None, weight=None, norm="r
         raise ValueError(f"norm must be 'rms' or 'layer', got {norm!r}")
     limit = min(MAX_VALUE, torch.finfo(DTYPES[dtype]).max)
     if x is not None:
-        if isinstance(x, (list, tuple)) and x and all(isinstance(r, (list, tuple)) for r in x):
-            if len(x) != rows:
-                raise ValueError(f"x has {len(x)} rows, expected {rows}")
-            x = [v for i, r in enumerate(x) for v in _values(f"x[{i}]", r, n, limit)]
-        else:
-            x = _values("x", x, rows * n, limit)
+        x = _matrix("x", x, rows, n, limit)
     if weight is not None:
         weight = _values("weight", weight, n, limit)
     return dict(rows=rows, n=n, block_size=block_size, eps=float(eps), dtype=dtype, seed=seed,

@@ -160,37 +160,58 @@ def rms_norm_bwd(
             tl.store(DW_PART + g.to(tl.int64) * N + c, dw, mask=m)
         empty_next_counters(PART, EPOCH, pid, NUM_PROGS)  # (the forward's, kept in step)
     else:
-        num_blocks = tl.cdiv(N, BLOCK_N)
         for row in range(pid, M, NUM_PROGS):
-            row64 = tl.cast(row, tl.int64)
-            rstd = tl.load(RSTD + row)
-            acc = tl.zeros([BLOCK_N], ACC)
-            for b in range(0, num_blocks):  # c1 needs the whole row first
-                c = b * BLOCK_N + cols
-                m = c < N
-                x = tl.load(X + row64 * stride_x + c, mask=m, other=0.0).to(ACC)
-                dy = tl.load(DY + row64 * stride_dy + c, mask=m, other=0.0).to(ACC)
-                if HAS_W:
-                    dy *= offset + tl.load(W + c, mask=m, other=0.0).to(ACC)
-                acc += x * dy
-            c1 = tl.sum(acc, axis=0) * rstd / N
-            for i in range(0, num_blocks):
-                c = (num_blocks - 1 - i) * BLOCK_N + cols
-                m = c < N
-                x_hat = tl.load(X + row64 * stride_x + c, mask=m, other=0.0).to(ACC) * rstd
-                dy = tl.load(DY + row64 * stride_dy + c, mask=m, other=0.0).to(ACC)
-                if HAS_W:
-                    wdy = (offset + tl.load(W + c, mask=m, other=0.0).to(ACC)) * dy
-                else:
-                    wdy = dy
-                dx = (wdy - x_hat * c1) * rstd
-                store_dx(DX, DR, DH, dx, row64 * stride_dx, row64 * stride_dr, row64 * stride_dh, c,
-                          m, HAS_DH, STORE_DR, ACC)
-                if STORE_DW:  # this program's own partial row: no other program touches it
-                    part = DW_PART + pid.to(tl.int64) * N + c
-                    # (c * 0 + row): a vector, since the interpreter rejects a scalar bool here
-                    prev = tl.load(part, mask=m & (c * 0 + row != pid), other=0.0)
-                    tl.store(part, prev + dy * x_hat, mask=m)
+            loop_row_bwd(DY, X, W, RSTD, DH, DX, DR, DW_PART, row, pid, stride_dy, stride_x,
+                         stride_dh, stride_dx, stride_dr, N, offset, BLOCK_N, HAS_W, STORE_DW,
+                         HAS_DH, STORE_DR, ACC)
+
+
+@triton.jit
+def loop_row_bwd(DY, X, W, RSTD, DH, DX, DR, DW_PART, row, pid, stride_dy, stride_x, stride_dh,
+                 stride_dx, stride_dr, N, offset, BLOCK_N: tl.constexpr, HAS_W: tl.constexpr,
+                 STORE_DW: tl.constexpr, HAS_DH: tl.constexpr, STORE_DR: tl.constexpr,
+                 ACC: tl.constexpr, TRACE: tl.constexpr = False, TRACE_BLK=None, TRACE_DW=None):
+    """The block loop: row `row` of program `pid` walked twice, block by block (c1 needs the
+    whole row first), its dy * x_hat added to the program's dw partial row; returns c1.
+    TRACE (the visualizer's): each block's sum of x * wdy and the running sum after it go to
+    TRACE_BLK[row, b, 0:2], the program's dw partial row after this row to TRACE_DW[row, :]."""
+    cols = tl.arange(0, BLOCK_N)
+    num_blocks = tl.cdiv(N, BLOCK_N)
+    row64 = tl.cast(row, tl.int64)
+    rstd = tl.load(RSTD + row)
+    acc = tl.zeros([BLOCK_N], ACC)
+    for b in range(0, num_blocks):  # walk 1: sum of x * wdy, for c1
+        c = b * BLOCK_N + cols
+        m = c < N
+        x = tl.load(X + row64 * stride_x + c, mask=m, other=0.0).to(ACC)
+        dy = tl.load(DY + row64 * stride_dy + c, mask=m, other=0.0).to(ACC)
+        if HAS_W:
+            dy *= offset + tl.load(W + c, mask=m, other=0.0).to(ACC)
+        acc += x * dy
+        if TRACE:
+            tl.store(TRACE_BLK + (row64 * num_blocks + b) * 2, tl.sum(x * dy, axis=0))
+            tl.store(TRACE_BLK + (row64 * num_blocks + b) * 2 + 1, tl.sum(acc, axis=0))
+    c1 = tl.sum(acc, axis=0) * rstd / N
+    for i in range(0, num_blocks):  # walk 2, last block first: dx, and dw's partial
+        c = (num_blocks - 1 - i) * BLOCK_N + cols
+        m = c < N
+        x_hat = tl.load(X + row64 * stride_x + c, mask=m, other=0.0).to(ACC) * rstd
+        dy = tl.load(DY + row64 * stride_dy + c, mask=m, other=0.0).to(ACC)
+        if HAS_W:
+            wdy = (offset + tl.load(W + c, mask=m, other=0.0).to(ACC)) * dy
+        else:
+            wdy = dy
+        dx = (wdy - x_hat * c1) * rstd
+        store_dx(DX, DR, DH, dx, row64 * stride_dx, row64 * stride_dr, row64 * stride_dh, c,
+                  m, HAS_DH, STORE_DR, ACC)
+        if STORE_DW:  # this program's own partial row: no other program touches it
+            part = DW_PART + pid.to(tl.int64) * N + c
+            # (c * 0 + row): a vector, since the interpreter rejects a scalar bool here
+            prev = tl.load(part, mask=m & (c * 0 + row != pid), other=0.0)
+            tl.store(part, prev + dy * x_hat, mask=m)
+            if TRACE:
+                tl.store(TRACE_DW + row64 * N + c, prev + dy * x_hat, mask=m)
+    return c1
 
 
 @triton.jit

@@ -8,15 +8,30 @@ check_params: trace.validate checks the ranges (rows from 1 to 64, ...); this ma
 what it gets is of the kind it expects: integers that are ints (not 4.0, not true), finite
 numbers of bounded size (a 400-digit integer would overflow float()), strings from a fixed set
 (never a list, which is unhashable), and x and weight as lists of numbers or of rows of numbers.
+
+check_query: the same for a GET's query string (GET /api/bench?op=fwd&dtype=bf16): each known
+parameter at most once, integers written as digits, choices from a fixed set, text short and
+printable. A GET needs no Origin check: its answer is public data that a cross-origin page
+cannot read (no CORS grant, Cross-Origin-Resource-Policy: same-origin), and it changes nothing.
 """
 
 import email.message
 import math
 import reprlib
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 KINDS = {"rows": "int", "n": "int", "block_size": "int", "seed": "int", "eps": "number",
          "dtype": "choice", "norm": "choice", "x": "values", "weight": "values"}
+BWD_KINDS = {"rows": "int", "n": "int", "block_size": "int", "seed": "int", "eps": "number",
+             "dtype": "choice", "programs": "int", "x": "values", "weight": "values",
+             "dy": "values"}
+# POST endpoints: path -> the kinds of its parameters (trace.py's, trace_bwd.py's)
+POST_KINDS = {"/api/trace": KINDS, "/api/backward": BWD_KINDS}
+# GET endpoints: path -> {parameter: kind}; the choices are in query_choices().
+QUERY_KINDS = {"/api/bench": {"op": "choice", "dtype": "choice", "gpu": "text"},
+               "/api/launch": {"op": "choice", "m": "int", "n": "int", "dtype": "choice",
+                               "gpu": "choice"}}
+MAX_TEXT = 100  # a GPU's name ("NVIDIA H100 80GB HBM3") is ~25 characters
 MAX_INT = 2**63  # far beyond any range trace accepts, small enough for any arithmetic on it
 MAX_NUMBER = 1e300  # float() of a larger int overflows; trace bounds values far lower
 
@@ -80,19 +95,20 @@ def _values(name, v):
     return v
 
 
-def check_params(body) -> dict:
-    """body (parsed JSON) if every parameter is of the kind trace expects; else ValueError."""
-    from ..trace import DEFAULTS, DTYPES, NORMS
+def check_params(body, kinds=KINDS) -> dict:
+    """body (parsed JSON) if every parameter is of the kind the trace (KINDS) or the backward
+    trace (BWD_KINDS) expects; else ValueError."""
+    from ..trace import DTYPES, NORMS
 
     if not isinstance(body, dict):
         raise ValueError(f"the request must be a JSON object, got {type(body).__name__}")
-    unknown = sorted(k for k in body if k not in KINDS)
+    unknown = sorted(k for k in body if k not in kinds)
     if unknown:
         raise ValueError(f"unknown parameter {short(unknown[0])}; expected some of "
-                         f"{', '.join(list(DEFAULTS) + ['x', 'weight'])}")
+                         f"{', '.join(kinds)}")
     choices = {"dtype": list(DTYPES), "norm": list(NORMS)}
     for name, v in body.items():
-        kind = KINDS[name]
+        kind = kinds[name]
         if kind == "int":
             _int(name, v)
         elif kind == "number":
@@ -102,6 +118,50 @@ def check_params(body) -> dict:
         else:
             _values(name, v)
     return body
+
+
+def query_choices(path) -> dict:
+    """The choices of a GET endpoint's "choice" parameters."""
+    if path == "/api/launch":
+        from ..tables import GPUS
+        from .launch import DTYPES, OPS
+
+        return {"op": list(OPS), "dtype": list(DTYPES), "gpu": list(GPUS)}
+    from .speed import DTYPES, OPS
+
+    return {"op": list(OPS), "dtype": list(DTYPES)}
+
+
+def check_query(path: str, query: str) -> dict:
+    """{name: value} from the query string of a GET to path (a key of QUERY_KINDS) if every
+    parameter is known, given once and of its kind; else ValueError saying which and why."""
+    kinds, choices = QUERY_KINDS[path], query_choices(path)
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, errors="strict",
+                          max_num_fields=2 * len(kinds))
+    except ValueError as e:  # too many fields, or %-escapes that are not UTF-8
+        raise ValueError(f"the query string cannot be read: {clip(str(e), 120)}") from None
+    out = {}
+    for name, text in pairs:
+        if name not in kinds:
+            raise ValueError(f"unknown parameter {short(name)}; expected some of "
+                             f"{', '.join(kinds)}")
+        if name in out:
+            raise ValueError(f"{name} is given more than once")
+        kind = kinds[name]
+        if kind == "int":
+            digits = text.removeprefix("-")
+            if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+                raise ValueError(f"{name} must be an integer written in digits, got {short(text)}")
+            out[name] = _int(name, int(text))
+        elif kind == "choice":
+            out[name] = _choice(name, text, choices[name])
+        elif not text.isprintable() or not 0 < len(text) <= MAX_TEXT:
+            raise ValueError(f"{name} must be printable text of 1 to {MAX_TEXT} characters, "
+                             f"got {short(text)}")
+        else:
+            out[name] = text
+    return out
 
 
 def split_host(value: str):

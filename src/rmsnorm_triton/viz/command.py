@@ -2,7 +2,8 @@
 
     --port 0..65535 (0: any free port, the URL printed), --host an address (::1 for IPv6; one
     beyond loopback gets a warning: anyone on the network could use the server),
-    --export OUT.html (a bad path: a message and exit code 2).
+    --export OUT.html (a bad path: a message and exit code 2), --bench-data FILE (the bench's
+    data file for the speed chart; default: the checkout's benchmarks/data/results.csv).
 """
 
 import argparse
@@ -47,6 +48,9 @@ def main(argv=None) -> int:
     p.add_argument("--export", metavar="OUT.html",
                    help="write one self-contained page with one trace and exit")
     p.add_argument("--verbose", action="store_true", help="log every request")
+    p.add_argument("--bench-data", metavar="FILE", default=None,
+                   help="the bench's results CSV for the speed chart (default: "
+                   "benchmarks/data/results.csv of the checkout the package runs from)")
     g = p.add_argument_group("the trace --export writes (the page's controls, for the server)")
     from ..trace import DEFAULTS, DTYPES, NORMS
 
@@ -59,14 +63,16 @@ def main(argv=None) -> int:
         from .export import ExportError, export
 
         try:
-            size, replaced = export(args.export, {k: getattr(args, k) for k in DEFAULTS})
+            size, replaced = export(args.export, {k: getattr(args, k) for k in DEFAULTS},
+                                    bench_path=args.bench_data)
         except ExportError as e:
             print(f"rmsnorm-triton viz: {e}", file=sys.stderr)
             return 2
         note = ", replacing the file that was there" if replaced else ""
         print(f"wrote {args.export} ({size / 1024:.0f} KiB{note}): open it in any browser, offline")
         return 0
-    if serve(args.host, args.port, browser=not args.no_browser, verbose=args.verbose):
+    if serve(args.host, args.port, browser=not args.no_browser, verbose=args.verbose,
+             bench_path=args.bench_data):
         return 1
     # Stopped by Ctrl-C or SIGTERM: end the process now. Finalizing torch alone takes 0.45 s
     # on a 2-core CPU, and more under load; nothing is left to write.
@@ -75,7 +81,7 @@ def main(argv=None) -> int:
     os._exit(0)
 
 
-def serve(host, port, browser=True, verbose=False) -> int:
+def serve(host, port, browser=True, verbose=False, bench_path=None) -> int:
     """Serves until Ctrl-C or SIGTERM."""
     Handler.quiet = not verbose
     try:
@@ -83,6 +89,7 @@ def serve(host, port, browser=True, verbose=False) -> int:
     except OSError as e:
         print(f"rmsnorm-triton viz: cannot listen on {host} port {port}: {e}", file=sys.stderr)
         return 1
+    srv.bench_path = bench_path
     if not srv.loopback:
         print(f"rmsnorm-triton viz: WARNING: listening on {host}: anyone on the network can use "
               "this server and make it run traces. Use --host 127.0.0.1 to keep it to this machine.",

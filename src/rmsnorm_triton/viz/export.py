@@ -1,7 +1,10 @@
 """`rmsnorm-triton viz --export out.html`: the page, its CSS and JS and one trace in one file.
 
 The file loads nothing: no server, no network. Playback, stepping and the source view work;
-controls that would re-run the kernel say that they need `rmsnorm-triton viz`.
+controls that would re-run the kernel say that they need `rmsnorm-triton viz`. The backward
+view plays the backward of the same rows (two programs). The speed chart works for every op,
+dtype and GPU in the bench's data file: all of them are inlined (~90 KB); the launch view for
+a grid of M and N (launch.EXPORT_MS x EXPORT_NS, ~200 KB), other values snapping to them.
 """
 
 import json
@@ -11,7 +14,8 @@ import tempfile
 
 from .server import STATIC
 
-SCRIPTS = ("view.js", "panels.js", "explain.js", "app.js")  # the order index.html loads them in
+SCRIPTS = ("view.js", "panels.js", "explain.js", "modes.js", "backward.js", "launch.js",
+           "speed.js", "app.js")  # the order index.html loads them in
 
 
 def _inline_script(text: str) -> str:
@@ -19,8 +23,19 @@ def _inline_script(text: str) -> str:
     return text.replace("</script", "<\\/script").replace("<!--", "<\\!--")
 
 
-def build(trace: dict) -> str:
-    """The page with style.css, the scripts and the trace inlined."""
+def _inline_json(page, element_id, obj):
+    tag = f'<script id="{element_id}" type="application/json"></script>'
+    if tag not in page:
+        raise RuntimeError(f"index.html no longer has {tag}")
+    # In JSON "<" only occurs inside strings, where \u003c reads the same: no "</script" left.
+    data = json.dumps(obj, allow_nan=False, separators=(",", ":")).replace("<", "\\u003c")
+    return page.replace(tag, tag.replace("></", f">{data}</"))
+
+
+def build(trace: dict, bench: dict | None = None, backward: dict | None = None,
+          launches: dict | None = None) -> str:
+    """The page with style.css, the scripts, the trace, the speed charts (speed.offline()), the
+    backward trace and the launches (launch.offline()) inlined."""
     def read(name):
         with open(os.path.join(STATIC, name), encoding="utf-8") as f:
             return f.read()
@@ -33,10 +48,13 @@ def build(trace: dict) -> str:
         if tag not in page:
             raise RuntimeError(f"index.html no longer loads {name} as {tag}")
         page = page.replace(tag, "<script>\n" + _inline_script(read(name)) + "\n</script>")
-    # In JSON "<" only occurs inside strings, where \u003c reads the same: no "</script" left.
-    data = json.dumps(trace, allow_nan=False, separators=(",", ":")).replace("<", "\\u003c")
-    page = page.replace('<script id="trace-data" type="application/json"></script>',
-                        f'<script id="trace-data" type="application/json">{data}</script>')
+    page = _inline_json(page, "trace-data", trace)
+    if bench is not None:
+        page = _inline_json(page, "bench-data", bench)
+    if backward is not None:
+        page = _inline_json(page, "backward-data", backward)
+    if launches is not None:
+        page = _inline_json(page, "launch-data", launches)
     if re.search(r'(src|href)="(?!#|data:)[^"]*"', page):
         raise RuntimeError("the exported page still refers to another file")
     return page
@@ -46,12 +64,14 @@ class ExportError(Exception):
     """A page that cannot be written (the message says why and where) or a bad parameter."""
 
 
-def export(path: str, params: dict):
-    """Writes the page for trace(**params) to path; returns (its size in bytes, whether a file
-    was replaced). The file appears whole or not at all: a temporary file in the same folder,
-    then os.replace."""
+def export(path: str, params: dict, bench_path=None):
+    """Writes the page for trace(**params), with the speed charts from bench_path (default:
+    speed.load's), to path; returns (its size in bytes, whether a file was replaced). The file
+    appears whole or not at all: a temporary file in the same folder, then os.replace."""
     from ..trace import trace_request
-    from .checks import check_params
+    from ..trace_bwd import trace_backward_request
+    from . import launch, speed
+    from .checks import BWD_KINDS, check_params
 
     if not path:
         raise ExportError("--export needs a file name, got ''")
@@ -67,7 +87,11 @@ def export(path: str, params: dict):
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             try:
-                page = build(trace_request(check_params(params)))
+                fwd = trace_request(check_params(params))
+                p = fwd["params"]  # the backward of the same rows: x as the forward had it
+                bwd = {k: p[k] for k in BWD_KINDS if k in p} | {"programs": min(2, p["rows"])}
+                page = build(fwd, speed.offline(bench_path), trace_backward_request(bwd),
+                             launch.offline(bench_path))
             except ValueError as e:
                 raise ExportError(str(e)) from None
             f.write(page)

@@ -3,6 +3,12 @@
     GET  /, /<file>     files inside viz/static only (anything else, traversal included: 404)
     POST /api/trace     JSON parameters -> trace JSON (rmsnorm_triton.trace.trace_request);
                         400 {"error": message} when a parameter is out of bounds
+    POST /api/backward  the same for the backward (rmsnorm_triton.trace_bwd)
+    GET  /api/bench     ?op=fwd&dtype=bf16&gpu=NAME (each optional) -> the speed chart's data
+                        from the bench's data file (speed.request), or {"available": false,
+                        "message": why} where there is no file
+    GET  /api/launch    ?op=fwd&m=4096&n=4096&dtype=bf16&gpu=H200 (each optional) -> the
+                        launch the library's planner makes there (launch.request)
 
 Only the page this server served can use it:
 - every request must carry a Host naming this server (its own address or localhost, and its
@@ -36,10 +42,10 @@ from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
-from .checks import check_caller, check_params, clip, short
+from .checks import POST_KINDS, QUERY_KINDS, check_caller, check_params, check_query, clip, short
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-MAX_BODY = 1 << 20  # a full 64 x 256 x written as JSON text is ~400 KB
+MAX_BODY = 2 << 20  # a full 64 x 256 x (or dy) written as JSON text is ~400 KB
 CACHE_SIZE = 32
 TIMEOUT = 10.0
 MAX_THREADS = 32
@@ -186,6 +192,14 @@ class Handler(BaseHTTPRequestHandler):
         self._guarded(lambda: None)
 
     def _get(self):
+        url = urlsplit(self.path)
+        if url.path in QUERY_KINDS:
+            try:
+                query = check_query(url.path, url.query)
+                self._json(200, self.answer_get(url.path, query))
+            except ValueError as e:
+                self._json(400, {"error": clip(str(e), 300)})
+            return
         path = static_path(self.path)
         if path is None:
             self._json(404, {"error": f"not found: {short(urlsplit(self.path).path)}"})
@@ -218,13 +232,14 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(digits))
 
     def _post(self):
-        if urlsplit(self.path).path != "/api/trace":
-            self._json(404, {"error": f"not found: {short(urlsplit(self.path).path)}"})
+        path = urlsplit(self.path).path
+        if path not in POST_KINDS:
+            self._json(404, {"error": f"not found: {short(path)}"})
             return
         raw = self._read_body()
         if raw is None:
             return
-        body = self.cache.get(raw)
+        body = self.cache.get((path, raw))
         if body is None:
             try:
                 params = json.loads(raw.decode("utf-8"))
@@ -235,22 +250,34 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(400, {"error": f"the request body is not valid JSON: {clip(str(e))}"})
                 return
             try:
-                params = check_params(params)
+                params = check_params(params, POST_KINDS[path])
             except ValueError as e:
                 self._json(400, {"error": str(e)})
                 return
             try:
-                body = self.compute(params)
+                body = (self.compute if path == "/api/trace" else self.compute_backward)(params)
             except ValueError as e:  # trace's own range checks
                 self._json(400, {"error": clip(str(e), 300)})
                 return
-            self.cache.put(raw, body)
+            self.cache.put((path, raw), body)
         self._send(200, body, "application/json")
+
+    def answer_get(self, path, query) -> dict:
+        from . import launch, speed
+
+        module = launch if path == "/api/launch" else speed
+        return module.request(query, self.server.bench_path)
 
     def compute(self, params) -> bytes:
         from ..trace import trace_request
 
         result = trace_request(params)
+        return json.dumps(result, allow_nan=False, separators=(",", ":")).encode()
+
+    def compute_backward(self, params) -> bytes:
+        from ..trace_bwd import trace_backward_request
+
+        result = trace_backward_request(params)
         return json.dumps(result, allow_nan=False, separators=(",", ":")).encode()
 
 
@@ -259,6 +286,8 @@ class VizServer(ThreadingHTTPServer):
 
     daemon_threads = True
     request_queue_size = 128  # a burst of page loads waits here instead of failing to connect
+
+    bench_path = None  # the bench's data file: None for speed.load's default
 
     def __init__(self, address, handler=Handler, timeout=TIMEOUT, max_threads=MAX_THREADS):
         info = socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM,
@@ -331,7 +360,10 @@ class VizServer(ThreadingHTTPServer):
                          + traceback.format_exc())
 
 
-def make_server(host="127.0.0.1", port=0, timeout=TIMEOUT, max_threads=MAX_THREADS) -> VizServer:
+def make_server(host="127.0.0.1", port=0, timeout=TIMEOUT, max_threads=MAX_THREADS,
+                bench_path=None) -> VizServer:
     """A server not yet serving: call serve_forever() (tests run it on a thread, port 0)."""
-    return VizServer((host, port), Handler, timeout, max_threads)
+    srv = VizServer((host, port), Handler, timeout, max_threads)
+    srv.bench_path = bench_path
+    return srv
 

@@ -1,10 +1,20 @@
 /* The controller: one entry point, RmsViz.render(element, trace, options), then controls,
-   playback, keyboard, editing and the URL. options.api: the trace endpoint, or null in an
-   exported page (playback only). */
+   playback, keyboard, editing, the views' tabs and the URL. options.api: the trace endpoint, or
+   null in an exported page (playback only); options.bench: an exported page's speed charts. */
 "use strict";
 (function (V) {
   const SPEEDS = [0.5, 1, 2, 4, 8, 15, 30, 60]; // steps per second
   const PARAM_KEYS = { rows: "rows", n: "n", block: "block_size", eps: "eps", dtype: "dtype", seed: "seed", norm: "norm" };
+  // the backward view's, beside them
+  const BWD_KEYS = { brows: "rows", bn: "n", bblock: "block_size", bprogs: "programs", beps: "eps", bdtype: "dtype", bseed: "seed" };
+  const cells = (m) => [...m].map(([k, v]) => `${k}:${v}`).join(",");
+  function readCells(text, into) {
+    for (const part of (text || "").split(",").filter(Boolean)) {
+      const [k, v] = part.split(":");
+      if (v !== undefined) into.set(k, Number(v));
+    }
+    return into;
+  }
 
   /** Index of the trace's steps, so that any position can be shown without replaying. */
   function indexSteps(data) {
@@ -52,25 +62,30 @@
       const v = q.get(k);
       params[key] = ["dtype", "norm"].includes(key) ? v : Number(v);
     }
-    for (const part of (q.get("x") || "").split(",").filter(Boolean)) {
-      const [rc, v] = part.split(":");
-      if (v !== undefined) edits.x.set(rc, Number(v));
-    }
-    for (const part of (q.get("w") || "").split(",").filter(Boolean)) {
-      const [c, v] = part.split(":");
-      if (v !== undefined) edits.w.set(c, Number(v));
-    }
-    return { params, edits, step: q.has("step") ? Number(q.get("step")) : null, speed: q.has("speed") ? Number(q.get("speed")) : null };
+    readCells(q.get("x"), edits.x);
+    readCells(q.get("w"), edits.w);
+    const bwd = { params: {}, edits: { x: readCells(q.get("bx"), new Map()), w: readCells(q.get("bw"), new Map()), dy: readCells(q.get("bdy"), new Map()) },
+      step: q.has("bstep") ? Number(q.get("bstep")) : 0 };
+    for (const [k, key] of Object.entries(BWD_KEYS)) if (q.has(k)) bwd.params[key] = key === "dtype" ? q.get(k) : Number(q.get(k));
+    return { params, edits, step: q.has("step") ? Number(q.get("step")) : null, speed: q.has("speed") ? Number(q.get("speed")) : null,
+      mode: q.get("view") || "fwd", bwd };
   }
 
   function writeURL(S) {
     if (!S.api) return; // an exported file keeps its own address
     const p = S.data.params, q = new URLSearchParams();
     for (const [k, key] of Object.entries(PARAM_KEYS)) q.set(k, p[key]);
-    if (S.edits.x.size) q.set("x", [...S.edits.x].map(([k, v]) => `${k}:${v}`).join(","));
-    if (S.edits.w.size) q.set("w", [...S.edits.w].map(([k, v]) => `${k}:${v}`).join(","));
+    if (S.edits.x.size) q.set("x", cells(S.edits.x));
+    if (S.edits.w.size) q.set("w", cells(S.edits.w));
     q.set("step", S.pos);
     q.set("speed", S.speed);
+    if (S.mode !== "fwd") q.set("view", S.mode);
+    const b = S.bwd && S.bwd.data;
+    if (b) {
+      for (const [k, key] of Object.entries(BWD_KEYS)) q.set(k, b.params[key]);
+      for (const [k, m] of [["bx", S.bwd.edits.x], ["bw", S.bwd.edits.w], ["bdy", S.bwd.edits.dy]]) if (m.size) q.set(k, cells(m));
+      q.set("bstep", S.bwd.pos);
+    }
     history.replaceState(null, "", "?" + q.toString());
   }
 
@@ -105,12 +120,12 @@
   V.render = function (element, data, options = {}) {
     const R = V.skeleton(element);
     const S = { api: options.api || null, data: null, ix: null, pos: 0, playing: false, timer: null, speed: 3,
-      edits: options.edits || { x: new Map(), w: new Map() }, seq: 0, reqSeq: 0, views: {} };
+      edits: options.edits || { x: new Map(), w: new Map() }, seq: 0, reqSeq: 0, views: {}, mode: "fwd" };
     element.classList.add("rmsviz");
     element.dataset.api = S.api ? "server" : "none";
     if (!S.api) {
       R.banner.hidden = false;
-      R.banner.textContent = "A static export: playback and stepping work offline. Changing the parameters or editing values runs the kernel, which needs `rmsnorm-triton viz`.";
+      R.banner.textContent = "A static export: playback, stepping and the speed chart work offline. Changing the parameters or editing values runs the kernel, which needs `rmsnorm-triton viz`.";
       for (const k of ["rows", "n", "block", "eps", "dtype", "normRms", "normLayer", "random", "run", "reset"]) R[k].disabled = true;
       R.run.disabled = false; // plays the trace from the start
       R.editHint.hidden = true;
@@ -147,7 +162,7 @@
       S.pos = Math.max(0, Math.min(pos || 0, d.steps.length));
       showControls(d.params);
       R.device.textContent = d.device;
-      R.footKernel.textContent = `${d.source.file}:${d.source.name}`;
+      if (S.mode === "fwd") R.footKernel.textContent = `kernel ${d.source.file}:${d.source.name}`;
       R.inNote.textContent = `${d.params.rows} × ${d.params.n}, ${d.params.dtype}` + (d.params.dtype === "fp32" ? "" : ", values as rounded to " + d.params.dtype);
       R.outNote.textContent = d.params.norm === "rms" ? "= x · rstd · w" : "= (x − μ) · rstd · w";
       R.srcName.textContent = `${d.source.file} · ${d.source.name}`;
@@ -236,6 +251,7 @@
 
     let debounce = null;
     function onControl() {
+      ++S.reqSeq; // an answer to an earlier request would reset the controls being edited
       clearTimeout(debounce);
       debounce = setTimeout(() => reload(controls()), 300);
     }
@@ -296,10 +312,38 @@
       box.addEventListener("blur", () => close(false));
     });
 
+    const showSpeed = V.speedView(R, V.speedSource(S.api ? "api/bench" : null, options.bench || (S.api ? null : { available: false,
+      message: "This exported page carries no bench data." })));
+    const showLaunch = V.launchView(R, V.launchSource(S.api ? "api/launch" : null, options.launches || null));
+    const bwd = S.bwd = V.backwardView(R, { api: S.api ? "api/backward" : null, data: options.backward || null, speed: () => SPEEDS[S.speed],
+      initial: options.bwd, changed: (playing) => { if (!playing || S.bwd.pos % 10 === 0) writeURL(S); } });
+    const showMode = V.setupModes(element, (mode) => {
+      if (mode !== "fwd") pause();
+      if (mode !== "bwd") bwd.pause();
+      S.mode = mode;
+      if (mode === "bwd") bwd.show();
+      const src = mode === "bwd" && bwd.data ? bwd.data.source : S.data.source;
+      R.footKernel.textContent = mode === "gpu" ? "launches planned by layout.py and tables.py" : `kernel ${src.file}:${src.name}`;
+      if (mode === "gpu") { showLaunch(); showSpeed(); }
+      writeURL(S);
+    });
+
     document.addEventListener("keydown", (e) => {
       if (e.target.closest && e.target.closest("input, select, textarea") && e.key !== "Escape") return;
       if (e.ctrlKey || e.metaKey || e.altKey) return;
       const k = e.key;
+      const mode = { 1: "fwd", 2: "bwd", 3: "gpu" }[k];
+      if (mode) { e.preventDefault(); showMode(mode); return; }
+      if (S.mode === "bwd") { // the playback keys act on the trace that is shown
+        const step = (to) => () => { bwd.pause(); bwd.go(to()); };
+        const b = { " ": () => bwd.toggle(), ArrowRight: step(() => bwd.pos + 1), l: step(() => bwd.pos + 1),
+          ArrowLeft: step(() => bwd.pos - 1), h: step(() => bwd.pos - 1), Home: step(() => 0), End: step(() => bwd.steps),
+          "+": () => setSpeed(S.speed + 1), "=": () => setSpeed(S.speed + 1), "-": () => setSpeed(S.speed - 1), r: () => R.bRun.click(),
+        }[k.length === 1 ? k.toLowerCase() : k];
+        if (b) { e.preventDefault(); b(); }
+        return;
+      }
+      if (S.mode !== "fwd") return;
       const act = {
         " ": () => (S.playing ? pause() : play()), ArrowRight: () => { pause(); go(S.pos + 1); }, l: () => { pause(); go(S.pos + 1); },
         ArrowLeft: () => { pause(); go(S.pos - 1); }, h: () => { pause(); go(S.pos - 1); },
@@ -312,14 +356,20 @@
 
     setSpeed(options.speed ?? 3);
     setData(data, options.step || 0);
-    return { go, play, pause, get pos() { return S.pos; }, get data() { return S.data; } };
+    showMode(options.mode || "fwd");
+    return { go, play, pause, backward: bwd, get pos() { return S.pos; }, get data() { return S.data; } };
   };
 
   /** Boot: an inlined trace (exported file) or the server's API with the URL's state. */
   async function boot() {
     const el = document.getElementById("app");
     const inline = document.getElementById("trace-data").textContent.trim();
-    if (inline) { V.controller = V.render(el, JSON.parse(inline), { api: null }); return; }
+    if (inline) {
+      const read = (id) => { const t = document.getElementById(id).textContent.trim(); return t ? JSON.parse(t) : null; };
+      V.controller = V.render(el, JSON.parse(inline), { api: null, bench: read("bench-data"), backward: read("backward-data"),
+        launches: read("launch-data") });
+      return;
+    }
     const url = readURL(), api = "api/trace";
     let data, err = null;
     try {
@@ -328,7 +378,7 @@
       err = e.message; url.edits.x.clear(); url.edits.w.clear();
       data = await fetchTrace(api, {}, url.edits);
     }
-    V.controller = V.render(el, data, { api, edits: url.edits, step: url.step, speed: url.speed });
+    V.controller = V.render(el, data, { api, edits: url.edits, step: url.step, speed: url.speed, mode: url.mode, bwd: url.bwd });
     if (err) { const box = el.querySelector("[data-ref=error]"); box.hidden = false; box.textContent = "The link's parameters were not accepted: " + err; }
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot); else boot();

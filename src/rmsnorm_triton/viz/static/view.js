@@ -43,9 +43,16 @@
 <header class="top">
   <h1>RMSNorm, one kernel step at a time</h1>
   <p class="sub">Every number on this page was computed by <code>rmsnorm_triton</code>'s own Triton
-  kernel, run in trace mode on <b data-ref="device">…</b>. The page formats them; it computes none.</p>
+  kernel, run in trace mode on <b data-ref="device">…</b>, or measured by its bench. The page
+  formats them; it computes none.</p>
 </header>
 <p class="banner" data-ref="banner" hidden></p>
+<div class="modes" role="tablist" aria-label="What the page shows">
+  <button type="button" role="tab" id="tab-fwd" data-mode="fwd" aria-controls="view-fwd" aria-selected="true">Forward<span> trace</span></button>
+  <button type="button" role="tab" id="tab-bwd" data-mode="bwd" aria-controls="view-bwd" aria-selected="false" tabindex="-1">Backward<span> trace</span></button>
+  <button type="button" role="tab" id="tab-gpu" data-mode="gpu" aria-controls="view-gpu" aria-selected="false" tabindex="-1">How the GPU runs it</button>
+</div>
+<div class="view" role="tabpanel" id="view-fwd" aria-labelledby="tab-fwd" data-ref="viewFwd">
 <section class="controls" aria-label="Kernel parameters">
   <label><span>Rows <abbr title="rows of x, one program each">M</abbr></span><input data-ref="rows" type="number" min="1" max="64" step="1"></label>
   <label><span>Feature dim <abbr title="elements per row">N</abbr></span><input data-ref="n" type="number" min="1" max="256" step="1"></label>
@@ -113,12 +120,111 @@
   </div>
 </div>
 <section class="panel compare" data-ref="compare"></section>
+</div>
+<div class="view" role="tabpanel" id="view-bwd" aria-labelledby="tab-bwd" data-ref="viewBwd" hidden>
+<section class="controls" aria-label="Backward parameters">
+  <label><span>Rows <abbr title="rows of x and dy">M</abbr></span><input data-ref="bRows" type="number" min="1" max="64" step="1"></label>
+  <label><span>Feature dim <abbr title="elements per row">N</abbr></span><input data-ref="bN" type="number" min="1" max="256" step="1"></label>
+  <label><span>Block size</span><select data-ref="bBlock"></select></label>
+  <label><span>Programs <abbr title="program p walks rows p, p + P, …; one dw partial row each">P</abbr></span><input data-ref="bProgs" type="number" min="1" max="64" step="1"></label>
+  <label><span>Epsilon ε</span><input data-ref="bEps" type="text" inputmode="decimal" spellcheck="false" autocomplete="off"></label>
+  <label><span>dtype</span><select data-ref="bDtype"><option>fp32</option><option>fp16</option><option>bf16</option></select></label>
+  <div class="buttons">
+    <button type="button" data-ref="bRandom">Random Input</button>
+    <button type="button" data-ref="bRun" class="primary">Run Backward</button>
+    <button type="button" data-ref="bReset">Reset</button>
+  </div>
+  <p class="error" data-ref="bError" role="alert" hidden></p>
+</section>
+<section class="player" aria-label="Backward playback">
+  <div class="transport">
+    <button type="button" data-ref="bFirst" title="First step (Home)" aria-label="First step">|◀︎</button>
+    <button type="button" data-ref="bBack" title="Step back (←)" aria-label="Step back">◀︎</button>
+    <button type="button" data-ref="bPlay" class="primary play" title="Play / pause (Space)">Play</button>
+    <button type="button" data-ref="bFwd" title="Step forward (→)" aria-label="Step forward">▶︎</button>
+    <button type="button" data-ref="bLast" title="Last step (End)" aria-label="Last step">▶︎|</button>
+  </div>
+  <div class="progress" role="progressbar" data-ref="bProgress" aria-valuemin="0"><div class="fill" data-ref="bBar"></div></div>
+  <p class="step-text" data-ref="bStepText"></p>
+</section>
+<div class="layout">
+  <div class="col-main">
+    <section class="panel">
+      <h2>Input x and weight w <small data-ref="bInNote"></small></h2>
+      <div class="grid-wrap" data-ref="bInWrap"><div class="grid" data-ref="bInGrid"></div></div>
+    </section>
+    <section class="panel">
+      <h2>Upstream gradient dy <small>= ∂loss/∂y</small></h2>
+      <div class="grid-wrap" data-ref="bDyWrap"><div class="grid" data-ref="bDyGrid"></div></div>
+      <p class="hint" data-ref="bEditHint">Click a cell of x, w or dy to change it; the backward runs again.</p>
+    </section>
+    <section class="panel">
+      <h2>Per-row calculations</h2>
+      <div class="table-wrap calc-wrap" data-ref="bCalcWrap"><table class="calc" data-ref="bCalc"></table></div>
+    </section>
+    <section class="panel">
+      <h2>dx <small>= rstd · (w·dy − x̂ · c1)</small></h2>
+      <div class="grid-wrap" data-ref="bDxWrap"><div class="grid" data-ref="bDxGrid"></div></div>
+    </section>
+    <section class="panel">
+      <h2>dw <small>one fp32 partial row per program, then dw_reduce</small></h2>
+      <div class="grid-wrap" data-ref="bPartWrap"><div class="grid" data-ref="bPartGrid"></div></div>
+      <div class="grid-wrap dw-wrap"><div class="grid" data-ref="bDwGrid"></div></div>
+      <ul class="legend"><li><i class="sw cur"></i>current row</li><li><i class="sw processing"></i>processing</li>
+        <li><i class="sw processed"></i>done in this walk</li><li><i class="sw masked"></i>masked lane</li></ul>
+    </section>
+  </div>
+  <div class="col-side">
+    <section class="panel explain" aria-live="polite">
+      <h2 data-ref="bExTitle"></h2><p data-ref="bExBody"></p><pre class="formula" data-ref="bExFormula"></pre>
+    </section>
+    <section class="panel"><h2>Bytes so far</h2><div class="counters" data-ref="bCounters"></div>
+      <p class="note">The minimum reads x, dy and w once and rstd, and writes dx and dw once. The second walk
+      reads x, dy and w again (mostly from L2 on a GPU), and each program reads and writes its fp32 dw partial row.</p></section>
+    <section class="panel"><h2>Kernel source <small data-ref="bSrcName"></small></h2>
+      <div class="source" data-ref="bSource" tabindex="0"></div></section>
+  </div>
+</div>
+</div>
+<div class="view" role="tabpanel" id="view-gpu" aria-labelledby="tab-gpu" data-ref="viewGpu" hidden>
+  <section class="panel launch" data-ref="launchPanel" aria-labelledby="launch-title">
+    <h2 id="launch-title">The launch the library makes <small>rows over programs, programs over SMs</small></h2>
+    <div class="speed-controls">
+      <label><span>Op</span><select data-ref="lOp"><option value="fwd">forward</option><option value="bwd">backward</option></select></label>
+      <label><span>Rows <abbr title="rows: every dim of x but the last, multiplied">M</abbr></span><input data-ref="lM" type="text" inputmode="numeric" spellcheck="false" autocomplete="off"></label>
+      <label><span>Feature dim <abbr title="elements per row">N</abbr></span><input data-ref="lN" type="text" inputmode="numeric" spellcheck="false" autocomplete="off"></label>
+      <label><span>dtype</span><select data-ref="lDtype"><option>bf16</option><option>fp16</option><option>fp32</option></select></label>
+      <label><span>GPU</span><select data-ref="lGpu"></select></label>
+    </div>
+    <p class="banner" data-ref="lNote" hidden></p>
+    <p class="error" data-ref="lError" role="alert" hidden></p>
+    <div class="launch-out" data-ref="launchOut" aria-live="polite"></div>
+  </section>
+  <section class="panel speedpanel" aria-labelledby="speed-title">
+    <h2 id="speed-title">Measured speed <small>GB/s against N, from the bench's data file</small></h2>
+    <div class="speed-controls">
+      <label><span>Op</span><select data-ref="speedOp"></select></label>
+      <label><span>dtype</span><select data-ref="speedDtype"></select></label>
+      <label><span>GPU</span><select data-ref="speedGpu"></select></label>
+    </div>
+    <p class="banner" data-ref="speedMissing" hidden></p>
+    <p class="error" data-ref="speedError" role="alert" hidden></p>
+    <div class="chart" data-ref="chart"></div>
+    <ul class="chart-legend" data-ref="chartLegend"></ul>
+    <p class="note" data-ref="speedNote"></p>
+    <details class="speed-numbers"><summary>The numbers</summary>
+      <div class="table-wrap"><table class="speed-table" data-ref="speedTable"></table></div></details>
+  </section>
+</div>
 <section class="panel keys"><h2>Keyboard shortcuts</h2><dl class="keylist">
   <dt><kbd>Space</kbd></dt><dd>play / pause</dd><dt><kbd>→</kbd> or <kbd>L</kbd></dt><dd>step forward</dd>
   <dt><kbd>←</kbd> or <kbd>H</kbd></dt><dd>step back</dd><dt><kbd>Home</kbd> / <kbd>End</kbd></dt><dd>first / last step</dd>
   <dt><kbd>+</kbd> / <kbd>-</kbd></dt><dd>faster / slower</dd><dt><kbd>R</kbd></dt><dd>run the kernel and play</dd>
-  <dt><kbd>N</kbd></dt><dd>toggle RMSNorm / LayerNorm</dd><dt><kbd>Esc</kbd></dt><dd>cancel a cell edit</dd></dl></section>
-<footer><p>Served by <code>rmsnorm-triton viz</code> · kernel <code data-ref="footKernel"></code></p></footer>`;
+  <dt><kbd>N</kbd></dt><dd>toggle RMSNorm / LayerNorm</dd><dt><kbd>Esc</kbd></dt><dd>cancel a cell edit</dd>
+  <dt><kbd>1</kbd> <kbd>2</kbd> <kbd>3</kbd></dt><dd>forward trace / backward trace / how the GPU runs it</dd>
+  <dt><kbd>←</kbd> <kbd>→</kbd> on a tab</dt><dd>the previous / next view</dd></dl>
+  <p class="note">Playback keys act on the trace that is shown.</p></section>
+<footer><p>Served by <code>rmsnorm-triton viz</code> · <span data-ref="footKernel"></span></p></footer>`;
 
   /** Builds the skeleton inside el; returns {name: element} for every data-ref. */
   V.skeleton = function (el) {
