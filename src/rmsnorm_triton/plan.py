@@ -15,6 +15,7 @@ when a plan is made (_triton.Kernel). Settings come from `options`; changing the
 import contextlib
 import math
 import warnings
+from typing import NamedTuple
 
 import torch
 
@@ -80,6 +81,46 @@ def rows_view(t: torch.Tensor, n: int) -> torch.Tensor:
     except RuntimeError:
         pass
     return t.contiguous().view(-1, n)
+
+
+class HeadRows(NamedTuple):
+    """Rows of a [..., H, D] view with unit last stride that no (M, N) view holds (q or k inside
+    a fused qkv tensor): row r starts at (r // heads) * outer + (r % heads) * stride."""
+    m: int
+    heads: int
+    stride: int
+    outer: int
+
+    def named(self, suffix: str) -> dict:
+        return {f"stride_{suffix}": self.stride, f"outer_{suffix}": self.outer}
+
+
+def head_rows(t: torch.Tensor, n: int):
+    """HeadRows of t where rows_view would copy it and its rows lie at two strides (its dims
+    before the last two collapse into one, the tokens'); else None."""
+    if t.dim() < 3 or t.stride(-1) != 1 or t.numel() == 0 or rows_view(t, n).data_ptr() == \
+            t.data_ptr():
+        return None
+    outer = token_stride(t.shape[:-2], t.stride()[:-2])
+    return None if outer is None else HeadRows(t.numel() // n, t.shape[-2], t.stride(-2), outer)
+
+
+def token_stride(sizes, strides):
+    """The one stride of dims that collapse into one (0 where all have size 1), else None."""
+    outer, expect = 0, None
+    for size, st in zip(reversed(sizes), reversed(strides)):
+        if size == 1:
+            continue
+        if expect is not None and st != expect:
+            return None
+        outer = outer if expect is not None else st
+        expect = st * size
+    return outer
+
+
+def plain_rows(t: torch.Tensor, heads: int) -> HeadRows:
+    """An (M, N) tensor's rows, one stride apart, as two-stride rows of `heads` heads."""
+    return HeadRows(t.shape[0], heads, t.stride(0), heads * t.stride(0))
 
 
 def dense(weight):
@@ -169,6 +210,9 @@ class FwdPlan(_Plan):
         chunks = cdiv(n, cfg.block_n)
         split = (cfg.split and not _triton.interpreted() and acc == torch.float32
                  and opts.split and not no_split)
+        heads = head_rows(x, n) if residual is None and not inplace and cfg.one_pass else None
+        if heads is not None:  # read where they lie (ONE_PASS's HEAD_ROWS), not copied
+            x2, self.x_view = x, False
         named = dict(
             X=x2, R=r2 if r2 is not None else x2, W=w if w is not None else x2, Y=y,
             H=h if h is not None else x2, RSTD=rstd if rstd is not None else x2, PART=x2,
@@ -186,6 +230,9 @@ class FwdPlan(_Plan):
             PDL=tables.pdl_enabled(x2.device))
         if inplace:
             named.update(stride_y=x2.stride(0), stride_h=r2.stride(0))
+        if heads is not None:  # y: (M, N) rows, one stride n apart
+            named.update(HEAD_ROWS=True, HEADS=heads.heads, stride_x=heads.stride,
+                         outer_x=heads.outer, outer_y=heads.heads * n)
         gs = None
         if split:
             named["PART"], named["EPOCH"] = slots(m, chunks, x2.device)
@@ -299,6 +346,10 @@ class BwdPlan(_Plan):
         split = (cfg.split and not _triton.interpreted() and rstd.dtype == torch.float32
                  and options.get().split and not no_split)
         chunks = cdiv(n, cfg.block_n)
+        hx, hdy = (head_rows(xin, n), head_rows(dy, n)) if dh is None and cfg.one_pass and \
+            not split else (None, None)
+        self.heads_x, self.heads_dy = hx is not None, hdy is not None
+        x2, dy2 = (xin if hx else x2), (dy if hdy else dy2)  # read where they lie, not copied
         named = dict(
             DY=dy2, X=x2, W=w if w is not None else x2, RSTD=rstd,
             DH=dh2 if dh2 is not None else x2, DX=dx, DR=dr if dr is not None else x2,
@@ -310,6 +361,11 @@ class BwdPlan(_Plan):
             PAIRS=split and cfg.pairs and words(x2, n) and words(dy2, n),
             EARLY=split and cfg.early, HAS_W=w is not None, STORE_DW=self.need_dw,
             HAS_DH=dh2 is not None, STORE_DR=dr is not None, PDL=tables.pdl_enabled(x2.device))
+        if hx or hdy:  # HEAD_ROWS; the others' rows one stride apart (dx: (M, N), contiguous)
+            heads = xin.shape[-2]
+            named.update(HEAD_ROWS=True, HEADS=heads, outer_dx=heads * n,
+                         **(hx or plain_rows(x2, heads)).named("x"),
+                         **(hdy or plain_rows(dy2, heads)).named("dy"))
         gs = None
         if split:
             named["PART"], named["EPOCH"] = slots(m, chunks, x2.device)
@@ -370,7 +426,8 @@ class BwdPlan(_Plan):
         dr = torch.empty(self.dx_shape, dtype=self.dr_dtype, device=where) if self.dr else None
         x2, dy2, dh2 = xin, dy, dh
         if not self.rows_as_given:
-            x2, dy2 = rows_view(xin, n), rows_view(dy, n)
+            x2 = xin if self.heads_x else rows_view(xin, n)
+            dy2 = dy if self.heads_dy else rows_view(dy, n)
             dh2 = None if dh is None else rows_view(dh, n)
         xa = arg(x2)
         call = self.template.copy()

@@ -15,12 +15,17 @@ Chosen per (N, dtype) by tables.py:
   at run time past each program's first four (DYNAMIC: programs drift apart over a call and the
   last would finish alone).
 - otherwise: the block loop (kernels/loop.py), the row walked block by block twice.
+
+HEAD_ROWS (ONE_PASS only): row r of X (and Y) starts at (r // HEADS) * outer + (r % HEADS) *
+stride, so a [T, H, D] view such as q inside a fused qkv tensor is read where it lies, no copy.
+TWO_W: heads from Q_HEADS on take W2, so q and k (adjacent heads of qkv) share one launch.
 """
 
 import triton
 import triton.language as tl
 
-from .common import apply_weight, cast, dependent_launch, load_h, mean_rstd, native_product, to_h
+from .common import (apply_weight, cast, dependent_launch, head_weight, load_h, mean_rstd,
+                     native_product, row_start, to_h)
 from .loop import loop_row
 from .meet import (chunk, claim, counter, elements, empty_next_counters, poll, prefetch, publish,
                    total)
@@ -51,6 +56,9 @@ def rms_norm_fwd(
     DYNAMIC: tl.constexpr = False,  # SPLIT: past its first four rows a program takes the next
     # row of its chunk from a counter (meet.counter), so programs that run ahead do more rows
     PDL: tl.constexpr = False,  # launched as a programmatic dependent (dependent_launch)
+    HEAD_ROWS: tl.constexpr = False,  # ONE_PASS: rows of X and Y at two strides (row_start)
+    HEADS=1, outer_x=0, outer_y=0,  # HEAD_ROWS: heads a token, strides between tokens
+    TWO_W: tl.constexpr = False, W2=None, Q_HEADS=0,  # heads >= Q_HEADS read W2 (head_weight)
 ):
     dependent_launch(PDL)
     pid = tl.program_id(0)
@@ -59,7 +67,8 @@ def rms_norm_fwd(
     if ONE_PASS:
         one_pass_rows(X, R, W, Y, H, RSTD, pid, stride_x, stride_r, stride_y, stride_h, M, N, eps,
                       offset, BLOCK_M, BLOCK_N, HAS_W, HAS_R, STORE_RSTD, CASTING, W_FIRST,
-                      W_NATIVE, IN_TY, ACC)
+                      W_NATIVE, IN_TY, ACC, HEAD_ROWS, HEADS, outer_x, outer_y, TWO_W, W2,
+                      Q_HEADS)
     elif SPLIT:
         split_rows(X, R, W, Y, H, RSTD, PART, pid, stride_x, stride_r, stride_y, stride_h, M, N,
                    eps, offset, NUM_GROUPS, EPOCH, BLOCK_N, S_POW2, PAIRS, EARLY, HAS_W, HAS_R,
@@ -74,7 +83,8 @@ def one_pass_rows(X, R, W, Y, H, RSTD, pid, stride_x, stride_r, stride_y, stride
                   offset, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HAS_W: tl.constexpr,
                   HAS_R: tl.constexpr, STORE_RSTD: tl.constexpr, CASTING: tl.constexpr,
                   W_FIRST: tl.constexpr, W_NATIVE: tl.constexpr, IN_TY: tl.constexpr,
-                  ACC: tl.constexpr):
+                  ACC: tl.constexpr, HEAD_ROWS: tl.constexpr = False, HEADS=1, outer_x=0,
+                  outer_y=0, TWO_W: tl.constexpr = False, W2=None, Q_HEADS=0):
     """ONE_PASS: program pid's BLOCK_M rows, each read once and held in registers; returns
     (ss, ms, rstd) per row (the visualizer's trace stores them)."""
     cols = tl.arange(0, BLOCK_N)
@@ -83,12 +93,15 @@ def one_pass_rows(X, R, W, Y, H, RSTD, pid, stride_x, stride_r, stride_y, stride
     col_ok = cols < N
     mask = (rows < M)[:, None] & col_ok[None, :]
     if HAS_W and W_FIRST:
-        w = tl.load(W + cols[None, :], mask=col_ok[None, :], other=0.0)
-    h = load_h(X, R, H, rows64 * stride_x, rows64 * stride_r, rows64 * stride_h, cols[None, :],
-               mask, HAS_R, ACC)
+        w = head_weight(W, W2, rows64, cols, col_ok, HEADS, Q_HEADS, TWO_W)
+    x_off = row_start(rows64, stride_x, outer_x, HEADS, HEAD_ROWS)
+    h = load_h(X, R, H, x_off, rows64 * stride_r, rows64 * stride_h, cols[None, :], mask, HAS_R,
+               ACC)
     ss = tl.sum(h * h, axis=1)
     ms, rstd = mean_rstd(ss, N, eps, ACC)
-    if HAS_W and not W_FIRST:
+    if HAS_W and not W_FIRST and TWO_W:
+        w = head_weight(W, W2, rows64, cols, col_ok, HEADS, Q_HEADS, TWO_W)
+    elif HAS_W and not W_FIRST:
         w = tl.load(W + cols, mask=col_ok, other=0.0)[None, :]
     if W_NATIVE:  # (bf16 32K: 992 -> 664 SASS instructions, +1.3 points of copy)
         y = native_product(cast(h * rstd[:, None], IN_TY), w, IN_TY)
@@ -98,7 +111,8 @@ def one_pass_rows(X, R, W, Y, H, RSTD, pid, stride_x, stride_r, stride_y, stride
         else:
             w = tl.full([1, BLOCK_N], 1.0, ACC) - offset
         y = apply_weight(h, rstd[:, None], w, offset, CASTING, IN_TY, ACC)
-    tl.store(Y + rows64 * stride_y + cols[None, :], cast(y, Y.dtype.element_ty), mask=mask)
+    y_off = row_start(rows64, stride_y, outer_y, HEADS, HEAD_ROWS)
+    tl.store(Y + y_off + cols[None, :], cast(y, Y.dtype.element_ty), mask=mask)
     if STORE_RSTD:
         tl.store(RSTD + rows, rstd, mask=rows < M)
     return ss, ms, rstd
