@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import FLOATS, assert_grad_close, randn, reference_grads
-from rmsnorm_triton import plan, rms_norm
+from rmsnorm_triton import plan, rms_norm, rows
 from rmsnorm_triton.reference import rms_norm_ref
 from rmsnorm_triton.testing import assert_close
 
@@ -46,14 +46,14 @@ def same_bits(a, b):
 def test_head_rows_describes_only_layouts_a_view_cannot_hold():
     qkv = torch.empty(5, (4 + 2 * 2) * 8)
     q, k = views(qkv, 4, 2, 8)
-    assert plan.head_rows(q, 8) == plan.HeadRows(20, 4, 8, 64)
-    assert plan.head_rows(k, 8) == plan.HeadRows(10, 2, 8, 64)
-    assert plan.head_rows(q.contiguous(), 8) is None  # (M, N) view: one stride
-    assert plan.head_rows(q.transpose(0, 1), 8) == plan.HeadRows(20, 5, 64, 8)  # [H, T, D]
+    assert rows.head_rows(q, 8) == rows.HeadRows(20, 4, 8, 64)
+    assert rows.head_rows(k, 8) == rows.HeadRows(10, 2, 8, 64)
+    assert rows.head_rows(q.contiguous(), 8) is None  # (M, N) view: one stride
+    assert rows.head_rows(q.transpose(0, 1), 8) == rows.HeadRows(20, 5, 64, 8)  # [H, T, D] too
     three = torch.empty(4, 3, 10, 8)[:, :2, :5]  # leading dims 4 x 2 not one stride: copies
-    assert plan.head_rows(three, 8) is None
+    assert rows.head_rows(three, 8) is None
     four = torch.empty(2, 3, 64)[..., :32].unflatten(-1, (2, 16))  # [2, 3, 2, 16]: tokens 2x3
-    assert plan.head_rows(four, 16) == plan.HeadRows(12, 2, 16, 64)
+    assert rows.head_rows(four, 16) == rows.HeadRows(12, 2, 16, 64)
 
 
 @pytest.mark.parametrize("which", ["q", "k"])
@@ -84,7 +84,7 @@ def test_backward_of_a_view_writes_dx_contiguous(device, gen, dtype, shape):
     dy = randn(y.shape, dtype, device, gen)
     y.backward(dy)
     bwd = next(iter(plan.PLANS[next(reversed(plan.PLANS))].bwd.values()))
-    assert bwd.heads_x == (plan.head_rows(k, d) is not None)  # read at two strides, not copied
+    assert bwd.heads_x == (rows.head_rows(k, d) is not None)  # read at two strides, not copied
     ref_dx, ref_dw, mag_dx, mag_dw = reference_grads(k, w, dy)
     dk = qkv.grad[:, hq * d:(hq + hk) * d].view(t, hk, d)
     assert_grad_close(dk, ref_dx, mag_dx, what="dk")
