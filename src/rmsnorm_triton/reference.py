@@ -32,3 +32,25 @@ def gemma_rms_norm(x, weight, eps=1e-6):
     out = out * torch.rsqrt(out.pow(2).mean(-1, keepdim=True) + eps)
     out = out * (1.0 + weight.float())
     return out.type_as(x)
+
+
+def gated_rms_norm_ref(x, z, weight=None, eps=1e-6, norm_before_gate=True, activation="silu",
+                       group_size=None):
+    """float64 gated RMSNorm, s = act(z) (silu or sigmoid), per group of group_size channels:
+    norm_before_gate (Qwen3-Next's Qwen3NextRMSNormGated, FLA's FusedRMSNormGated, vLLM's
+    RMSNormGated(norm_before_gate=True)): y = rmsnorm(x) * w * s; otherwise (Mamba2's
+    MambaRMSNormGated, vLLM's default): y = rmsnorm(x * s) * w. z None: no gate."""
+    u = x.double()
+    if z is not None:
+        zd = z.double()
+        s = zd * torch.sigmoid(zd) if activation == "silu" else torch.sigmoid(zd)
+        if not norm_before_gate:
+            u = u * s
+    n = u.shape[-1]
+    g = u.unflatten(-1, (n // (group_size or n), group_size or n))
+    y = (g * torch.rsqrt(g.pow(2).mean(-1, keepdim=True) + eps)).flatten(-2)
+    if weight is not None:
+        y = y * weight.double()
+    if z is not None and norm_before_gate:
+        y = y * s
+    return y
