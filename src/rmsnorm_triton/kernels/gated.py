@@ -26,10 +26,11 @@ ACT_SILU, ACT_SIGMOID = 0, 1
 
 @triton.jit
 def gate(z, ACT: tl.constexpr):
-    """(act(z), act'(z)) in z's dtype (ACC)."""
-    sig = 1.0 / (1.0 + tl.exp(-z))
+    """(act(z), act'(z)) in z's dtype (ACC); silu as z / (1 + exp(-z)), torch's formula."""
+    e = 1.0 + tl.exp(-z)
+    sig = 1.0 / e
     if ACT == 0:
-        return z * sig, sig * (1.0 + z * (1.0 - sig))
+        return z / e, sig * (1.0 + z * (1.0 - sig))
     return sig, sig * (1.0 - sig)
 
 
