@@ -101,6 +101,17 @@ def test_autograd(device, gen, dtype, shape):
     assert torch.equal(leaf.grad[:, (hq + hk) * d:], g[:, (hq + hk) * d:])  # dv passes through
 
 
+def test_autograd_of_a_sum(device, gen):
+    """loss = out.sum(): the gradient arrives expanded (zero strides), and is made dense."""
+    qkv, wq, wk = make(3, 4, 2, 32, torch.float32, device, gen)
+    leaf, w = qkv.clone().requires_grad_(), wq.clone().requires_grad_()
+    qk_norm_(leaf * 1, w, wk, 4, 2).sum().backward()
+    x64, w64 = qkv.double().requires_grad_(), wq.double().requires_grad_()
+    reference(x64, w64, wk, 4, 2).sum().backward()
+    assert torch.allclose(leaf.grad.double(), x64.grad, atol=1e-5)
+    assert torch.allclose(w.grad.double(), w64.grad, atol=1e-4)
+
+
 def test_errors_name_the_argument(device, gen):
     qkv, wq, wk = make(3, 4, 2, 64, torch.float32, device, gen)
     with pytest.raises(ValueError, match=r"qkv has shape \(3, 512\), expected \(\.\.\., 640\)"):

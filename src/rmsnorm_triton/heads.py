@@ -80,6 +80,7 @@ class QKPlan(_Plan):
         d = wq.shape[0]
         self._device(qkv)
         self.hq, self.hk, self.d, self.offset, self.store_rstd = hq, hk, d, offset, store_rstd
+        self.qk_width = (hq + hk) * d
         self.m = m = t * (hq + hk)
         self.acc = torch.float64 if qkv.dtype == torch.float64 else torch.float32
         self.bwd = {}
@@ -226,6 +227,10 @@ class _QKNormFn(torch.autograd.Function):
         if torch.is_grad_enabled():
             raise RuntimeError("qk_norm_ has no double backward (create_graph=True)")
         xqk, wq, wk, rstd = ctx.saved_tensors
+        try:
+            tokens(dout, "dout")
+        except ValueError:  # e.g. expanded, from a .sum(): rows the kernel cannot address
+            dout = dout.contiguous()
         need_dw = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
         dx, dwq, dwk = ctx.plan.backward(dout, xqk, wq, wk, rstd, need_dw)
         return dx, dwq, dwk, None
@@ -254,7 +259,6 @@ def qk_norm_(qkv, q_weight, k_weight, num_q_heads, num_kv_heads, eps=1e-6, *, of
                              casting, grad)
         p = plan.remember(key, QKPlan(qkv, q_weight, k_weight, num_q_heads, num_kv_heads,
                                       float(eps), float(offset), casting, grad))
-        p.qk_width = (num_q_heads + num_kv_heads) * q_weight.shape[0]
     if grad:
         return _QKNormFn.apply(qkv, q_weight, k_weight, p)
     p(qkv, q_weight, k_weight)
