@@ -58,11 +58,13 @@ def validate(x, z, weight, eps, norm_before_gate, activation, group_size, castin
     check_dtype("out_dtype", out_dtype)
 
 
-def _layout(n, g, dtype):
-    """(NG_P2, G_P2, warps) for rows of n in groups of g."""
+def _layout(n, g, dtype, bwd=False):
+    """(NG_P2, G_P2, warps) for rows of n in groups of g: rms_norm's warps for a row of that
+    many bytes; twice as many in the backward, which holds x, z, dy and dw at once."""
     ng2, g2 = tables.pow2(n // g), tables.pow2(g)
     elems = ng2 * g2
-    return ng2, g2, next(w for lim, w in tables.WARPS if elems * dtype.itemsize // 2 <= lim)
+    warps = next(w for lim, w in tables.WARPS if elems * dtype.itemsize // 2 <= lim)
+    return ng2, g2, min(32, 2 * warps) if bwd else warps
 
 
 class GatedPlan(_Plan):
@@ -135,7 +137,7 @@ class GatedBwdPlan(_Plan):
         n = x.shape[-1]
         self._device(x)
         self.n, self.m, self.need_dw = n, x.numel() // n, need_dw and weight is not None
-        ng2, g2, warps = _layout(n, group, x.dtype)
+        ng2, g2, warps = _layout(n, group, x.dtype, bwd=True)
         self.grid = max(1, min(self.m, tables.num_programs(x.device, tables.Config(
             1, g2, warps, True, progs_per_sm=2))))
         x2, dy2 = rows_view(x, n), rows_view(dy, n)
