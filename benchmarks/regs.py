@@ -165,17 +165,18 @@ def gated(K, dt, n, group, norm_before_gate, backward):
     from rmsnorm_triton.gated import _layout
     from rmsnorm_triton.bench.cases import DTYPES
 
-    ng2, g2, warps = _layout(n, group, DTYPES[dt], backward)
+    _, _, ng2, g2, warps = _layout(n, group, DTYPES[dt], backward)
     p = dict(HAS_Z=True, HAS_W=True, NORM_BEFORE_GATE=norm_before_gate, ACT=0, PDL=True,
              NG_P2=ng2, G_P2=g2)
     if not backward:
         types = dict(X=f"*{dt}", Z=f"*{dt}", W=f"*{dt}", Y=f"*{dt}", RSTD="*fp32",
                      stride_x="i32", stride_z="i32", stride_y="i32", M="i32", N="i32", G="i32",
-                     eps="fp32")
+                     eps="fp32", GPS="i32", SLABS="i32")
         return warps, compile_one(K.gated_fwd, types, dict(p, CASTING=1, STORE_RSTD=True), warps)
     types = dict(DY=f"*{dt}", X=f"*{dt}", Z=f"*{dt}", W=f"*{dt}", RSTD="*fp32", DX=f"*{dt}",
                  DZ=f"*{dt}", DW_PART="*fp32", stride_dy="i32", stride_x="i32", stride_z="i32",
-                 stride_dx="i32", stride_dz="i32", M="i32", N="i32", G="i32", NUM_PROGS="i32")
+                 stride_dx="i32", stride_dz="i32", M="i32", N="i32", G="i32", NUM_PROGS="i32",
+                 GPS="i32", SLABS="i32")
     return warps, compile_one(K.gated_bwd, types, dict(p, STORE_DW=True), warps)
 
 

@@ -8,7 +8,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from conftest import FLOATS, assert_grad_close, randn
-from rmsnorm_triton import RMSNormGated, rms_norm_gated
+from rmsnorm_triton import RMSNormGated, gated, plan, rms_norm_gated
 from rmsnorm_triton.reference import gated_rms_norm_ref
 from rmsnorm_triton.testing import TOLERANCE, assert_close
 
@@ -66,6 +66,29 @@ def test_forward_and_backward(device, gen, dtype, case, nbg, act, casting):
     for got, ref_g, mag, what in zip((xs.grad, zs.grad, ws.grad), want, mags, "xzw"):
         scale = mag.abs() + ref_g.abs().mean() * (8 if what == "w" else 4)
         assert_grad_close(got, ref_g, scale, what=f"d{what}")
+
+
+@pytest.mark.parametrize("case", [(3, 96, 16), (2, 200, 8), (4, 64, 64)], ids=str)
+@pytest.mark.parametrize("nbg", [True, False])
+def test_rows_cut_into_slabs(device, gen, monkeypatch, case, nbg):
+    """Long rows are held a slab of whole groups at a time (gated.SLAB elements): with a tiny
+    SLAB, 3 and 7 slabs a row (the last one short) and one group larger than a slab."""
+    monkeypatch.setattr(gated, "SLAB", 32)
+    plan.PLANS.clear()
+    m, n, g = case
+    x, z, w = inputs(m, n, torch.float32, device, gen)
+    xs, zs, ws = (t.detach().clone().requires_grad_() for t in (x, z, w))
+    y = rms_norm_gated(xs, zs, ws, norm_before_gate=nbg, group_size=g)
+    assert next(reversed(plan.PLANS.values())).slabs == -(-(n // g) // max(1, 32 // g))
+    assert_close(y, gated_rms_norm_ref(x, z, w, 1e-6, nbg, "silu", g))
+    dy = randn(y.shape, torch.float32, device, gen)
+    y.backward(dy)
+    x64, z64, w64 = (t.detach().double().cpu().requires_grad_() for t in (x, z, w))
+    want = torch.autograd.grad(gated_rms_norm_ref(x64, z64, w64, 1e-6, nbg, "silu", g),
+                               (x64, z64, w64), dy.double().cpu())
+    for got, ref_g, what in zip((xs.grad, zs.grad, ws.grad), want, "xzw"):
+        assert_grad_close(got, ref_g, ref_g.abs() + ref_g.abs().mean() * 8, what=f"d{what}")
+    plan.PLANS.clear()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)

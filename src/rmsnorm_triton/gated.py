@@ -25,6 +25,8 @@ FWD = _triton.Kernel(kernels.gated_fwd)
 BWD = _triton.Kernel(kernels.gated_bwd)
 ACTS = {"silu": ACT_SILU, "sigmoid": ACT_SIGMOID}
 MAX_N = 32768  # a row is held in registers, as rms_norm's one pass holds it
+SLAB = 4096  # elements of a row a program holds at most (whole groups): past it the backward
+# spilled on sm_90 (single 8K groups: 8-80 bytes, 16K: 344-672), 4K of 1K groups did not
 
 
 def validate(x, z, weight, eps, norm_before_gate, activation, group_size, casting, out_dtype):
@@ -59,12 +61,13 @@ def validate(x, z, weight, eps, norm_before_gate, activation, group_size, castin
 
 
 def _layout(n, g, dtype, bwd=False):
-    """(NG_P2, G_P2, warps) for rows of n in groups of g: rms_norm's warps for a row of that
-    many bytes; twice as many in the backward, which holds x, z, dy and dw at once."""
-    ng2, g2 = tables.pow2(n // g), tables.pow2(g)
-    elems = ng2 * g2
-    warps = next(w for lim, w in tables.WARPS if elems * dtype.itemsize // 2 <= lim)
-    return ng2, g2, min(32, 2 * warps) if bwd else warps
+    """(GPS, SLABS, NG_P2, G_P2, warps) for rows of n in groups of g: slabs of GPS whole groups
+    (up to SLAB elements, or one group), rms_norm's warps for a slab of that many bytes, twice
+    as many in the backward, which holds x, z, dy and dw at once."""
+    gps = max(1, min(n // g, SLAB // g))
+    ng2, g2 = tables.pow2(gps), tables.pow2(g)
+    warps = next(w for lim, w in tables.WARPS if ng2 * g2 * dtype.itemsize // 2 <= lim)
+    return gps, cdiv(n // g, gps), ng2, g2, min(32, 2 * warps) if bwd else warps
 
 
 class GatedPlan(_Plan):
@@ -85,12 +88,13 @@ class GatedPlan(_Plan):
         self.m, self.out_dtype, self.store_rstd = x2.shape[0], out_dtype, store_rstd
         self.acc = torch.float64 if x.dtype == torch.float64 else torch.float32
         self.bwd = {}
-        ng2, g2, warps = _layout(n, group, x.dtype)
+        gps, self.slabs, ng2, g2, warps = _layout(n, group, x.dtype)
         y = torch.empty((1, n), dtype=out_dtype, device=self.where)
         named = dict(
             X=x2, Z=z2 if z2 is not None else x2, W=w if w is not None else x2, Y=y, RSTD=x2,
             stride_x=x2.stride(0), stride_z=z2.stride(0) if z2 is not None else 0, stride_y=n,
-            M=self.m, N=n, G=group, eps=eps, NG_P2=ng2, G_P2=g2, HAS_Z=z is not None,
+            M=self.m, N=n, G=group, eps=eps, GPS=gps, SLABS=self.slabs, NG_P2=ng2, G_P2=g2,
+            HAS_Z=z is not None,
             HAS_W=w is not None, NORM_BEFORE_GATE=nbg, ACT=ACTS[act], CASTING=CASTINGS[casting],
             STORE_RSTD=store_rstd, PDL=tables.pdl_enabled(x.device))
         self.launch = _triton.Launch(FWD, FWD.positional(named), warps)
@@ -111,7 +115,7 @@ class GatedPlan(_Plan):
             call[i[1]] = xa if z is None else arg(rows_view(z, n) if cz else z)
             call[i[2]] = xa if weight is None else arg(weight.contiguous() if cw else weight)
             call[i[3]], call[i[4]] = arg(y), xa if rstd is None else arg(rstd)
-            self.go(self.m, call, self.dev)
+            self.go(self.m * self.slabs, call, self.dev)
         return y, rstd
 
     def backward(self, dy, x, z, weight, rstd, need_dx, need_dz, need_dw):
@@ -137,9 +141,10 @@ class GatedBwdPlan(_Plan):
         n = x.shape[-1]
         self._device(x)
         self.n, self.m, self.need_dw = n, x.numel() // n, need_dw and weight is not None
-        ng2, g2, warps = _layout(n, group, x.dtype, bwd=True)
+        gps, slabs, ng2, g2, warps = _layout(n, group, x.dtype, bwd=True)
         self.grid = max(1, min(self.m, tables.num_programs(x.device, tables.Config(
-            1, g2, warps, True, progs_per_sm=2))))
+            1, g2, warps, True, progs_per_sm=2)) // slabs))  # row walkers, each on every slab
+        self.slabs = slabs
         x2, dy2 = rows_view(x, n), rows_view(dy, n)
         z2 = rows_view(z, n) if z is not None else None
         scratch = torch.empty((1, n), dtype=x.dtype, device=self.where)
@@ -147,7 +152,8 @@ class GatedBwdPlan(_Plan):
             DY=dy2, X=x2, Z=z2 if z2 is not None else x2, W=weight if weight is not None else x2,
             RSTD=rstd, DX=scratch, DZ=scratch, DW_PART=x2, stride_dy=dy2.stride(0),
             stride_x=x2.stride(0), stride_z=z2.stride(0) if z2 is not None else 0,
-            stride_dx=n, stride_dz=n, M=self.m, N=n, G=group, NUM_PROGS=self.grid,
+            stride_dx=n, stride_dz=n, M=self.m, N=n, G=group, GPS=gps, SLABS=slabs,
+            NUM_PROGS=self.grid,
             NG_P2=ng2, G_P2=g2, HAS_Z=z is not None, HAS_W=weight is not None,
             NORM_BEFORE_GATE=nbg, ACT=ACTS[act], STORE_DW=self.need_dw,
             PDL=tables.pdl_enabled(x.device))
@@ -181,7 +187,7 @@ class GatedBwdPlan(_Plan):
             call[i[3]] = x2 if weight is None else arg(weight)
             call[i[6]] = x2 if dz is None else arg(dz)
             call[i[7]] = x2 if part is None else arg(part)
-            self.go(self.grid, call, self.dev)
+            self.go(self.grid * self.slabs, call, self.dev)
         dw = None
         if part is not None:
             dw = torch.empty_like(weight)

@@ -14,7 +14,7 @@ replayed in a CUDA graph (M = T, N = D in the row). Providers:
     rms_norm_1call        (latency only) one rms_norm of T * Hq rows: the bar to meet
     torch_eager           the HF formula on the views, written back; torch_compile: the same
 Gated (gated_fwd / gated_bwd): x, z [M, N] bf16, M N = 2^26, N 2K..16K, norm before a silu gate
-(Qwen3-Next's order). Bytes: fwd (3 M N + N) size; bwd: x, z, dy, w read, dx, dz, dw written
+(Qwen3-Next's order); --group G normalizes in groups (ops gated_fwd_gG / gated_bwd_gG). Bytes: fwd (3 M N + N) size; bwd: x, z, dy, w read, dx, dz, dw written
 (5 M N + 2 N) size. Providers: rmsnorm_triton (rms_norm_gated), rmsnorm_triton_2call (rms_norm,
 then * silu(z) in torch), torch_eager (the HF Qwen3NextRMSNormGated formula), torch_compile.
 """
@@ -56,15 +56,19 @@ def qk_two(qkv, wq, wk, hq, hk, copy=False):
     return rms_norm(q, wq), rms_norm(k, wk)
 
 
-def gated_torch(x, z, w):
-    """Qwen3NextRMSNormGated.forward's formula."""
-    h = x.float()
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)
+def gated_torch(x, z, w, group=None):
+    """Qwen3NextRMSNormGated.forward's formula (in groups of `group` channels, as Mamba2's)."""
+    h = x.float().unflatten(-1, (-1, group or x.shape[-1]))
+    h = (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)).flatten(-2)
     return ((w * h.to(x.dtype)) * F.silu(z.float())).to(x.dtype)
 
 
-def gated_two(x, z, w):
-    return (rms_norm(x, w).float() * F.silu(z.float())).to(x.dtype)
+def gated_two(x, z, w, group=None):
+    if group:  # rms_norm over rows of `group` elements: the groups as rows, w as one row each
+        y = rms_norm(x.unflatten(-1, (-1, group)), None).flatten(-2) * w
+    else:
+        y = rms_norm(x, w)
+    return (y.float() * F.silu(z.float())).to(x.dtype)
 
 
 def qk_providers(compiled):
@@ -76,11 +80,13 @@ def qk_providers(compiled):
     return f
 
 
-def gated_providers(compiled):
-    f = dict(rmsnorm_triton=lambda x, z, w: rms_norm_gated(x, z, w),
-             rmsnorm_triton_2call=gated_two, torch_eager=gated_torch)
+def gated_providers(compiled, group=None):
+    f = dict(rmsnorm_triton=lambda x, z, w: rms_norm_gated(x, z, w, group_size=group),
+             rmsnorm_triton_2call=lambda x, z, w: gated_two(x, z, w, group),
+             torch_eager=lambda x, z, w: gated_torch(x, z, w, group))
     if compiled:
-        f["torch_compile"] = torch.compile(gated_torch, dynamic=False)
+        c = torch.compile(gated_torch, dynamic=False)
+        f["torch_compile"] = lambda x, z, w: c(x, z, w, group)
     return f
 
 
@@ -181,10 +187,12 @@ class Bench:
             x, z = (torch.randn(m, n, generator=g, device=self.dev, dtype=torch.bfloat16)
                     for _ in range(2))
             w = 1 + 0.5 * torch.randn(n, generator=g, device=self.dev, dtype=torch.bfloat16)
-            ref = gated_rms_norm_ref(x, z, w)
-            for name, f in gated_providers(self.dev.type == "cuda").items():
+            group = self.opts.group
+            ref = gated_rms_norm_ref(x, z, w, group_size=group)
+            op_name = op if group is None else f"{op}_g{group}"
+            for name, f in gated_providers(self.dev.type == "cuda", group).items():
                 if op == "gated_fwd":
-                    self.timed(name, op, m, n, (3 * m * n + n) * 2, lambda f=f: f(x, z, w),
+                    self.timed(name, op_name, m, n, (3 * m * n + n) * 2, lambda f=f: f(x, z, w),
                                lambda f=f: max_scaled_error(f(x, z, w), ref, torch.bfloat16) / 2)
                     continue
                 xs, zs, ws = (t.clone().requires_grad_() for t in (x, z, w))
@@ -194,7 +202,7 @@ class Bench:
                 def run(y=y, xs=xs, zs=zs, ws=ws, dy=dy):
                     return torch.autograd.grad(y, (xs, zs, ws), dy, retain_graph=True)
 
-                self.timed(name, op, m, n, (5 * m * n + 2 * n) * 2, run, lambda: 0.0)
+                self.timed(name, op_name, m, n, (5 * m * n + 2 * n) * 2, run, lambda: 0.0)
 
 
 def main(argv=None) -> int:
@@ -204,6 +212,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(records.default_csv()))
     p.add_argument("--rep-ms", type=float, default=100.0)
     p.add_argument("--smoke", action="store_true", help="tiny sizes (the CPU's interpreter)")
+    p.add_argument("--group", type=int, default=None,
+                   help="gated: group_size (Mamba2's, e.g. 1024); the op is then gated_*_g<G>")
     opts = p.parse_args(sys.argv[1:] if argv is None else argv)
     opts.qk = dict(t=3, hq=4, hk=2, d=32) if opts.smoke else QK
     opts.mn, opts.gated_n = (2**12, [64, 128]) if opts.smoke else (2**26, GATED_N)

@@ -12,8 +12,10 @@ and u the normalized input (x before the gate, h after), per group:
     c1 = sum(u_hat * w * g) / G,  du = rstd * (w * g - u_hat * c1),  dw = sum over rows g * u_hat
     before the gate: dx = du,      dz = dy * x_hat * w * act'(z)
     after the gate:  dx = du * s,  dz = du * x * act'(z)
-A row is held in registers as an [NG, G] tile (NG = N / G groups); the backward's programs walk
-rows persistently and keep dw as one such tile each (DW_PART[p]), reduced by dw_reduce.
+A row is cut into SLABS slabs of GPS whole groups (the launcher keeps a slab to a few thousand
+elements: registers); a program holds a slab of a row as a [GPS, G] tile. The forward runs a
+program per (row, slab); the backward's programs walk rows persistently, each on one slab, and
+keep that slab's dw partial sums as a tile (DW_PART[p, slab's columns]), reduced by dw_reduce.
 """
 
 import triton
@@ -35,11 +37,13 @@ def gate(z, ACT: tl.constexpr):
 
 
 @triton.jit
-def tile(G, NG, NG_P2: tl.constexpr, G_P2: tl.constexpr):
-    """A row as [NG_P2, G_P2]: each element's column, and which are in the row."""
-    grp = tl.arange(0, NG_P2)[:, None]
+def tile(slab, G, NG, GPS, NG_P2: tl.constexpr, G_P2: tl.constexpr):
+    """Slab `slab` of a row as [NG_P2, G_P2]: each element's column and which are in the row;
+    each tile row's group and whether it is one ([NG_P2, 1])."""
+    grp = slab * GPS + tl.arange(0, NG_P2)[:, None]
+    ok = (tl.arange(0, NG_P2)[:, None] < GPS) & (grp < NG)
     c = tl.arange(0, G_P2)[None, :]
-    return grp * G + c, (grp < NG) & (c < G)
+    return grp * G + c, ok & (c < G), grp, ok
 
 
 @triton.jit
@@ -47,20 +51,21 @@ def gated_fwd(
     X, Z, W, Y, RSTD,  # RSTD: [M, NG] ACC, saved for the backward
     stride_x, stride_z, stride_y,  # elements between two rows' starts
     M, N, G, eps,  # rows, elements a row, elements a group (N % G == 0)
-    NG_P2: tl.constexpr, G_P2: tl.constexpr,  # powers of two >= N / G and >= G
+    GPS, SLABS,  # groups a slab, slabs a row (a program per row and slab)
+    NG_P2: tl.constexpr, G_P2: tl.constexpr,  # powers of two >= GPS and >= G
     HAS_Z: tl.constexpr, HAS_W: tl.constexpr, NORM_BEFORE_GATE: tl.constexpr,
     ACT: tl.constexpr,  # ACT_SILU / ACT_SIGMOID
     CASTING: tl.constexpr, STORE_RSTD: tl.constexpr,
     PDL: tl.constexpr = False,  # as in rms_norm_fwd
 ):
     dependent_launch(PDL)
-    row = tl.program_id(0).to(tl.int64)
+    row = (tl.program_id(0) // SLABS).to(tl.int64)
     IN_TY: tl.constexpr = X.dtype.element_ty
     ACC: tl.constexpr = tl.float64 if IN_TY == tl.float64 else tl.float32
     W_TY: tl.constexpr = W.dtype.element_ty if HAS_W else IN_TY
     MID_TY: tl.constexpr = IN_TY if W_TY == IN_TY else ACC  # promote(x, w)
     ng = N // G
-    cols, mask = tile(G, ng, NG_P2, G_P2)
+    cols, mask, grp, ok = tile(tl.program_id(0) % SLABS, G, ng, GPS, NG_P2, G_P2)
     u = tl.load(X + row * stride_x + cols, mask=mask, other=0.0).to(ACC)
     if HAS_Z:
         z = tl.load(Z + row * stride_z + cols, mask=mask, other=0.0).to(ACC)
@@ -79,27 +84,25 @@ def gated_fwd(
         y = y * s
     tl.store(Y + row * stride_y + cols, cast(y, Y.dtype.element_ty), mask=mask)
     if STORE_RSTD:
-        grp = tl.arange(0, NG_P2)
-        tl.store(RSTD + row * ng + grp, rstd, mask=grp < ng)
+        tl.store(RSTD + row * ng + grp, rstd[:, None], mask=ok)
 
 
 @triton.jit
 def gated_bwd(
     DY, X, Z, W, RSTD, DX, DZ, DW_PART,  # DW_PART: [NUM_PROGS, N] ACC
     stride_dy, stride_x, stride_z, stride_dx, stride_dz,
-    M, N, G,
-    NUM_PROGS,  # persistent grid: program p does rows p, p + NUM_PROGS, ...
+    M, N, G, GPS, SLABS,  # as in gated_fwd
+    NUM_PROGS,  # persistent grid: program p does slab p % SLABS of rows p // SLABS + k NUM_PROGS
     NG_P2: tl.constexpr, G_P2: tl.constexpr,
     HAS_Z: tl.constexpr, HAS_W: tl.constexpr, NORM_BEFORE_GATE: tl.constexpr,
     ACT: tl.constexpr, STORE_DW: tl.constexpr,
     PDL: tl.constexpr = False,
 ):
     dependent_launch(PDL)
-    pid = tl.program_id(0)
+    pid = tl.program_id(0) // SLABS
     ACC: tl.constexpr = tl.float64 if X.dtype.element_ty == tl.float64 else tl.float32
     ng = N // G
-    cols, mask = tile(G, ng, NG_P2, G_P2)
-    grp = tl.arange(0, NG_P2)[:, None]
+    cols, mask, grp, ok = tile(tl.program_id(0) % SLABS, G, ng, GPS, NG_P2, G_P2)
     if HAS_W:
         w = tl.load(W + cols, mask=mask, other=0.0).to(ACC)
     else:
@@ -109,7 +112,7 @@ def gated_bwd(
         r64 = tl.cast(row, tl.int64)
         x = tl.load(X + r64 * stride_x + cols, mask=mask, other=0.0).to(ACC)
         dy = tl.load(DY + r64 * stride_dy + cols, mask=mask, other=0.0).to(ACC)
-        rstd = tl.load(RSTD + r64 * ng + grp, mask=grp < ng, other=0.0)
+        rstd = tl.load(RSTD + r64 * ng + grp, mask=ok, other=0.0)
         u = x
         g = dy
         if HAS_Z:
