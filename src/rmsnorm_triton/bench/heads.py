@@ -14,8 +14,8 @@ replayed in a CUDA graph (M = T, N = D in the row). Providers:
     rms_norm_1call        (latency only) one rms_norm of T * Hq rows: the bar to meet
     torch_eager           the HF formula on the views, written back; torch_compile: the same
 Gated (gated_fwd / gated_bwd): x, z [M, N] bf16, M N = 2^26, N 2K..16K, norm before a silu gate
-(Qwen3-Next's order); --group G normalizes in groups (ops gated_fwd_gG / gated_bwd_gG). Bytes: fwd (3 M N + N) size; bwd: x, z, dy, w read, dx, dz, dw written
-(5 M N + 2 N) size. Providers: rmsnorm_triton (rms_norm_gated), rmsnorm_triton_2call (rms_norm,
+(Qwen3-Next's order); --group G normalizes in groups (ops gated_fwd_gG / gated_bwd_gG).
+Bytes: fwd (3 M N + N) size; bwd: x, z, dy, w read, dx, dz, dw written (5 M N + 2 N) size. Providers: rmsnorm_triton (rms_norm_gated), rmsnorm_triton_2call (rms_norm,
 then * silu(z) in torch), torch_eager (the HF Qwen3NextRMSNormGated formula), torch_compile.
 """
 
