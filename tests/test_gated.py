@@ -147,3 +147,11 @@ def test_compile_fullgraph_matches_eager(device, gen):
     for a, b in zip(comp, eager):
         assert torch.equal(a, b)
     torch._dynamo.reset()
+
+
+def test_no_rows(device, gen):
+    x, z, w = (randn(s, torch.float32, device, gen) for s in ((0, 32), (0, 32), (32,)))
+    ws = w.clone().requires_grad_()
+    y = rms_norm_gated(x, z, ws, group_size=16)
+    y.sum().backward()
+    assert y.shape == (0, 32) and torch.equal(ws.grad, torch.zeros_like(w))

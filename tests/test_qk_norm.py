@@ -112,6 +112,14 @@ def test_autograd_of_a_sum(device, gen):
     assert torch.allclose(w.grad.double(), w64.grad, atol=1e-4)
 
 
+def test_no_tokens(device, gen):
+    qkv, wq, wk = make(0, 4, 2, 16, torch.float32, device, gen)
+    assert qk_norm_(qkv, wq, wk, 4, 2).shape == (0, 128)
+    leaf, w = qkv.clone().requires_grad_(), wq.clone().requires_grad_()
+    qk_norm_(leaf * 1, w, wk, 4, 2).sum().backward()
+    assert leaf.grad.shape == (0, 128) and torch.equal(w.grad, torch.zeros_like(w))
+
+
 def test_errors_name_the_argument(device, gen):
     qkv, wq, wk = make(3, 4, 2, 64, torch.float32, device, gen)
     with pytest.raises(ValueError, match=r"qkv has shape \(3, 512\), expected \(\.\.\., 640\)"):

@@ -23,7 +23,7 @@ from .split import cdiv
 
 
 def check(qkv, q_weight, k_weight, num_q_heads, num_kv_heads, eps, offset, casting):
-    """Every check of a qk_norm_ call's arguments; returns (T, token stride, D)."""
+    """Every check of a qk_norm_ call's arguments; returns (T, token stride)."""
     check_tensor("qkv", qkv)
     check_tensor("q_weight", q_weight)
     check_tensor("k_weight", k_weight)
@@ -227,6 +227,9 @@ class _QKNormFn(torch.autograd.Function):
         if torch.is_grad_enabled():
             raise RuntimeError("qk_norm_ has no double backward (create_graph=True)")
         xqk, wq, wk, rstd = ctx.saved_tensors
+        if not xqk.numel():  # no tokens: nothing to launch
+            return (torch.zeros(dout.shape, dtype=dout.dtype, device=dout.device),
+                    torch.zeros_like(wq), torch.zeros_like(wk), None)
         try:
             tokens(dout, "dout")
         except ValueError:  # e.g. expanded, from a .sum(): rows the kernel cannot address
