@@ -7,6 +7,8 @@ time on the GPU machine is spent.
 
     python benchmarks/regs.py [--dtype bf16]          SPLIT and one-pass layouts of one dtype
     python benchmarks/regs.py --table                 every launch-table entry, as launched
+    python benchmarks/regs.py --heads                 q/k rows at two strides (HEAD_ROWS, TWO_W)
+        at head_dim 64-256, and the gated kernels at N = 2K-16K
     python benchmarks/regs.py --same-as c21b879       every table entry (and the block loop,
         dw_reduce) built from this tree and from that commit: the SASS instruction by
         instruction (kernel-parameter offsets aside), registers and stack; exit 1 on a difference
@@ -116,9 +118,18 @@ def usage(k):
     return regs, st, out.count("spill")
 
 
+def _heads(types, consts, dt, heads, two_w, outers):
+    """HEAD_ROWS (rows at two strides) and TWO_W (q and k weights), as qk_norm_ launches them."""
+    if heads:
+        types.update(HEADS="i32", **{f"outer_{t}": "i32" for t in outers})
+    if two_w:
+        types.update(W2=f"*{dt}", Q_HEADS="i32")
+    consts.update(HEAD_ROWS=heads, TWO_W=two_w)
+
+
 def fwd(K, dt, block_n, warps, split, has_r=False, block_m=1, pairs=False, early=False,
         w_first=False, native=False, maxnreg=0, pdl=True, dynamic=False, s_pow2=32,
-        one_pass=None):
+        one_pass=None, heads=False, two_w=False):
     # (TRACE_BLK, TRACE_ROW and TRACE: the forward's trace arguments in commits before the
     # kernels/ package; named here so that --same-as can build those too)
     types = dict(X=f"*{dt}", R=f"*{dt}", W=f"*{dt}", Y=f"*{dt}", H=f"*{dt}", RSTD="*fp32",
@@ -130,11 +141,12 @@ def fwd(K, dt, block_n, warps, split, has_r=False, block_m=1, pairs=False, early
                   S_POW2=s_pow2, PAIRS=pairs, EARLY=early, HAS_W=True, HAS_R=has_r,
                   STORE_RSTD=True, CASTING=1, TRACE=False,
                   W_FIRST=w_first, W_NATIVE=native, DYNAMIC=dynamic, PDL=pdl)
+    _heads(types, consts, dt, heads, two_w, ("x", "y"))
     return compile_one(K.rms_norm_fwd, types, consts, warps, maxnreg)
 
 
 def bwd(K, dt, block_n, warps, split, block_m=1, pairs=False, early=False, maxnreg=0, pdl=True,
-        s_pow2=32, one_pass=None):
+        s_pow2=32, one_pass=None, heads=False, two_w=False):
     types = dict(DY=f"*{dt}", X=f"*{dt}", W=f"*{dt}", RSTD="*fp32", DH=f"*{dt}", DX=f"*{dt}",
                  DR=f"*{dt}", DW_PART="*fp32", PART="*i64", stride_dy="i32",
                  stride_x="i32", stride_dh="i32", stride_dx="i32", stride_dr="i32", M="i32",
@@ -144,7 +156,50 @@ def bwd(K, dt, block_n, warps, split, block_m=1, pairs=False, early=False, maxnr
                   S_POW2=s_pow2, PAIRS=pairs, EARLY=early, HAS_W=True, STORE_DW=True,
                   HAS_DH=False, STORE_DR=False,
                   PDL=pdl)
+    _heads(types, consts, dt, heads, two_w, ("dy", "x", "dx"))
     return compile_one(K.rms_norm_bwd, types, consts, warps, maxnreg)
+
+
+def gated(K, dt, n, group, norm_before_gate, backward):
+    """gated_fwd / gated_bwd for rows of n in groups of `group`, with a silu gate, as launched."""
+    from rmsnorm_triton.gated import _layout
+    from rmsnorm_triton.bench.cases import DTYPES
+
+    _, _, ng2, g2, warps = _layout(n, group, DTYPES[dt], backward)
+    p = dict(HAS_Z=True, HAS_W=True, NORM_BEFORE_GATE=norm_before_gate, ACT=0, PDL=True,
+             NG_P2=ng2, G_P2=g2)
+    if not backward:
+        types = dict(X=f"*{dt}", Z=f"*{dt}", W=f"*{dt}", Y=f"*{dt}", RSTD="*fp32",
+                     stride_x="i32", stride_z="i32", stride_y="i32", M="i32", N="i32", G="i32",
+                     eps="fp32", GPS="i32", SLABS="i32")
+        return warps, compile_one(K.gated_fwd, types, dict(p, CASTING=1, STORE_RSTD=True), warps)
+    types = dict(DY=f"*{dt}", X=f"*{dt}", Z=f"*{dt}", W=f"*{dt}", RSTD="*fp32", DX=f"*{dt}",
+                 DZ=f"*{dt}", DW_PART="*fp32", stride_dy="i32", stride_x="i32", stride_z="i32",
+                 stride_dx="i32", stride_dz="i32", M="i32", N="i32", G="i32", NUM_PROGS="i32",
+                 GPS="i32", SLABS="i32")
+    return warps, compile_one(K.gated_bwd, types, dict(p, STORE_DW=True), warps)
+
+
+def heads_table(K, dt="bf16"):
+    """Registers and spills of issue 25's kernels, beside the plain one-pass rows."""
+    print(f"triton {triton.__version__}, sm_90, {dt}: rows of N = head_dim (BLOCK_M from the "
+          "short-row formula) and gated rows")
+    for n in (64, 128, 256):
+        bm = max(1, min(256, 8192 // n))
+        for label, kw in (("plain", {}), ("heads", dict(heads=True)),
+                          ("q+k", dict(heads=True, two_w=True)),
+                          ("q+k w_first", dict(heads=True, two_w=True, w_first=True))):
+            for op, build in (("fwd", fwd), ("bwd", bwd)):
+                if op == "bwd" and "w_first" in kw:
+                    continue
+                r, st, _ = usage(build(K, dt, n, 8, False, block_m=bm, **kw))
+                print(f"{op} {label:>12} N {n:>5} {bm}x{n} w8: regs {r} stack {st}", flush=True)
+    for n, group, nbg, backward in itertools.product((2048, 4096, 8192, 16384), (None, 1024),
+                                                     (True, False), (False, True)):
+        warps, k = gated(K, dt, n, group or n, nbg, backward)
+        r, st, _ = usage(k)
+        print(f"gated {'bwd' if backward else 'fwd'} N {n:>5} G {group or n:>5} "
+              f"{'before' if nbg else 'after'} w{warps}: regs {r} stack {st}", flush=True)
 
 
 def entries():
@@ -230,10 +285,13 @@ def main():
     p.add_argument("--src", default=SRC, help="another kernels/ folder or kernels.py")
     p.add_argument("--table", action="store_true", help="every table entry as launched")
     p.add_argument("--same-as", metavar="REV", help="compare the code with git commit REV's")
+    p.add_argument("--heads", action="store_true", help="q/k head rows and the gated kernels")
     args = p.parse_args()
     K = load_kernels(args.src)
     if args.table:
         return table(K)
+    if args.heads:
+        return heads_table(K, args.dtype)
     if args.same_as:
         return 1 if same_as(K, args.same_as) else 0
     dt = TY[args.dtype]

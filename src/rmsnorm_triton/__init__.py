@@ -13,10 +13,13 @@ _choose_triton_mode()
 
 from .checks import interpreted  # noqa: E402
 from .fp8 import rms_norm_fp8  # noqa: E402
-from .module import RMSNorm  # noqa: E402
+from .gated import rms_norm_gated  # noqa: E402
+from .heads import qk_norm_  # noqa: E402
+from .module import RMSNorm, RMSNormGated  # noqa: E402
 from .ops import fused_add_rms_norm_, rms_norm  # noqa: E402
 
-__all__ = ["rms_norm", "fused_add_rms_norm_", "rms_norm_fp8", "RMSNorm", "interpreted", "__version__",
+__all__ = ["rms_norm", "fused_add_rms_norm_", "rms_norm_fp8", "qk_norm_", "rms_norm_gated",
+           "RMSNorm", "RMSNormGated", "interpreted", "__version__",
            "patch_model", "unpatch_model", "patch_transformers"]
 
 _HF = ("patch_model", "unpatch_model", "patch_transformers")

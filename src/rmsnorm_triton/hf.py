@@ -21,6 +21,12 @@ config in tests/test_hf.py.)
     with patch_transformers("llama"):   # or keep the handle and call .undo()
         model = AutoModelForCausalLM.from_config(cfg)   # built with this library's norms
 
+Gated norms (GATED_FAMILIES: Mamba2's, Qwen3-Next's, Kimi's) are swapped the same way, for
+HFRMSNormGated running rms_norm_gated. q_norm / k_norm stay one patched norm each, not one
+qk_norm_ launch: HF's attention computes q and k with separate q_proj and k_proj Linears, so
+there is no fused qkv tensor to normalize in place without rewriting the attention's forward.
+Their inputs (q_proj(x).view(B, T, H, D)) are contiguous: no copy either way.
+
 transformers is imported only when a patch_transformers call needs its modeling modules.
 """
 
@@ -30,7 +36,10 @@ import importlib.util
 
 import torch
 
-from .module import RMSNorm
+from typing import NamedTuple
+
+from .gated import rms_norm_gated
+from .module import RMSNorm, RMSNormGated
 from .ops import rms_norm
 
 LLAMA, GEMMA, OLMO2 = (0.0, "llama"), (1.0, "gemma"), (0.0, "gemma")
@@ -54,13 +63,35 @@ FAMILIES = {
 }
 
 
+class Gated(NamedTuple):
+    """A gated norm's formula (activation and group_size are read from each module)."""
+    norm_before_gate: bool
+    casting: str
+    out: str  # "x": y in x's dtype; "promote": promote_types(x, w)
+
+
+# Gated norms, read from the forwards of transformers 5.25 (u = x.float(), s = act(z.float())):
+#   Mamba2:     w * (rmsnorm_groups(u * s)).to(x.dtype)              -> after the gate, "llama"
+#   Qwen3-Next: ((w * rmsnorm(u).to(x.dtype)) * s).to(x.dtype)       -> before, "llama"
+#   Kimi:       (w.float() * rmsnorm(u) * s).to(x.dtype)             -> before, "gemma"
+MAMBA2 = Gated(False, "llama", "promote")
+QWEN3_NEXT = Gated(True, "llama", "x")
+KIMI = Gated(True, "gemma", "x")
+GATED_FAMILIES = {
+    "mamba2": (("Mamba2RMSNormGated",), MAMBA2),
+    "qwen3_next": (("Qwen3NextRMSNormGated",), QWEN3_NEXT),
+    "kimi_linear": (("KimiLinearRMSNormGated",), KIMI),
+}
+_ALL = {**FAMILIES, **GATED_FAMILIES}
+
+
 def _modeling(family: str) -> str:
     return f"transformers.models.{family}.modeling_{family}"
 
 
 # (module, class name) -> (offset, casting): lets patch_model recognise a class without importing
 # anything. Only the exact classes: a subclass may have changed the formula.
-_BY_CLASS = {(_modeling(f), c): mode for f, (classes, mode) in FAMILIES.items() for c in classes}
+_BY_CLASS = {(_modeling(f), c): mode for f, (classes, mode) in _ALL.items() for c in classes}
 
 
 def _key(cls: type):
@@ -97,24 +128,55 @@ class HFRMSNorm(RMSNorm):
         return original
 
 
+class HFRMSNormGated(RMSNormGated):
+    """This library's RMSNormGated standing in for a Hugging Face gated norm (GATED_FAMILIES),
+    as HFRMSNorm does for the plain ones: the same Parameter, eps, activation and group_size."""
+
+    def __init__(self, original, norm_before_gate, casting, out):
+        w = original.weight
+        super().__init__(w.shape[0], _eps(original), norm_before_gate=norm_before_gate,
+                         activation=getattr(original, "activation", "silu"),
+                         group_size=getattr(original, "group_size", None), casting=casting,
+                         device="meta", dtype=w.dtype)
+        self.weight = w
+        self.out = out
+        self.train(original.training)
+        object.__setattr__(self, "hf_original", original)
+
+    def forward(self, hidden_states, gate=None):
+        x = hidden_states
+        out = torch.promote_types(x.dtype, self.weight.dtype) if self.out == "promote" else x.dtype
+        return rms_norm_gated(x, gate, self.weight, self.eps,
+                              norm_before_gate=self.norm_before_gate, activation=self.activation,
+                              group_size=self.group_size, casting=self.casting, out_dtype=out)
+
+    restored = HFRMSNorm.restored
+
+
 @functools.cache
 def _triton_class(original: type) -> type:
     """HFRMSNorm subclass that HF's modeling code can call as it calls `original` (any signature:
     Gemma3 passes dim=, Olmo2 eps positionally): it builds the original, then takes its place.
     The name keeps "RMSNorm", which is how transformers' _init_weights finds norms."""
-    offset, casting = _BY_CLASS[_key(original)]
+    mode = _BY_CLASS[_key(original)]
+    base = _base(mode)
 
     def __init__(self, *args, **kwargs):
-        HFRMSNorm.__init__(self, original(*args, **kwargs), offset, casting)
+        base.__init__(self, original(*args, **kwargs), *mode)
 
-    return type(f"Triton{original.__name__}", (HFRMSNorm,),
+    return type(f"Triton{original.__name__}", (base,),
                 {"__init__": __init__, "__module__": __name__, "replaces": original})
+
+
+def _base(mode) -> type:
+    return HFRMSNormGated if isinstance(mode, Gated) else HFRMSNorm
 
 
 def _replacement(m):
     cls = _triton_class(type(m))
     new = cls.__new__(cls)
-    HFRMSNorm.__init__(new, m, *_BY_CLASS[_key(type(m))])
+    mode = _BY_CLASS[_key(type(m))]
+    _base(mode).__init__(new, m, *mode)
     return new
 
 
@@ -163,15 +225,16 @@ def patch_model(model: torch.nn.Module) -> int:
 
 def unpatch_model(model: torch.nn.Module) -> int:
     """Puts back the modules patch_model (or patch_transformers) replaced; returns how many."""
-    return _swap(model, lambda m: isinstance(m, HFRMSNorm), HFRMSNorm.restored)
+    return _swap(model, lambda m: isinstance(m, (HFRMSNorm, HFRMSNormGated)),
+                 lambda m: m.restored())
 
 
 def _family_names(families) -> list:
     names = []
     for f in families:
         key = f.lower() if isinstance(f, str) else f
-        if key not in FAMILIES:
-            raise ValueError(f"family is {f!r}, expected one of: {', '.join(sorted(FAMILIES))}")
+        if key not in _ALL:
+            raise ValueError(f"family is {f!r}, expected one of: {', '.join(sorted(_ALL))}")
         names.append(key)
     return names
 
@@ -203,7 +266,7 @@ def patch_transformers(*families) -> _Patched:
     if families:
         names = _family_names(families)
     else:
-        names = [f for f in FAMILIES if importlib.util.find_spec(f"transformers.models.{f}")]
+        names = [f for f in _ALL if importlib.util.find_spec(f"transformers.models.{f}")]
     entries = []
     for family in names:
         try:
@@ -211,9 +274,9 @@ def patch_transformers(*families) -> _Patched:
         except ImportError as e:
             raise ValueError(f"family {family!r} is not in the installed transformers "
                              f"({_transformers_version()}): {e}") from e
-        for name in FAMILIES[family][0]:
+        for name in _ALL[family][0]:
             original = getattr(module, name)
-            if isinstance(original, type) and issubclass(original, HFRMSNorm):
+            if isinstance(original, type) and issubclass(original, (HFRMSNorm, HFRMSNormGated)):
                 continue  # patched already
             setattr(module, name, _triton_class(original))
             entries.append((module, name, original))

@@ -1,9 +1,10 @@
-"""RMSNorm: a drop-in torch.nn.RMSNorm whose forward runs this library's kernel."""
+"""RMSNorm: a drop-in torch.nn.RMSNorm whose forward runs this library's kernel; RMSNormGated."""
 
 import math
 
 import torch
 
+from .gated import rms_norm_gated
 from .ops import rms_norm
 
 
@@ -50,3 +51,29 @@ class RMSNorm(torch.nn.RMSNorm):
 
     def extra_repr(self):
         return super().extra_repr() + f", offset={self.offset}, casting={self.casting!r}"
+
+
+class RMSNormGated(torch.nn.Module):
+    """Gated RMSNorm over the last dim (rms_norm_gated): forward(x, z=None).
+
+    norm_before_gate=True: y = rmsnorm(x) * w * act(z) (Qwen3-Next, FLA); False: y =
+    rmsnorm(x * act(z)) * w (Mamba2). group_size normalizes within groups of that many
+    channels (None: the whole row). activation "silu" or "sigmoid"; casting as in rms_norm.
+    """
+
+    def __init__(self, hidden_size, eps=1e-6, *, norm_before_gate=True, activation="silu",
+                 group_size=None, casting="llama", device=None, dtype=None):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(hidden_size, device=device, dtype=dtype))
+        self.eps, self.norm_before_gate, self.activation = eps, norm_before_gate, activation
+        self.group_size, self.casting = group_size, casting
+
+    def forward(self, x, z=None):
+        return rms_norm_gated(x, z, self.weight, self.eps, norm_before_gate=self.norm_before_gate,
+                              activation=self.activation, group_size=self.group_size,
+                              casting=self.casting)
+
+    def extra_repr(self):
+        return (f"{self.weight.shape[0]}, eps={self.eps}, norm_before_gate="
+                f"{self.norm_before_gate}, activation={self.activation!r}, group_size="
+                f"{self.group_size}, casting={self.casting!r}")

@@ -21,6 +21,7 @@ import torch
 from . import _triton, kernels, options, tables
 from .checks import CASTINGS
 from .layout import bwd_layout, fwd_layout
+from .rows import head_rows, plain_rows, rows_view
 from .split import cdiv, slots, words
 from .split import grid as split_grid
 
@@ -68,19 +69,6 @@ def remember(k, plan):
             PLANS.clear()
         PLANS[k] = plan
     return plan
-
-
-def rows_view(t: torch.Tensor, n: int) -> torch.Tensor:
-    """(M, N) view with a unit last stride; strided rows stay as they are, other layouts copy."""
-    if t.dim() == 2 and t.stride(-1) == 1:
-        return t
-    try:
-        v = t.view(-1, n)
-        if v.stride(-1) == 1 or v.shape[0] == 0:
-            return v
-    except RuntimeError:
-        pass
-    return t.contiguous().view(-1, n)
 
 
 def dense(weight):
@@ -177,6 +165,10 @@ class FwdPlan(_Plan):
         # SPLIT asked: split_grid sizes it against the compiled kernel (as layout.grid where the
         # table's programs per SM are resident), else the block loop
         cfg, chunks, split = layout.cfg, layout.chunks, layout.cfg.split and split_ok
+        heads = (head_rows(x, n) if residual is None and not inplace and cfg.one_pass
+                 and quant is None else None)  # (the FP8 store addresses plain rows)
+        if heads is not None:  # read where they lie (ONE_PASS's HEAD_ROWS), not copied
+            x2, self.x_view = x, False
         named = dict(
             X=x2, R=r2 if r2 is not None else x2, W=w if w is not None else x2, Y=y,
             H=h if h is not None else x2, RSTD=rstd if rstd is not None else x2, PART=x2,
@@ -198,6 +190,9 @@ class FwdPlan(_Plan):
             s = quant.scales(x)
             named.update(quant.named, SCALE=s if s is not None else x2.new_empty(1, dtype=acc),
                          stride_h=r2.stride(0) if self.h_inplace else named["stride_h"])
+        if heads is not None:  # y: (M, N) rows, one stride n apart
+            named.update(HEAD_ROWS=True, HEADS=heads.heads, stride_x=heads.stride,
+                         outer_x=heads.outer, outer_y=heads.heads * n)
         gs = None
         if split:
             named["PART"], named["EPOCH"] = slots(m, chunks, x2.device)
@@ -320,6 +315,10 @@ class BwdPlan(_Plan):
         layout = bwd_layout(m, n, x2.dtype, tables.table_for(x2.device), sms, config=config,
                             programs=programs, split_ok=split_ok)
         cfg, chunks, split = layout.cfg, layout.chunks, layout.cfg.split and split_ok  # (as above)
+        hx, hdy = (head_rows(xin, n), head_rows(dy, n)) if dh is None and cfg.one_pass and \
+            not split else (None, None)
+        self.heads_x, self.heads_dy = hx is not None, hdy is not None
+        x2, dy2 = (xin if hx else x2), (dy if hdy else dy2)  # read where they lie, not copied
         named = dict(
             DY=dy2, X=x2, W=w if w is not None else x2, RSTD=rstd,
             DH=dh2 if dh2 is not None else x2, DX=dx, DR=dr if dr is not None else x2,
@@ -331,6 +330,11 @@ class BwdPlan(_Plan):
             PAIRS=split and cfg.pairs and words(x2, n) and words(dy2, n),
             EARLY=split and cfg.early, HAS_W=w is not None, STORE_DW=self.need_dw,
             HAS_DH=dh2 is not None, STORE_DR=dr is not None, PDL=tables.pdl_enabled(x2.device))
+        if hx or hdy:  # HEAD_ROWS; the others' rows one stride apart (dx: (M, N), contiguous)
+            heads = xin.shape[-2]
+            named.update(HEAD_ROWS=True, HEADS=heads, outer_dx=heads * n,
+                         **(hx or plain_rows(x2, heads)).named("x"),
+                         **(hdy or plain_rows(dy2, heads)).named("dy"))
         gs = None
         if split:
             named["PART"], named["EPOCH"] = slots(m, chunks, x2.device)
@@ -390,7 +394,8 @@ class BwdPlan(_Plan):
         dr = torch.empty(self.dx_shape, dtype=self.dr_dtype, device=where) if self.dr else None
         x2, dy2, dh2 = xin, dy, dh
         if not self.rows_as_given:
-            x2, dy2 = rows_view(xin, n), rows_view(dy, n)
+            x2 = xin if self.heads_x else rows_view(xin, n)
+            dy2 = dy if self.heads_dy else rows_view(dy, n)
             dh2 = None if dh is None else rows_view(dh, n)
         xa = arg(x2)
         call = self.template.copy()

@@ -81,3 +81,25 @@ def quantize_fp8_ref(y, scale="token", group_size=128, ue8m0=False, fp8_dtype=to
     if scale == "group":
         return q.reshape(shape), s.reshape(*shape[:-1], shape[-1] // group_size)
     return q, s
+
+
+def gated_rms_norm_ref(x, z, weight=None, eps=1e-6, norm_before_gate=True, activation="silu",
+                       group_size=None):
+    """float64 gated RMSNorm, s = act(z) (silu or sigmoid), per group of group_size channels:
+    norm_before_gate (Qwen3-Next's Qwen3NextRMSNormGated, FLA's FusedRMSNormGated, vLLM's
+    RMSNormGated(norm_before_gate=True)): y = rmsnorm(x) * w * s; otherwise (Mamba2's
+    MambaRMSNormGated, vLLM's default): y = rmsnorm(x * s) * w. z None: no gate."""
+    u = x.double()
+    if z is not None:
+        zd = z.double()
+        s = zd * torch.sigmoid(zd) if activation == "silu" else torch.sigmoid(zd)
+        if not norm_before_gate:
+            u = u * s
+    n = u.shape[-1]
+    g = u.unflatten(-1, (n // (group_size or n), group_size or n))
+    y = (g * torch.rsqrt(g.pow(2).mean(-1, keepdim=True) + eps)).flatten(-2)
+    if weight is not None:
+        y = y * weight.double()
+    if z is not None and norm_before_gate:
+        y = y * s
+    return y

@@ -9,12 +9,16 @@ rows' dy * x_hat into its own row of DW_PART; dw_reduce adds those rows in a fix
 is bitwise the same from run to run. The row walks are the forward's: ONE_PASS (a persistent
 grid over tiles of BLOCK_M rows, the next tile's loads issued before this tile's math), SPLIT
 (kernels/meet.py) and the block loop (c1 needs the whole row first: two walks).
+
+HEAD_ROWS and TWO_W (ONE_PASS only) are the forward's: rows of DY, X and DX at two strides
+(common.row_start), and rows of heads >= Q_HEADS weighted by W2; their dw partials then go to
+DW_PART[p, N:2N], so one dw_reduce over rows of 2N gives [dw, dw2].
 """
 
 import triton
 import triton.language as tl
 
-from .common import cast, dependent_launch
+from .common import cast, dependent_launch, row_start
 from .meet import chunk, elements, empty_next_counters, poll, prefetch, publish, total
 
 
@@ -66,6 +70,9 @@ def rms_norm_bwd(
     HAS_DH: tl.constexpr,  # a gradient reached h directly (prenorm output): add it to dx
     STORE_DR: tl.constexpr,  # write the residual's gradient (the same values, its own dtype)
     PDL: tl.constexpr = False,  # as in rms_norm_fwd
+    HEAD_ROWS: tl.constexpr = False,  # as in rms_norm_fwd, for DY, X and DX
+    HEADS=1, outer_dy=0, outer_x=0, outer_dx=0,
+    TWO_W: tl.constexpr = False, W2=None, Q_HEADS=0,  # as in rms_norm_fwd
 ):
     dependent_launch(PDL)
     pid = tl.program_id(0)
@@ -75,15 +82,20 @@ def rms_norm_bwd(
         col_ok = cols < N
         if HAS_W:
             wo = offset + tl.load(W + cols, mask=col_ok, other=0.0).to(ACC)
+            wo2 = offset + tl.load(W2 + cols, mask=col_ok, other=0.0).to(ACC) if TWO_W else wo
         else:
             wo = tl.full([BLOCK_N], 1.0, ACC)
+            wo2 = wo
         dw = tl.zeros([BLOCK_M, BLOCK_N], ACC)  # summed over rows once, at the end
+        dw2 = tl.zeros([BLOCK_M, BLOCK_N], ACC)  # TWO_W: W2's rows
         tile = pid
         rows = tile * BLOCK_M + tl.arange(0, BLOCK_M)
         mask = (rows < M)[:, None] & col_ok[None, :]
         rows64 = rows.to(tl.int64)[:, None]
-        x = tl.load(X + rows64 * stride_x + cols[None, :], mask=mask, other=0.0)
-        dy = tl.load(DY + rows64 * stride_dy + cols[None, :], mask=mask, other=0.0)
+        x = tl.load(X + row_start(rows64, stride_x, outer_x, HEADS, HEAD_ROWS) + cols[None, :],
+                    mask=mask, other=0.0)
+        dy = tl.load(DY + row_start(rows64, stride_dy, outer_dy, HEADS, HEAD_ROWS)
+                     + cols[None, :], mask=mask, other=0.0)
         for _ in range(pid, tl.cdiv(M, BLOCK_M), NUM_PROGS):
             rstd = tl.load(RSTD + rows, mask=rows < M, other=0.0)[:, None]
             x_hat = x.to(ACC) * rstd
@@ -93,18 +105,31 @@ def rms_norm_bwd(
             rows_n = tile * BLOCK_M + tl.arange(0, BLOCK_M)
             mask_n = (rows_n < M)[:, None] & col_ok[None, :]
             rn64 = rows_n.to(tl.int64)[:, None]
-            x = tl.load(X + rn64 * stride_x + cols[None, :], mask=mask_n, other=0.0)
-            dy = tl.load(DY + rn64 * stride_dy + cols[None, :], mask=mask_n, other=0.0)
-            wdy = wo[None, :] * dyf
+            x = tl.load(X + row_start(rn64, stride_x, outer_x, HEADS, HEAD_ROWS) + cols[None, :],
+                        mask=mask_n, other=0.0)
+            dy = tl.load(DY + row_start(rn64, stride_dy, outer_dy, HEADS, HEAD_ROWS)
+                         + cols[None, :], mask=mask_n, other=0.0)
+            if TWO_W:
+                first = rows64 % HEADS < Q_HEADS  # rows weighted by W (q), the rest by W2 (k)
+                wdy = tl.where(first, wo[None, :], wo2[None, :]) * dyf
+            else:
+                wdy = wo[None, :] * dyf
             c1 = tl.sum(x_hat * wdy, axis=1)[:, None] / N
             dx = (wdy - x_hat * c1) * rstd
-            store_dx(DX, DR, DH, dx, rows64 * stride_dx, rows64 * stride_dr, rows64 * stride_dh,
-                      cols[None, :], mask, HAS_DH, STORE_DR, ACC)
-            if STORE_DW:
+            store_dx(DX, DR, DH, dx, row_start(rows64, stride_dx, outer_dx, HEADS, HEAD_ROWS),
+                     rows64 * stride_dr, rows64 * stride_dh, cols[None, :], mask, HAS_DH,
+                     STORE_DR, ACC)
+            if STORE_DW and TWO_W:
+                dw += tl.where(first, dyf * x_hat, 0.0)
+                dw2 += tl.where(first, 0.0, dyf * x_hat)
+            elif STORE_DW:
                 dw += dyf * x_hat
             rows, mask, rows64 = rows_n, mask_n, rn64
         if STORE_DW:
-            tl.store(DW_PART + pid.to(tl.int64) * N + cols, tl.sum(dw, axis=0), mask=col_ok)
+            part = DW_PART + pid.to(tl.int64) * N * (2 if TWO_W else 1)
+            tl.store(part + cols, tl.sum(dw, axis=0), mask=col_ok)
+            if TWO_W:
+                tl.store(part + N + cols, tl.sum(dw2, axis=0), mask=col_ok)
     elif SPLIT:
         S = tl.cdiv(N, BLOCK_N)
         s = pid % S

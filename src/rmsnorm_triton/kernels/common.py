@@ -149,3 +149,24 @@ def load_h(X, R, H, x_off, r_off, h_off, cols, mask, HAS_R: tl.constexpr, ACC: t
     x = tl.load(X + x_off + cols, mask=mask, other=0.0)
     r = tl.load(R + r_off + cols, mask=mask, other=0.0) if HAS_R else x
     return to_h(x, r, H, h_off, cols, mask, HAS_R, ACC)
+
+
+@triton.jit
+def row_start(rows64, stride, outer, HEADS, HEAD_ROWS: tl.constexpr):
+    """Offset of each row's first element: rows * stride, or (HEAD_ROWS: rows of a [T, H, D]
+    view with two strides, e.g. q or k inside a fused qkv tensor) (r // H) * outer + (r % H) *
+    stride. A tensor whose rows are one stride s apart takes outer = H * s."""
+    if HEAD_ROWS:
+        return (rows64 // HEADS) * outer + (rows64 % HEADS) * stride
+    return rows64 * stride
+
+
+@triton.jit
+def head_weight(W, W2, rows64, cols, col_ok, HEADS, Q_HEADS, TWO_W: tl.constexpr):
+    """The weight of each row ([1, BLOCK_N]; TWO_W: [BLOCK_M, BLOCK_N]): TWO_W, a row whose
+    head (r % HEADS) is below Q_HEADS reads W (q's weight), the others W2 (k's)."""
+    w = tl.load(W + cols[None, :], mask=col_ok[None, :], other=0.0)
+    if TWO_W:
+        w2 = tl.load(W2 + cols[None, :], mask=col_ok[None, :], other=0.0)
+        w = tl.where((rows64 % HEADS < Q_HEADS), w, w2)
+    return w

@@ -20,12 +20,16 @@ QUANT (kernels/quant.py): y is quantized to FP8 where it would be stored (Y is t
 output, SCALE the scales), in every walk; SPLIT only with a static or per-group scale (each
 chunk holds whole groups): per token, a row's scale would need a second meeting of its programs,
 so the launcher walks those rows with the block loop.
+HEAD_ROWS (ONE_PASS only): row r of X (and Y) starts at (r // HEADS) * outer + (r % HEADS) *
+stride, so a [T, H, D] view such as q inside a fused qkv tensor is read where it lies, no copy.
+TWO_W: heads from Q_HEADS on take W2, so q and k (adjacent heads of qkv) share one launch.
 """
 
 import triton
 import triton.language as tl
 
-from .common import apply_weight, cast, dependent_launch, load_h, mean_rstd, native_product, to_h
+from .common import (apply_weight, cast, dependent_launch, head_weight, load_h, mean_rstd,
+                     native_product, row_start, to_h)
 from .loop import loop_row
 from .quant import quantize_tile
 from .meet import (chunk, claim, counter, elements, empty_next_counters, poll, prefetch, publish,
@@ -61,6 +65,9 @@ def rms_norm_fwd(
     GROUP: tl.constexpr = 128, UE8M0: tl.constexpr = False, SCALE_LAYOUT: tl.constexpr = 0,
     SCALE=None,  # QUANT: the static scale (read) or the dynamic scales (written), fp32
     scale_ub=None,  # QUANT_TOKEN / QUANT_GROUP: bound on amax (None: none)
+    HEAD_ROWS: tl.constexpr = False,  # ONE_PASS: rows of X and Y at two strides (row_start)
+    HEADS=1, outer_x=0, outer_y=0,  # HEAD_ROWS: heads a token, strides between tokens
+    TWO_W: tl.constexpr = False, W2=None, Q_HEADS=0,  # heads >= Q_HEADS read W2 (head_weight)
 ):
     dependent_launch(PDL)
     pid = tl.program_id(0)
@@ -69,7 +76,8 @@ def rms_norm_fwd(
     if ONE_PASS:
         one_pass_rows(X, R, W, Y, H, RSTD, pid, stride_x, stride_r, stride_y, stride_h, M, N, eps,
                       offset, BLOCK_M, BLOCK_N, HAS_W, HAS_R, STORE_RSTD, CASTING, W_FIRST,
-                      W_NATIVE, IN_TY, ACC, QUANT, GROUP, UE8M0, SCALE_LAYOUT, SCALE, scale_ub)
+                      W_NATIVE, IN_TY, ACC, QUANT, GROUP, UE8M0, SCALE_LAYOUT, SCALE, scale_ub,
+                      HEAD_ROWS, HEADS, outer_x, outer_y, TWO_W, W2, Q_HEADS)
     elif SPLIT:
         split_rows(X, R, W, Y, H, RSTD, PART, pid, stride_x, stride_r, stride_y, stride_h, M, N,
                    eps, offset, NUM_GROUPS, EPOCH, BLOCK_N, S_POW2, PAIRS, EARLY, HAS_W, HAS_R,
@@ -89,7 +97,8 @@ def one_pass_rows(X, R, W, Y, H, RSTD, pid, stride_x, stride_r, stride_y, stride
                   W_FIRST: tl.constexpr, W_NATIVE: tl.constexpr, IN_TY: tl.constexpr,
                   ACC: tl.constexpr, QUANT: tl.constexpr = 0, GROUP: tl.constexpr = 128,
                   UE8M0: tl.constexpr = False, SCALE_LAYOUT: tl.constexpr = 0, SCALE=None,
-                  scale_ub=None):
+                  scale_ub=None, HEAD_ROWS: tl.constexpr = False, HEADS=1, outer_x=0,
+                  outer_y=0, TWO_W: tl.constexpr = False, W2=None, Q_HEADS=0):
     """ONE_PASS: program pid's BLOCK_M rows, each read once and held in registers; returns
     (ss, ms, rstd) per row (the visualizer's trace stores them)."""
     cols = tl.arange(0, BLOCK_N)
@@ -98,12 +107,15 @@ def one_pass_rows(X, R, W, Y, H, RSTD, pid, stride_x, stride_r, stride_y, stride
     col_ok = cols < N
     mask = (rows < M)[:, None] & col_ok[None, :]
     if HAS_W and W_FIRST:
-        w = tl.load(W + cols[None, :], mask=col_ok[None, :], other=0.0)
-    h = load_h(X, R, H, rows64 * stride_x, rows64 * stride_r, rows64 * stride_h, cols[None, :],
-               mask, HAS_R, ACC)
+        w = head_weight(W, W2, rows64, cols, col_ok, HEADS, Q_HEADS, TWO_W)
+    x_off = row_start(rows64, stride_x, outer_x, HEADS, HEAD_ROWS)
+    h = load_h(X, R, H, x_off, rows64 * stride_r, rows64 * stride_h, cols[None, :], mask, HAS_R,
+               ACC)
     ss = tl.sum(h * h, axis=1)
     ms, rstd = mean_rstd(ss, N, eps, ACC)
-    if HAS_W and not W_FIRST:
+    if HAS_W and not W_FIRST and TWO_W:
+        w = head_weight(W, W2, rows64, cols, col_ok, HEADS, Q_HEADS, TWO_W)
+    elif HAS_W and not W_FIRST:
         if QUANT:  # 2-D, so that it takes the tile's layout (16 elements a thread, as the FP8
             # store wants): a 1-D load would be converted through shared memory
             w = tl.load(W + cols[None, :], mask=col_ok[None, :], other=0.0)
@@ -122,7 +134,8 @@ def one_pass_rows(X, R, W, Y, H, RSTD, pid, stride_x, stride_r, stride_y, stride
                       cols[None, :], mask, (rows < M)[:, None], M, N, stride_y, scale_ub,
                       BLOCK_M, BLOCK_N, QUANT, GROUP, UE8M0, SCALE_LAYOUT)
     else:
-        tl.store(Y + rows64 * stride_y + cols[None, :], cast(y, Y.dtype.element_ty), mask=mask)
+        y_off = row_start(rows64, stride_y, outer_y, HEADS, HEAD_ROWS)
+        tl.store(Y + y_off + cols[None, :], cast(y, Y.dtype.element_ty), mask=mask)
     if STORE_RSTD:
         tl.store(RSTD + rows, rstd, mask=rows < M)
     return ss, ms, rstd
