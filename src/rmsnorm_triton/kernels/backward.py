@@ -92,10 +92,16 @@ def rms_norm_bwd(
         rows = tile * BLOCK_M + tl.arange(0, BLOCK_M)
         mask = (rows < M)[:, None] & col_ok[None, :]
         rows64 = rows.to(tl.int64)[:, None]
-        x = tl.load(X + row_start(rows64, stride_x, outer_x, HEADS, HEAD_ROWS) + cols[None, :],
-                    mask=mask, other=0.0)
-        dy = tl.load(DY + row_start(rows64, stride_dy, outer_dy, HEADS, HEAD_ROWS)
-                     + cols[None, :], mask=mask, other=0.0)
+        # (HEAD_ROWS spelled out at each use: through row_start alone, ptxas schedules the
+        # plain tiles' code differently)
+        if HEAD_ROWS:
+            x = tl.load(X + row_start(rows64, stride_x, outer_x, HEADS, HEAD_ROWS)
+                        + cols[None, :], mask=mask, other=0.0)
+            dy = tl.load(DY + row_start(rows64, stride_dy, outer_dy, HEADS, HEAD_ROWS)
+                         + cols[None, :], mask=mask, other=0.0)
+        else:
+            x = tl.load(X + rows64 * stride_x + cols[None, :], mask=mask, other=0.0)
+            dy = tl.load(DY + rows64 * stride_dy + cols[None, :], mask=mask, other=0.0)
         for _ in range(pid, tl.cdiv(M, BLOCK_M), NUM_PROGS):
             rstd = tl.load(RSTD + rows, mask=rows < M, other=0.0)[:, None]
             x_hat = x.to(ACC) * rstd
@@ -105,10 +111,14 @@ def rms_norm_bwd(
             rows_n = tile * BLOCK_M + tl.arange(0, BLOCK_M)
             mask_n = (rows_n < M)[:, None] & col_ok[None, :]
             rn64 = rows_n.to(tl.int64)[:, None]
-            x = tl.load(X + row_start(rn64, stride_x, outer_x, HEADS, HEAD_ROWS) + cols[None, :],
-                        mask=mask_n, other=0.0)
-            dy = tl.load(DY + row_start(rn64, stride_dy, outer_dy, HEADS, HEAD_ROWS)
-                         + cols[None, :], mask=mask_n, other=0.0)
+            if HEAD_ROWS:
+                x = tl.load(X + row_start(rn64, stride_x, outer_x, HEADS, HEAD_ROWS)
+                            + cols[None, :], mask=mask_n, other=0.0)
+                dy = tl.load(DY + row_start(rn64, stride_dy, outer_dy, HEADS, HEAD_ROWS)
+                             + cols[None, :], mask=mask_n, other=0.0)
+            else:
+                x = tl.load(X + rn64 * stride_x + cols[None, :], mask=mask_n, other=0.0)
+                dy = tl.load(DY + rn64 * stride_dy + cols[None, :], mask=mask_n, other=0.0)
             if TWO_W:
                 first = rows64 % HEADS < Q_HEADS  # rows weighted by W (q), the rest by W2 (k)
                 wdy = tl.where(first, wo[None, :], wo2[None, :]) * dyf
@@ -116,20 +126,25 @@ def rms_norm_bwd(
                 wdy = wo[None, :] * dyf
             c1 = tl.sum(x_hat * wdy, axis=1)[:, None] / N
             dx = (wdy - x_hat * c1) * rstd
-            store_dx(DX, DR, DH, dx, row_start(rows64, stride_dx, outer_dx, HEADS, HEAD_ROWS),
-                     rows64 * stride_dr, rows64 * stride_dh, cols[None, :], mask, HAS_DH,
-                     STORE_DR, ACC)
+            if HEAD_ROWS:
+                store_dx(DX, DR, DH, dx, row_start(rows64, stride_dx, outer_dx, HEADS, HEAD_ROWS),
+                         rows64 * stride_dr, rows64 * stride_dh, cols[None, :], mask, HAS_DH,
+                         STORE_DR, ACC)
+            else:
+                store_dx(DX, DR, DH, dx, rows64 * stride_dx, rows64 * stride_dr,
+                         rows64 * stride_dh, cols[None, :], mask, HAS_DH, STORE_DR, ACC)
             if STORE_DW and TWO_W:
                 dw += tl.where(first, dyf * x_hat, 0.0)
                 dw2 += tl.where(first, 0.0, dyf * x_hat)
             elif STORE_DW:
                 dw += dyf * x_hat
             rows, mask, rows64 = rows_n, mask_n, rn64
-        if STORE_DW:
-            part = DW_PART + pid.to(tl.int64) * N * (2 if TWO_W else 1)
+        if STORE_DW and TWO_W:  # rows of 2N: [dw, dw2]
+            part = DW_PART + pid.to(tl.int64) * (2 * N)
             tl.store(part + cols, tl.sum(dw, axis=0), mask=col_ok)
-            if TWO_W:
-                tl.store(part + N + cols, tl.sum(dw2, axis=0), mask=col_ok)
+            tl.store(part + N + cols, tl.sum(dw2, axis=0), mask=col_ok)
+        elif STORE_DW:
+            tl.store(DW_PART + pid.to(tl.int64) * N + cols, tl.sum(dw, axis=0), mask=col_ok)
     elif SPLIT:
         S = tl.cdiv(N, BLOCK_N)
         s = pid % S
