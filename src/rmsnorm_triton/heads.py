@@ -17,6 +17,7 @@ import torch
 
 from . import _triton, options, plan, tables
 from .checks import CASTINGS, check_scalar, check_tensor
+from .layout import for_rows, w_first
 from .plan import BWD, DW_REDUCE, FWD, PLANS, _Plan, on_device
 from .rows import token_stride
 from .split import cdiv
@@ -93,8 +94,7 @@ class QKPlan(_Plan):
             raise ValueError(f"head_dim is {d}, expected one that a row of one block holds "
                              "(up to the forward table's one-pass limit)")
         sms = tables.device_props(qkv.device.index).multi_processor_count if qkv.is_cuda else 1
-        if cfg.block_m > 1 and m < cfg.block_m * sms:
-            cfg = tables.with_rows(cfg, m, sms)
+        cfg = for_rows(cfg, m, sms, opts.batch_invariant)
         rstd = torch.empty(m, dtype=self.acc, device=self.where) if store_rstd else qkv
         named = dict(
             X=qkv, R=qkv, W=wq, Y=qkv, H=qkv, RSTD=rstd, PART=qkv, stride_x=d, stride_r=0,
@@ -102,7 +102,7 @@ class QKPlan(_Plan):
             BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, ONE_PASS=True, SPLIT=False, S_POW2=1,
             PAIRS=False, EARLY=False, HAS_W=True, HAS_R=False, STORE_RSTD=store_rstd,
             CASTING=CASTINGS[casting],
-            W_FIRST=cdiv(m, cfg.block_m) <= opts.w_first_waves * sms,
+            W_FIRST=w_first(cfg, m, sms, opts),
             W_NATIVE=native and tables.native_layout(cfg, False, opts),
             DYNAMIC=False, PDL=tables.pdl_enabled(qkv.device),
             HEAD_ROWS=True, HEADS=hq + hk, outer_x=s0, outer_y=s0, TWO_W=True, W2=wk,

@@ -24,13 +24,29 @@ class Layout:
     grid: int  # programs launched
 
 
+def for_rows(cfg, m, sms, batch_invariant=False):
+    """A one-pass cfg for m rows: at small M (decoding) its tiles are cut to spread the rows
+    over the SMs, which changes a row's reduction layout, so not where bits must not depend on
+    M (options.batch_invariant)."""
+    if cfg.one_pass and cfg.block_m > 1 and m < cfg.block_m * sms and not batch_invariant:
+        return tables.with_rows(cfg, m, sms)
+    return cfg
+
+
+def w_first(cfg, m, sms, opts) -> bool:
+    """ONE_PASS's W_FIRST: w loaded beside x in a grid of a wave or two (a few rows wait on one
+    memory trip, not two); never where bits must not depend on M (it can change the load's
+    layout of an unaligned row)."""
+    return (cfg.one_pass and not opts.batch_invariant
+            and cdiv(m, cfg.block_m) <= opts.w_first_waves * sms)
+
+
 def fwd_layout(m, n, dtype, arch, sms, *, residual=False, native=False, split_ok=True,
-               config=None) -> Layout:
+               config=None, batch_invariant=False) -> Layout:
     """The forward's launch for m rows of n on `sms` multiprocessors with the tables `arch`
     (tables.table_for); split_ok: SPLIT may run (a GPU, fp32 sums, options.split)."""
-    cfg = config or tables.fwd_config(n, dtype, residual, native, arch)
-    if cfg.one_pass and cfg.block_m > 1 and m < cfg.block_m * sms:  # a few rows (decoding):
-        cfg = tables.with_rows(cfg, m, sms)  # spread them over the SMs
+    cfg = for_rows(config or tables.fwd_config(n, dtype, residual, native, arch), m, sms,
+                   batch_invariant)
     chunks = cdiv(n, cfg.block_n)
     groups = row_groups(m, chunks, sms, cfg.progs_per_sm) if cfg.split and split_ok else 0
     if groups:

@@ -29,6 +29,10 @@ Each setting, its environment variable and its default:
                                                     that the driver runs all its programs at once
                                                     or refuses (then the block loop); not yet
                                                     measured against the plain launch
+    batch_invariant  RMSNORM_TRITON_BATCH_INVARIANT=0  1: a row's bits never depend on how many
+                                                    rows share the call: one-pass tiles keep the
+                                                    table's rows and warps at small M, and w is
+                                                    never loaded beside x (W_FIRST)
 """
 
 import contextlib
@@ -39,7 +43,8 @@ _VARS = {"split": "RMSNORM_TRITON_SPLIT", "pdl": "RMSNORM_TRITON_PDL",
          "ptxas": "RMSNORM_TRITON_PTXAS", "w_native": "RMSNORM_TRITON_W_NATIVE",
          "w_first_waves": "RMSNORM_TRITON_W_FIRST_WAVES",
          "split_dynamic": "RMSNORM_TRITON_SPLIT_DYNAMIC", "table": "RMSNORM_TRITON_TABLE",
-         "launcher": "RMSNORM_TRITON_LAUNCHER", "cooperative": "RMSNORM_TRITON_COOPERATIVE"}
+         "launcher": "RMSNORM_TRITON_LAUNCHER", "cooperative": "RMSNORM_TRITON_COOPERATIVE",
+         "batch_invariant": "RMSNORM_TRITON_BATCH_INVARIANT"}
 _CHOICES = {"ptxas": ("table", "torch", "triton"), "table": ("auto", "generic"),
             "launcher": ("auto", "public"), "split_dynamic": (None, True, False)}
 
@@ -56,9 +61,10 @@ class Options:
     table: str = "auto"
     launcher: str = "auto"
     cooperative: bool = False
+    batch_invariant: bool = False
 
     def __post_init__(self):
-        for name in ("split", "pdl", "w_native", "cooperative"):
+        for name in ("split", "pdl", "w_native", "cooperative", "batch_invariant"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"options.{name} is {getattr(self, name)!r}, expected True or "
                                 "False")
@@ -85,7 +91,8 @@ def from_env(env=None) -> Options:
     env = os.environ if env is None else env
     got = {name: env.get(var) for name, var in _VARS.items()}
     kw = {name: _flag(_VARS[name], got[name], True) for name in ("split", "pdl", "w_native")}
-    kw["cooperative"] = _flag(_VARS["cooperative"], got["cooperative"], False)
+    for name in ("cooperative", "batch_invariant"):
+        kw[name] = _flag(_VARS[name], got[name], False)
     for name in ("ptxas", "table", "launcher"):
         if got[name] is not None:
             if got[name] not in _CHOICES[name]:

@@ -20,7 +20,7 @@ import torch
 
 from . import _triton, kernels, options, tables
 from .checks import CASTINGS
-from .layout import bwd_layout, fwd_layout
+from .layout import bwd_layout, fwd_layout, w_first
 from .rows import head_rows, plain_rows, rows_view
 from .split import cdiv, slots, words
 from .split import grid as split_grid
@@ -161,7 +161,8 @@ class FwdPlan(_Plan):
                     and not no_split
                     and (quant is None or quant.splits))  # (FP8 per token: the block loop)
         layout = fwd_layout(m, n, x2.dtype, tables.table_for(x2.device), sms, config=config,
-                            residual=residual is not None, native=native, split_ok=split_ok)
+                            residual=residual is not None, native=native, split_ok=split_ok,
+                            batch_invariant=opts.batch_invariant)
         # SPLIT asked: split_grid sizes it against the compiled kernel (as layout.grid where the
         # table's programs per SM are resident), else the block loop
         cfg, chunks, split = layout.cfg, layout.chunks, layout.cfg.split and split_ok
@@ -180,7 +181,7 @@ class FwdPlan(_Plan):
             PAIRS=split and cfg.pairs and words(x2, n) and (r2 is None or words(r2, n)),
             EARLY=split and cfg.early, HAS_W=w is not None, HAS_R=r2 is not None,
             STORE_RSTD=rstd is not None, CASTING=CASTINGS[casting],
-            W_FIRST=cfg.one_pass and cdiv(m, cfg.block_m) <= opts.w_first_waves * sms,
+            W_FIRST=w_first(cfg, m, sms, opts),
             W_NATIVE=native and tables.native_layout(cfg, split, opts),
             DYNAMIC=split and (cfg.dynamic if opts.split_dynamic is None else opts.split_dynamic),
             PDL=tables.pdl_enabled(x2.device))

@@ -47,7 +47,8 @@ def planned(op, m, n, dtype, gpu) -> Layout:
     if op == "fwd":
         native = opts.w_native and tables.native_weight(torch.empty((), dtype=dt), "llama", 0.0,
                                                         dt, dt)
-        return fwd_layout(m, n, dt, arch, sms, native=native, split_ok=opts.split)
+        return fwd_layout(m, n, dt, arch, sms, native=native, split_ok=opts.split,
+                          batch_invariant=opts.batch_invariant)
     return bwd_layout(m, n, dt, arch, sms, split_ok=opts.split)
 
 
