@@ -31,6 +31,9 @@ def base():
 
 @pytest.fixture(scope="module")
 def browser():
+    if os.environ.get("CI"):  # CI installs both (scripts/test.sh): missing is a failure there
+        from playwright import sync_api
+        assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: scripts/test.sh installs it"
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install '.[viz-test]'")
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
