@@ -296,20 +296,10 @@
       if (!cell || !S.api || cell.querySelector("input")) return;
       const kind = cell.dataset.kind, r = cell.dataset.r, c = cell.dataset.c;
       const old = kind === "w" ? S.data.weight[c] : S.data.x[r][c];
-      const box = V.h("input", { class: "edit", type: "text", inputmode: "decimal", value: V.exact(old), "aria-label": kind === "w" ? `w[${c}]` : `x[${r}][${c}]` });
-      const text = cell.textContent;
-      cell.replaceChildren(box); box.focus(); box.select();
-      let closed = false;
-      const close = (commit) => {
-        if (closed) return; closed = true;
-        const v = Number(box.value);
-        cell.textContent = text;
-        if (!commit || box.value.trim() === "" || !Number.isFinite(v)) { if (commit) showError(`${box.getAttribute("aria-label")} must be a finite number, got "${box.value}"`); return; }
+      V.editCell(cell, old, kind === "w" ? `w[${c}]` : `x[${r}][${c}]`, (v) => {
         if (kind === "w") S.edits.w.set(c, v); else S.edits.x.set(`${r}.${c}`, v);
         reload(controls());
-      };
-      box.addEventListener("keydown", (e) => { if (e.key === "Enter") close(true); if (e.key === "Escape") close(false); e.stopPropagation(); });
-      box.addEventListener("blur", () => close(false));
+      }, showError);
     });
 
     const showSpeed = V.speedView(R, V.speedSource(S.api ? "api/bench" : null, options.bench || (S.api ? null : { available: false,

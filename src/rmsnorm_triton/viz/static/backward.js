@@ -257,22 +257,11 @@
         const cell = ev.target.closest(".cell[data-kind]");
         if (!cell || !opts.api || cell.querySelector("input")) return;
         const kind = cell.dataset.kind, r = cell.dataset.r, c = cell.dataset.c;
-        const old = kind === "w" ? S.d.weight[c] : S.d[kind][r][c], name = kind === "w" ? `w[${c}]` : `${kind}[${r}][${c}]`;
-        const box = h("input", { class: "edit", type: "text", inputmode: "decimal", value: V.exact(old), "aria-label": name });
-        const text = cell.textContent;
-        cell.replaceChildren(box); box.focus(); box.select();
-        let closed = false;
-        const close = (commit) => {
-          if (closed) return; closed = true;
-          const v = Number(box.value);
-          cell.textContent = text;
-          if (!commit) return;
-          if (box.value.trim() === "" || !Number.isFinite(v)) { R.bError.hidden = false; R.bError.textContent = `Not run: ${name} must be a finite number, got "${box.value}"`; return; }
+        const old = kind === "w" ? S.d.weight[c] : S.d[kind][r][c];
+        V.editCell(cell, old, kind === "w" ? `w[${c}]` : `${kind}[${r}][${c}]`, (v) => {
           if (kind === "w") S.edits.w.set(c, v); else S.edits[kind].set(`${r}.${c}`, v);
           reload(params());
-        };
-        box.addEventListener("keydown", (e) => { if (e.key === "Enter") close(true); if (e.key === "Escape") close(false); e.stopPropagation(); });
-        box.addEventListener("blur", () => close(false));
+        }, (msg) => { R.bError.hidden = false; R.bError.textContent = `Not run: ${msg}`; });
       });
     }
     if (!opts.api) {

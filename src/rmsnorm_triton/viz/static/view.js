@@ -36,6 +36,24 @@
     }
     return el;
   };
+  /** Turns a grid cell into an input holding `old`: Enter calls commit(value) with a finite
+   *  number, or fail(message) with anything else; Escape or leaving the box restores the cell. */
+  V.editCell = function (cell, old, name, commit, fail) {
+    const box = V.h("input", { class: "edit", type: "text", inputmode: "decimal", value: V.exact(old), "aria-label": name });
+    const text = cell.textContent;
+    cell.replaceChildren(box); box.focus(); box.select();
+    let closed = false;
+    const close = (ok) => {
+      if (closed) return; closed = true;
+      const v = Number(box.value);
+      cell.textContent = text;
+      if (!ok) return;
+      if (box.value.trim() === "" || !Number.isFinite(v)) fail(`${name} must be a finite number, got "${box.value}"`);
+      else commit(v);
+    };
+    box.addEventListener("keydown", (e) => { if (e.key === "Enter") close(true); if (e.key === "Escape") close(false); e.stopPropagation(); });
+    box.addEventListener("blur", () => close(false));
+  };
   const h = V.h;
 
   // ---- skeleton --------------------------------------------------------------------------
