@@ -93,7 +93,7 @@ def gated_providers(compiled, group=None):
 class Bench:
     def __init__(self, opts):
         self.opts, self.dev = opts, torch.device(opts.device)
-        self.env = environment(self.dev)
+        self.env = environment(self.dev, opts.commit)
         self.out = records.append([], opts.out)
         ms, nbytes = timing.copy_bandwidth(self.dev, opts.copy_mib)
         self.copy = nbytes / (ms * 1e6)
@@ -211,6 +211,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=str(records.default_csv()))
     p.add_argument("--rep-ms", type=float, default=100.0)
+    p.add_argument("--commit", help="the commit to record (default: git's, as the bench's)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes (the CPU's interpreter)")
     p.add_argument("--group", type=int, default=None,
                    help="gated: group_size (Mamba2's, e.g. 1024); the op is then gated_*_g<G>")
