@@ -186,8 +186,9 @@ def main():
     else:
         cbw = copy_gbps()
     def ptxas(name):  # the one the launch compiles this kernel with, and its version
-        path = _triton.ptxas_path(name) or os.environ.get("TRITON_PTXAS_PATH")
-        return f"{path} {_triton.ptxas_version(path)}" if path else "triton's own"
+        var, own = _triton.triton_ptxas()
+        path = (_triton.ptxas_path(name) or (var, None))[1] or os.environ.get(var) or own
+        return f"{path} {_triton.ptxas_version(path)}"
 
     print(f"{gpu} torch {torch.__version__} triton {triton.__version__} ptxas: forward "
           f"{ptxas('rms_norm_fwd')}, backward {ptxas('rms_norm_bwd')}: copy {cbw:.0f} GB/s",

@@ -359,19 +359,32 @@ def test_ptxas_is_left_alone_when_someone_chose(monkeypatch):
     choose one for all; a TRITON_PTXAS_PATH set by the user (or by Inductor) wins; and nothing
     is set where torch has no ptxas."""
     monkeypatch.setattr(_triton, "choose_ptxas", lambda a, b: "/torch/bin/ptxas")
+    monkeypatch.setattr(_triton, "triton_ptxas", lambda: ("TRITON_PTXAS_PATH", "/t/ptxas"))
     monkeypatch.setattr(_triton.os.path, "isfile", lambda p: True)
+    torch_ptxas = ("TRITON_PTXAS_PATH", "/torch/bin/ptxas")
     monkeypatch.delenv("TRITON_PTXAS_PATH", raising=False)
     with options.override(ptxas="table"):
-        assert _triton.ptxas_path("rms_norm_bwd") == "/torch/bin/ptxas"
+        assert _triton.ptxas_path("rms_norm_bwd") == torch_ptxas
         assert _triton.ptxas_path("rms_norm_fwd") is None
     with options.override(ptxas="torch"):
-        assert _triton.ptxas_path("rms_norm_fwd") == "/torch/bin/ptxas"
+        assert _triton.ptxas_path("rms_norm_fwd") == torch_ptxas
         monkeypatch.setenv("TRITON_PTXAS_PATH", "/mine/ptxas")
         assert _triton.ptxas_path("rms_norm_bwd") is None
         monkeypatch.delenv("TRITON_PTXAS_PATH")
         monkeypatch.setattr(_triton.os.path, "isfile", lambda p: False)
         assert _triton.ptxas_path("rms_norm_bwd") is None
     with options.override(ptxas="triton"):
+        assert _triton.ptxas_path("rms_norm_bwd") is None
+    # Triton 3.9 builds sm_90 with its ptxas-blackwell: the variable it reads for it counts
+    monkeypatch.setattr(_triton.os.path, "isfile", lambda p: True)
+    monkeypatch.setattr(_triton, "triton_ptxas",
+                        lambda: ("TRITON_PTXAS_BLACKWELL_PATH", "/t/ptxas-blackwell"))
+    monkeypatch.setenv("TRITON_PTXAS_PATH", "/mine/ptxas")  # not what 3.9 reads for sm_90
+    monkeypatch.delenv("TRITON_PTXAS_BLACKWELL_PATH", raising=False)
+    with options.override(ptxas="table"):
+        assert _triton.ptxas_path("rms_norm_bwd") == ("TRITON_PTXAS_BLACKWELL_PATH",
+                                                      "/torch/bin/ptxas")
+        monkeypatch.setenv("TRITON_PTXAS_BLACKWELL_PATH", "/mine/ptxas")
         assert _triton.ptxas_path("rms_norm_bwd") is None
     with pytest.raises(ValueError, match="options.ptxas is 'newest', expected one of 'table'"):
         with options.override(ptxas="newest"):
@@ -386,7 +399,8 @@ def test_our_kernels_compile_with_the_chosen_ptxas_and_others_do_not(fake_gpu, m
     """TRITON_PTXAS_PATH holds the choice while our kernel compiles, and is gone afterwards; the
     PTX ISA is named then, so that Triton's cache keys tell the two builds apart."""
     monkeypatch.delenv("TRITON_PTXAS_PATH", raising=False)
-    monkeypatch.setattr(_triton, "ptxas_path", lambda name: chosen)
+    monkeypatch.setattr(_triton, "ptxas_path",
+                        lambda name: chosen and ("TRITON_PTXAS_PATH", chosen))
     monkeypatch.setattr(_triton, "ptx_isa", lambda path: 90)
     seen = []
     a = torch.randn(8)
@@ -401,6 +415,32 @@ def test_our_kernels_compile_with_the_chosen_ptxas_and_others_do_not(fake_gpu, m
         with _triton.ptxas_scope("/torch/bin/ptxas"):
             1 / 0
     assert "TRITON_PTXAS_PATH" not in _triton.os.environ, "unset again after an error"
+
+
+def test_the_ptxas_triton_builds_each_gpu_with_is_the_one_named():
+    """Triton 3.6 builds sm_90 with its "ptxas", 3.9 with "ptxas-blackwell" (CUDA 13.4): the
+    variable named and the ptxas compared against are the ones the installed Triton uses."""
+    from triton import knobs
+    from triton.backends.nvidia.compiler import get_ptxas
+
+    for arch in (80, 90, 100):
+        var, path = _triton._triton_ptxas(arch)
+        tool = "ptxas-blackwell" if var == "TRITON_PTXAS_BLACKWELL_PATH" else "ptxas"
+        assert var in ("TRITON_PTXAS_PATH", "TRITON_PTXAS_BLACKWELL_PATH")
+        assert _triton.os.path.basename(path) == tool
+        try:
+            blackwell = get_ptxas(arch).path != knobs.nvidia.ptxas.path
+        except RuntimeError:  # a ptxas Triton looks for is not installed here
+            continue
+        assert blackwell == (tool == "ptxas-blackwell"), (arch, var)
+    assert _triton._triton_ptxas(100)[0] == "TRITON_PTXAS_BLACKWELL_PATH"
+
+
+def test_a_scope_sets_the_variable_it_is_given_while_it_lasts(monkeypatch):
+    monkeypatch.delenv("TRITON_PTXAS_BLACKWELL_PATH", raising=False)
+    with _triton.ptxas_scope("/torch/bin/ptxas", "TRITON_PTXAS_BLACKWELL_PATH"):
+        assert _triton.os.environ["TRITON_PTXAS_BLACKWELL_PATH"] == "/torch/bin/ptxas"
+    assert "TRITON_PTXAS_BLACKWELL_PATH" not in _triton.os.environ
 
 
 def test_the_ptx_isa_follows_the_ptxas_version(tmp_path):

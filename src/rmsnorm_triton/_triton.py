@@ -162,10 +162,10 @@ class Launch:
             self.opts = {}
             self.go = self._go_interpreted
             return
-        ptxas = ptxas_path(kernel.name)
+        var, ptxas = ptxas_path(kernel.name) or (None, None)
         if ptxas is not None:  # the PTX ISA that ptxas reads, named: it puts the choice into
             self.opts["ptx_version"] = ptx_isa(ptxas)  # Triton's cache keys (see ptxas_scope)
-        with ptxas_scope(ptxas):
+        with ptxas_scope(ptxas, var):
             if _SIM is not None:
                 k = _SIM[0](kernel.fn, call, num_warps, self.opts)
             else:
@@ -253,15 +253,41 @@ def choose_ptxas(torch_ptxas: str, triton_ptxas: str) -> str | None:
     return torch_ptxas if mine and mine >= ptxas_version(triton_ptxas) else None
 
 
-def ptxas_path(kernel_name: str = "") -> str | None:
-    """The ptxas the named kernel is compiled with, where it is not Triton's choice."""
+def ptxas_path(kernel_name: str = "") -> tuple[str, str] | None:
+    """(variable, ptxas): the ptxas the named kernel is compiled with, where it is not Triton's
+    choice, and the variable that tells Triton so."""
     choice = options.get().ptxas
     wanted = choice == "torch" or (choice == "table" and kernel_name in TORCH_PTXAS)
-    if not wanted or os.environ.get("TRITON_PTXAS_PATH"):
+    if not wanted:
         return None
     here = os.path.join(os.path.dirname(torch.__file__), "bin", "ptxas")
-    bundled = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
-    return choose_ptxas(here, bundled) if os.path.isfile(here) else None
+    if not os.path.isfile(here):  # a CPU or ROCm build of torch
+        return None
+    var, bundled = triton_ptxas()
+    chosen = None if os.environ.get(var) else choose_ptxas(here, bundled)
+    return None if chosen is None else (var, chosen)
+
+
+def triton_ptxas() -> tuple[str, str]:
+    """(the variable that names the ptxas Triton builds this GPU's kernels with, the ptxas it
+    uses unless told): Triton 3.9 builds sm_90 with its "ptxas-blackwell"
+    (TRITON_PTXAS_BLACKWELL_PATH), 3.6 with "ptxas" (TRITON_PTXAS_PATH)."""
+    major, minor = torch.cuda.get_device_capability()
+    return _triton_ptxas(10 * major + minor)
+
+
+@functools.lru_cache(maxsize=8)
+def _triton_ptxas(arch: int) -> tuple[str, str]:
+    from triton import knobs
+    from triton.backends.nvidia.compiler import get_ptxas
+
+    try:
+        blackwell = get_ptxas(arch).path != knobs.nvidia.ptxas.path
+    except RuntimeError:  # a ptxas Triton looks for is missing (compiling will say which)
+        blackwell = arch >= 100
+    name = "ptxas-blackwell" if blackwell else "ptxas"
+    return (f"TRITON_{name.upper().replace('-', '_')}_PATH",
+            os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", name))
 
 
 @functools.lru_cache(maxsize=8)
@@ -273,8 +299,9 @@ def ptx_isa(path) -> int:
 
 
 @contextlib.contextmanager
-def ptxas_scope(path):
-    """TRITON_PTXAS_PATH set to `path` (None: left alone) while one of our kernels compiles,
+def ptxas_scope(path, var="TRITON_PTXAS_PATH"):
+    """The variable `var` (triton_ptxas's) set to `path` (None: left alone) while one of our
+    kernels compiles,
     then unset again: other Triton code in the process keeps its own choice. Triton keys its
     cache by the first ptxas version a process asks for, so the caller also names the PTX ISA
     (an option Triton hashes): a cubin built by one ptxas is never served for the other.
@@ -283,8 +310,8 @@ def ptxas_scope(path):
     if path is None:
         yield
         return
-    os.environ["TRITON_PTXAS_PATH"] = path
+    os.environ[var] = path
     try:
         yield
     finally:
-        os.environ.pop("TRITON_PTXAS_PATH", None)
+        os.environ.pop(var, None)
