@@ -42,7 +42,7 @@ def case(m, n, dt, residual):
     rgrads = torch.autograd.grad(ref, (xd, wd) + ((rd,) if residual else ()), dy.double())
     if residual:  # h = x + r is rounded to the dtype, as torch's add does, before the norm
         ref, _ = rms_norm_ref((x + r).detach(), w.detach())
-    e_y = max_scaled_error(y, ref)
+    e_y = max_scaled_error(y, ref, weight=w.detach())
     e_g = max(normwise_error(g, rg) for g, rg in zip(grads, rgrads))
     same = native_same_bits(x.detach(), w.detach(), r.detach() if residual else None)
     again = torch.autograd.grad(R.rms_norm(x, w, residual=r)[0] if residual else R.rms_norm(x, w),
@@ -159,7 +159,7 @@ def main():
         w = torch.randn(n, device="cuda", dtype=torch.bfloat16)
         y = R.rms_norm(x, w)
         tail = slice(m - 5, m)
-        e = max_scaled_error(y[tail], rms_norm_ref(x[tail], w)[0])
+        e = max_scaled_error(y[tail], rms_norm_ref(x[tail], w)[0], weight=w)
         xg = x.requires_grad_()
         yg = R.rms_norm(xg, w)
         dx, = torch.autograd.grad(yg, (xg,), torch.ones_like(yg))

@@ -449,3 +449,19 @@ def test_device_clock_drops_trials_where_the_gpu_caught_up_with_the_host(monkeyp
     else:
         assert ms == 1.0, "late trials were kept"
         assert sleeps[0] * 8 <= max(sleeps) < sleeps[0] * 16, "the sleep doubled until long enough"
+
+
+def test_the_weighted_bound_covers_a_subnormal_x_hat_scaled_by_w():
+    """Llama casting rounds x_hat to fp16 before the weight: a subnormal x_hat's rounding error
+    (half its step) times |w| > 1 exceeds the plain absolute term, even for Hugging Face's own
+    formula in torch; max_scaled_error(weight=w) bounds it."""
+    from rmsnorm_triton.reference import llama_rms_norm, rms_norm_ref
+
+    m, n = 4096, 64
+    x = torch.ones(m, n, dtype=torch.float64)
+    x[:, 0] = torch.linspace(1e-7, 6e-5, m, dtype=torch.float64)  # x_hat ~ x: fp16 subnormals
+    x, w = x.half(), torch.full((n,), -3.99, dtype=torch.float16)
+    ref = rms_norm_ref(x, w)[0]
+    y = llama_rms_norm(x, w)
+    assert max_scaled_error(y, ref) > 1.0, "no longer shows the case"
+    assert max_scaled_error(y, ref, weight=w) <= 1.0
