@@ -225,6 +225,17 @@ def test_update_refills_only_the_marked_tables(tmp_path):
     bf16 = report.markdown([r for r in rows if r["dtype"] == "bf16"])
     assert only == f"<!-- speed-table bf16 -->\n{bf16}\n<!-- /speed-table -->\n"
     assert bf16 != table and "| fp32 |" not in only  # the marker's dtypes alone
+    # a marker pinned to a GPU and a field keeps its table when other rows are appended
+    a_only = [r for r in rows if r["gpu"] == "GPU A"]
+    newer = [dict(r, gpu="GPU C", triton="9.9.0", pct_copy=1.0, date="2027-01-01T00:00:00Z")
+             for r in a_only]
+    pinned = "<!-- speed-table bf16 gpu=A commit=c0ffee triton=3 -->\nx\n<!-- /speed-table -->\n"
+    want = report.markdown([r for r in rows if r["dtype"] == "bf16"], gpu="A", commit="c0ffee")
+    assert report.update(pinned, rows + newer) == pinned.replace("x", want)
+    c = report.update("<!-- speed-table triton=9 -->\nx\n<!-- /speed-table -->\n", rows + newer)
+    assert "GPU C" in c and "GPU A" not in c and "| 1.0 |" in c
+    with pytest.raises(ValueError, match="no forward, backward or fused rows"):
+        report.update(pinned.replace("commit=c0ffee", "commit=0ddba11"), rows + newer)
 
 
 def test_the_docs_show_what_the_data_file_makes():
@@ -235,12 +246,12 @@ def test_the_docs_show_what_the_data_file_makes():
     if not (data.is_file() and doc.is_file()):
         pytest.skip("no source checkout here")
     text = doc.read_text()
-    assert "<!-- speed-table -->" in text and "<!-- latency-table -->" in text
+    assert "<!-- speed-table gpu=H100 -->" in text and "<!-- latency-table gpu=H100 -->" in text
     assert report.update(text, records.read(data)) == text, (
         "docs/performance.md is out of date: rmsnorm-triton bench --report --update "
         "docs/performance.md")
     readme = (records.ROOT / "README.md").read_text()
-    assert "<!-- speed-table bf16 -->" in readme
+    assert "<!-- speed-table bf16 gpu=H100 -->" in readme  # (where the peers ran)
     assert report.update(readme, records.read(data)) == readme, (
         "README.md's speed table is out of date: rmsnorm-triton bench --report --update README.md")
 

@@ -224,7 +224,8 @@ def markdown(rows, gpu=None, commit=None) -> str:
     versions = sorted({f"torch {r['torch']}, Triton {r['triton']}" for r in thr})
     out.append(f"% of the copy bandwidth measured in the same run, M x N = {size} elements, on "
                f"{name} ({'; '.join(versions)}; this library at {commits or 'an unknown commit'})."
-               f" Best peer: the fastest of the others in that cell ({legend}); - where none ran.")
+               + (f" Best peer: the fastest of the others in that cell ({legend}); - where none "
+                  "ran." if legend else " No peer ran here."))
     return "\n\n".join(out)
 
 
@@ -260,8 +261,9 @@ def latency_markdown(rows, gpu=None, commit=None) -> str:
     commits = ", ".join(sorted({r["commit"] for r in lat if r["provider"] == OURS} - {""}))
     out.append(f"Microseconds per forward call on {name} (this library at "
                f"{commits or 'an unknown commit'}): eager is the wall clock of back-to-back "
-               f"calls, host included; CUDA graph is per call replayed. Best other peer: the "
-               f"fastest of the rest ({legend}).")
+               f"calls, host included; CUDA graph is per call replayed. "
+               + (f"Best other peer: the fastest of the rest ({legend})." if legend
+                  else "No other peer ran here."))
     return "\n\n".join(out)
 
 
@@ -270,16 +272,25 @@ MARKERS = {"speed-table": markdown, "latency-table": latency_markdown}
 
 def update(text: str, rows, gpu=None, commit=None) -> str:
     """text with the block between each `<!-- name -->` and `<!-- /name -->` line (names in
-    MARKERS) replaced by that table, freshly made from rows. ValueError where there is none."""
+    MARKERS) replaced by that table, freshly made from rows. ValueError where there is none.
+
+    A marker may narrow its rows: `<!-- speed-table bf16 -->` (those dtypes, comma-separated),
+    `<!-- speed-table gpu=H200 commit=d4da69b triton=3.6 -->` (a part of the GPU's name, a
+    commit prefix, and any other field's prefix), so a doc keeps showing the run it describes
+    after rows of other GPUs, commits or versions are appended."""
     found = False
     for name, make in MARKERS.items():
-        # `<!-- speed-table bf16 -->`: only those dtypes (comma-separated)
-        pattern = re.compile(rf"(<!-- {name}(?: ([\w,]+))? -->\n).*?(\n<!-- /{name} -->)", re.S)
+        pattern = re.compile(rf"(<!-- {name}(?: ([\w,.=+-]+(?: [\w,.=+-]+)*))? -->\n).*?"
+                             rf"(\n<!-- /{name} -->)", re.S)
 
         def fill(m, make=make):
-            keep = m[2].split(",") if m[2] else None
-            picked = [r for r in rows if keep is None or r["dtype"] in keep]
-            return m[1] + make(picked, gpu, commit) + m[3]
+            words = m[2].split() if m[2] else []
+            where = dict(w.split("=", 1) for w in words if "=" in w)
+            keep = [d for w in words if "=" not in w for d in w.split(",")] or None
+            g, c = where.pop("gpu", gpu), where.pop("commit", commit)
+            picked = [r for r in rows if (keep is None or r["dtype"] in keep)
+                      and all(str(r.get(k, "")).startswith(v) for k, v in where.items())]
+            return m[1] + make(picked, g, c) + m[3]
 
         text, count = pattern.subn(fill, text)
         found |= count > 0
