@@ -8,6 +8,8 @@ against float64. The winners are what tables.py's entries for this GPU's archite
     python benchmarks/tune.py                                  the table as it stands
     python benchmarks/tune.py --sweep --ops fwd --dtypes bf16  every candidate, one family
     python benchmarks/tune.py --variants 2048x4:early:6:80     named SPLIT layouts beside it
+    python benchmarks/tune.py --sweep --ops fp8_token,fp8_static_residual --ns 2048,16384
+                                                      the FP8 forward's layouts (bench/fp8.py ops)
     TUNE_FAMILIES=onepass,pairs,early,capped  which families --sweep times
     TUNE_NATIVE=both  each 16-bit-product forward layout also with the product in fp32
 
@@ -27,6 +29,8 @@ import triton
 from triton.testing import do_bench
 
 from rmsnorm_triton import _triton, options, plan, tables
+from rmsnorm_triton.bench import fp8 as fp8_bench
+from rmsnorm_triton.fp8 import Quant
 from rmsnorm_triton.bench.harness import alternate
 from rmsnorm_triton.bench.timing import copy_bandwidth, kernel_ms
 from rmsnorm_triton.tables import Config
@@ -145,9 +149,20 @@ def mode(cfg):
     return "1p" if cfg.one_pass else "lp"
 
 
-def fwd_plan(x, w, r, cfg):
-    """The forward's launch plan with this layout (plan.FwdPlan: the library's own launch)."""
-    return plan.FwdPlan(x, w, r, 1e-6, 0.0, "llama", x.dtype, x.dtype, False, config=cfg)
+def fwd_plan(x, w, r, cfg, op="fwd"):
+    """The forward's launch plan with this layout (plan.FwdPlan: the library's own launch);
+    an FP8 op (fp8_<mode>[_residual]) gets its QUANT epilogue, e4m3, groups of 128."""
+    if not op.startswith("fp8_"):
+        return plan.FwdPlan(x, w, r, 1e-6, 0.0, "llama", x.dtype, x.dtype, False, config=cfg)
+    quant = Quant(fp8_bench.parse(op)[0], fp8_bench.GROUP, False, "row", None, False)
+    return plan.FwdPlan(x, w, r, 1e-6, 0.0, "llama", fp8_bench.FP8, x.dtype, False,
+                        config=cfg, quant=quant)
+
+
+def fp8_error(op, x, w, r, out):
+    """The bench's FP8 check (q s against the float64 y, in FP8's rounding units)."""
+    t = {"x": x, "w": w, "r": r}
+    return fp8_bench.check(op, out, fp8_bench.reference(op, t), t)
 
 
 def fwd_error(x, w, r, y, rows=4096):
@@ -201,24 +216,32 @@ def main():
         size = torch.empty((), dtype=dt).element_size()
         x = torch.randn(m, n, device="cuda", dtype=dt)
         w = (1 + 0.1 * torch.randn(n, device="cuda")).to(dt)
-        r = torch.randn_like(x) if op == "res" else None
-        if op in ("fwd", "res"):  # timed alternating two sets of inputs, as the bench does
+        fp8 = op in fp8_bench.OPS
+        res = op == "res" or (fp8 and fp8_bench.parse(op)[1])
+        r = torch.randn_like(x) if res else None
+        if op in ("fwd", "res") or fp8:  # timed alternating two sets of inputs, as the bench does
             x_2 = torch.randn_like(x)
-            r_2 = torch.randn_like(x) if op == "res" else None
-            res = op == "res"
+            r_2 = torch.randn_like(x) if res else None
             cfgs = fwd_variants(n, dt, res) if args.sweep else [table_fwd(n, dt, res)]
             cfgs = list(dict.fromkeys(cfgs + given(args.variants, n)))
-            nbytes = (4 if op == "res" else 2) * m * n * size + n * size
+            nbytes = (fp8_bench.min_bytes(op, m, n, dt) if fp8
+                      else (4 if op == "res" else 2) * m * n * size + n * size)
+            scale = fp8_bench.scale_arg(fp8_bench.parse(op)[0], x.device) if fp8 else None
+            if isinstance(scale, str):
+                scale = None  # dynamic: the plan makes the scales
             natives = (True, False) if os.environ.get("TUNE_NATIVE") == "both" else (True,)
             for cfg, nat in itertools.product(cfgs, natives):
                 if not nat and not tables.native_layout(cfg, cfg.split, options.get()):
                     continue  # the fp32 product: the kernel timed already
                 try:
                     with options.override(w_native=nat):
-                        p = fwd_plan(x, w, r, cfg)
-                    y = p(x, w, r)[0]
-                    err = fwd_error(x, w, r, y)
-                    ms = clock(alternate(lambda: p(x, w, r), lambda: p(x_2, w, r_2)))
+                        p = fwd_plan(x, w, r, cfg, op)
+                    if fp8:
+                        q, h, s_ = p(x, w, r, scale)
+                        err = fp8_error(op, x, w, r, (q, s_, h) if res else (q, s_))
+                    else:
+                        err = fwd_error(x, w, r, p(x, w, r)[0])
+                    ms = clock(alternate(lambda: p(x, w, r, scale), lambda: p(x_2, w, r_2, scale)))
                 except Exception as e:  # a variant that does not compile (registers, shared memory)
                     print(f"{op} {dname} {n} {cfg} FAILED {type(e).__name__}: {str(e)[:100]}", flush=True)
                     continue
