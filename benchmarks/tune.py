@@ -10,6 +10,8 @@ against float64. The winners are what tables.py's entries for this GPU's archite
     python benchmarks/tune.py --variants 2048x4:early:6:80     named SPLIT layouts beside it
     python benchmarks/tune.py --sweep --ops fp8_token,fp8_static_residual --ns 2048,16384
                                                       the FP8 forward's layouts (bench/fp8.py ops)
+    python benchmarks/tune.py --sweep --ops qk_fwd,qk_bwd --dtypes bf16 --ns 64,128,256
+                                                      qk_norm_'s layouts, N = head_dim (Hq 48, Hk 16)
     TUNE_FAMILIES=onepass,pairs,early,capped  which families --sweep times
     TUNE_NATIVE=both  each 16-bit-product forward layout also with the product in fp32
 
@@ -28,7 +30,7 @@ import torch
 import triton
 from triton.testing import do_bench
 
-from rmsnorm_triton import _triton, options, plan, tables
+from rmsnorm_triton import _triton, heads, options, plan, tables
 from rmsnorm_triton.bench import fp8 as fp8_bench
 from rmsnorm_triton.fp8 import Quant
 from rmsnorm_triton.bench.harness import alternate
@@ -106,7 +108,7 @@ def bwd_variants(n, dt):
     bn = triton.next_power_of_2(n)
     out = [table_bwd(n, dt)]
     if bn <= 16384 and "onepass" in FAMILIES:
-        for bm, w, pps in itertools.product([1, 2, 4, 8, 16], [4, 8], [1, 2, 4]):
+        for bm, w, pps in itertools.product([1, 2, 4, 8, 16, 32, 64], [4, 8], [1, 2, 4]):
             e = bm * bn
             if 2048 <= e <= 16384 and 8 <= e // (32 * w) <= 32:
                 out.append(Config(bm, bn, w, True, False, pps))
@@ -176,6 +178,63 @@ def fwd_error(x, w, r, y, rows=4096):
     return err
 
 
+QK_HEADS = (48, 16)  # Hq, Hk: the bench's QK cells (bench/heads.py)
+
+
+def tune_qk(op, dname, d, sweep, clock, cbw, mn=1 << 26, device="cuda"):
+    """qk_norm_'s forward (in place) or backward at head_dim d, each layout checked against
+    float64 and timed; T (Hq + Hk) d = 2^26 as the bench has it. Rows as main's."""
+    dt, (hq, hk) = DT[dname], QK_HEADS
+    size = torch.empty((), dtype=dt).element_size()
+    width = (hq + hk) * d
+    t = max(1, mn // width)
+    m = t * (hq + hk)
+    qkv = [torch.randn(t, (hq + 2 * hk) * d, device=device, dtype=dt) for _ in range(2)]
+    wq, wk = ((1 + 0.1 * torch.randn(d, device=device)).to(dt) for _ in range(2))
+    x0 = qkv[0].clone()  # the checks' input: the timed calls normalize qkv in place, again and again
+    x64 = x0[:, :width].double().unflatten(-1, (hq + hk, d)).requires_grad_()
+    w64 = [w.double().requires_grad_() for w in (wq, wk)]
+    ref = torch.cat([rms_norm_ref(x64[:, :hq], w64[0])[0], rms_norm_ref(x64[:, hq:], w64[1])[0]], 1)
+    if op == "qk_fwd":
+        base = tables.fwd_config(d, dt, False, True, tables.table_for(torch.device(device)))
+        cfgs = fwd_variants(d, dt) if sweep else [base]
+        nbytes = (2 * m * d + 2 * d) * size
+        ref = ref.detach().flatten(1)
+    else:
+        base = tables.bwd_config(d, dt, tables.table_for(torch.device(device)))
+        cfgs = bwd_variants(d, dt) if sweep else [base]
+        nbytes = (3 * m * d + 4 * d) * size
+        dout = torch.randn_like(qkv[0])
+        grads = torch.autograd.grad(ref, [x64, *w64], dout[:, :width].double().unflatten(-1, (hq + hk, d)))
+        xqk = x0[:, :width].contiguous().view(-1, d)
+        rstd = heads.QKPlan(x0, wq, wk, hq, hk, 1e-6, 0.0, "llama", True)(x0.clone(), wq, wk)
+    rows = []
+    for cfg in [c for c in cfgs if c.one_pass]:
+        try:
+            if op == "qk_fwd":
+                p = heads.QKPlan(qkv[0], wq, wk, hq, hk, 1e-6, 0.0, "llama", False, config=cfg)
+                buf = x0.clone()
+                p(buf, wq, wk)
+                err = max_scaled_error(buf[:, :width], ref)
+                ms = clock(alternate(lambda: p(qkv[0], wq, wk), lambda: p(qkv[1], wq, wk)))
+            else:
+                p = heads.QKBwdPlan(dout, xqk, wq, hq, hk, 0.0, True, config=cfg)
+                dx, dwq, dwk = p(dout, xqk, wq, wk, rstd)
+                err = max(normwise_error(dx[:, :width], grads[0].flatten(1)),
+                          normwise_error(dwq, grads[1]), normwise_error(dwk, grads[2]))
+                ms = clock(lambda: p(dout, xqk, wq, wk, rstd))
+        except Exception as e:  # a variant that does not compile (registers, shared memory)
+            print(f"{op} {dname} {d} {cfg} FAILED {type(e).__name__}: {str(e)[:100]}", flush=True)
+            continue
+        gbps = nbytes / ms / 1e6
+        rows.append(dict(op=op, dtype=dname, N=d, M=m, cfg=cfg.__dict__, ms=ms, gbps=gbps,
+                         pct=100 * gbps / cbw, err=err))
+        print(f"{op} {dname} N={d:>6} {cfg.block_m:>3}x{cfg.block_n:<6} w{cfg.num_warps:<2} "
+              f"{mode(cfg)} pps {cfg.progs_per_sm} {ms*1e3:8.1f} us {gbps:6.0f} GB/s "
+              f"{100*gbps/cbw:5.1f}% err {err:.2g}", flush=True)
+    return rows
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--ops", default="fwd,bwd,res")
@@ -211,6 +270,9 @@ def main():
     rows = []
     for op, dname, n in itertools.product(args.ops.split(","), args.dtypes.split(","),
                                           map(int, args.ns.split(","))):
+        if op in ("qk_fwd", "qk_bwd"):
+            rows += tune_qk(op, dname, n, args.sweep, clock, cbw)
+            continue
         dt = DT[dname]
         m = (1 << 26) // n
         size = torch.empty((), dtype=dt).element_size()

@@ -72,11 +72,13 @@ class QKPlan(_Plan):
     """rms_norm_fwd's launch over the q and k heads of one qkv signature, in place:
     plan(qkv, q_weight, k_weight) -> rstd (T * (Hq + Hk),) fp32, or None without store_rstd."""
 
-    def __init__(self, qkv, q_weight, k_weight, hq, hk, eps, offset, casting, store_rstd):
+    def __init__(self, qkv, q_weight, k_weight, hq, hk, eps, offset, casting, store_rstd,
+                 config=None):
         with on_device(qkv):
-            self._build(qkv, q_weight, k_weight, hq, hk, eps, offset, casting, store_rstd)
+            self._build(qkv, q_weight, k_weight, hq, hk, eps, offset, casting, store_rstd,
+                        config)
 
-    def _build(self, qkv, wq, wk, hq, hk, eps, offset, casting, store_rstd):
+    def _build(self, qkv, wq, wk, hq, hk, eps, offset, casting, store_rstd, config=None):
         t, s0 = tokens(qkv, "qkv")
         d = wq.shape[0]
         self._device(qkv)
@@ -89,12 +91,13 @@ class QKPlan(_Plan):
             return
         opts = options.get()
         native = opts.w_native and tables.native_weight(wq, casting, offset, qkv.dtype, qkv.dtype)
-        cfg = tables.fwd_config(d, qkv.dtype, False, native, tables.table_for(qkv.device))
+        cfg = config or tables.fwd_config(d, qkv.dtype, False, native,
+                                          tables.table_for(qkv.device))
         if not cfg.one_pass:
             raise ValueError(f"head_dim is {d}, expected one that a row of one block holds "
                              "(up to the forward table's one-pass limit)")
         sms = tables.device_props(qkv.device.index).multi_processor_count if qkv.is_cuda else 1
-        cfg = for_rows(cfg, m, sms, opts.batch_invariant)
+        cfg = cfg if config else for_rows(cfg, m, sms, opts.batch_invariant)  # (tune.py: as given)
         rstd = torch.empty(m, dtype=self.acc, device=self.where) if store_rstd else qkv
         named = dict(
             X=qkv, R=qkv, W=wq, Y=qkv, H=qkv, RSTD=rstd, PART=qkv, stride_x=d, stride_r=0,
@@ -126,12 +129,12 @@ class QKPlan(_Plan):
         self.go(self.grid, call, self.dev)
         return rstd
 
-    def backward(self, dout, xqk, wq, wk, rstd, need_dw):
+    def backward(self, dout, xqk, wq, wk, rstd, need_dw, config=None):
         k = plan.bwd_key(dout, None, need_dw)
-        p = self.bwd.get(k)
+        p = None if config else self.bwd.get(k)
         if p is None:
-            p = QKBwdPlan(dout, xqk, wq, self.hq, self.hk, self.offset, need_dw)
-            if len(self.bwd) < 64:
+            p = QKBwdPlan(dout, xqk, wq, self.hq, self.hk, self.offset, need_dw, config)
+            if len(self.bwd) < 64 and not config:  # (a layout under trial is not kept)
                 self.bwd[k] = p
         return p(dout, xqk, wq, wk, rstd)
 
@@ -140,16 +143,16 @@ class QKBwdPlan(_Plan):
     """rms_norm_bwd (+ dw_reduce) over the q and k heads: plan(dout, xqk, wq, wk, rstd) ->
     (dqkv contiguous in dout's shape, dw_q, dw_k). xqk: the saved q and k, (T * (Hq + Hk), D)."""
 
-    def __init__(self, dout, xqk, wq, hq, hk, offset, need_dw):
+    def __init__(self, dout, xqk, wq, hq, hk, offset, need_dw, config=None):
         with on_device(xqk):
-            self._build(dout, xqk, wq, hq, hk, offset, need_dw)
+            self._build(dout, xqk, wq, hq, hk, offset, need_dw, config)
 
-    def _build(self, dout, xqk, wq, hq, hk, offset, need_dw):
+    def _build(self, dout, xqk, wq, hq, hk, offset, need_dw, config=None):
         self._device(xqk)
         d, heads = wq.shape[0], hq + hk
         self.qk, self.m, self.d, self.need_dw = heads * d, xqk.shape[0], d, need_dw
         self.reduce = None
-        cfg = tables.bwd_config(d, xqk.dtype, tables.table_for(xqk.device))
+        cfg = config or tables.bwd_config(d, xqk.dtype, tables.table_for(xqk.device))
         if not cfg.one_pass:
             raise ValueError(f"head_dim is {d}, expected one that the backward's one pass holds")
         _, s0 = tokens(dout, "the gradient of qkv")
