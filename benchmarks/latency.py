@@ -9,6 +9,9 @@ GPU's share alone), and, with --host, the host's share alone on any machine.
     python benchmarks/latency.py --host     the host's Python per call, Triton's launcher faked
                                             (no GPU needed: CPU tensors stand in)
     python benchmarks/latency.py --profile  where an eager call's host time goes (cProfile)
+    python benchmarks/latency.py --parts    an eager call taken apart: the library's call, its
+                                            launch alone, Triton's launcher object, the C
+                                            launch under it, an allocation (GPU)
 """
 
 import sys
@@ -17,6 +20,7 @@ import timeit
 import types
 
 import torch
+import triton
 
 import rmsnorm_triton as R
 from rmsnorm_triton import _triton, options, plan
@@ -155,6 +159,43 @@ def profile():
     pstats.Stats(pr).sort_stats("tottime").print_stats(12)
 
 
+def parts(rounds=5, m=1, n=4096):
+    """Eager us a call of each layer under R.rms_norm (M = 1, N = 4096 bf16): which of the
+    library's Python, Triton's Python launcher (CudaLauncher.__call__) and its C launch the host
+    time goes to, and F.rms_norm beside them."""
+    x = torch.randn(m, n, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+    R.rms_norm(x, w)
+    p = next(v for v in plan.PLANS.values() if getattr(v, "m", None) == m)
+    y = torch.empty_like(x)
+    call = p.template.copy()
+    ix, ir, iw, iy, ih, irs, ip = p.index[:7]
+    call[ix] = call[ir] = call[ih] = call[irs] = call[ip] = x.data_ptr()
+    call[iw], call[iy] = w.data_ptr(), y.data_ptr()
+    k = p.launch.compiled
+    stream = torch.cuda.current_stream().cuda_stream
+    cases = {
+        "R.rms_norm": lambda: R.rms_norm(x, w),
+        "F.rms_norm": lambda: torch.nn.functional.rms_norm(x, (n,), w, 1e-6),
+        "plan(x, w, None)": lambda: p(x, w, None),
+        "launch.go (ours, no alloc)": lambda: p.go(p.grid, call, p.dev),
+        "k.run (Triton's launcher)": lambda: k.run(p.grid, 1, 1, stream, k.function,
+                                                   k.packed_metadata, None, None, None, *call),
+        "torch.empty_like": lambda: torch.empty_like(x),
+    }
+    inner = getattr(k.run, "launch", None)
+    if inner is not None and not getattr(k.run, "global_scratch_size", 1) \
+            and not getattr(k.run, "profile_scratch_size", 1) \
+            and hasattr(k.run, "launch_pdl"):  # the C launch, as Triton 3.6's __call__ makes it
+        cases["k.run.launch (C)"] = lambda: inner(
+            p.grid, 1, 1, stream, k.function, k.run.launch_cooperative_grid,
+            k.run.launch_pdl, None, None, k.packed_metadata, None, None, None, *call)
+    print(f"{torch.cuda.get_device_name()}, M = {m}, N = {n} bf16, triton {triton.__version__}: "
+          f"eager us a call (min of {rounds}); the kernel takes {len(call)} arguments")
+    for name, fn in cases.items():
+        print(f"{name:>28} {min(per_call_us(fn) for _ in range(rounds)):8.2f}", flush=True)
+
+
 if __name__ == "__main__":
     if "--host" in sys.argv:
         host()
@@ -162,5 +203,7 @@ if __name__ == "__main__":
         wfirst()
     elif "--profile" in sys.argv:
         profile()
+    elif "--parts" in sys.argv:
+        parts()
     else:
         main()
