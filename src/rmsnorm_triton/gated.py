@@ -106,7 +106,7 @@ class GatedPlan(_Plan):
             with torch.cuda.device(self.dev):
                 return self(x, z, weight)
         n, (cx, cz, cw) = self.n, self.copies
-        y = torch.empty(x.shape, dtype=self.out_dtype, device=self.where)
+        y = torch.empty_like(x, dtype=self.out_dtype, memory_format=plan.CONTIGUOUS)
         rstd = torch.empty((self.m, n // self.g), dtype=self.acc, device=self.where) \
             if self.store_rstd else None
         if self.m:
