@@ -301,10 +301,10 @@ def ptx_isa(path) -> int:
 @contextlib.contextmanager
 def ptxas_scope(path, var="TRITON_PTXAS_PATH"):
     """The variable `var` (triton_ptxas's) set to `path` (None: left alone) while one of our
-    kernels compiles,
-    then unset again: other Triton code in the process keeps its own choice. Triton keys its
-    cache by the first ptxas version a process asks for, so the caller also names the PTX ISA
-    (an option Triton hashes): a cubin built by one ptxas is never served for the other.
+    kernels compiles, then unset again: other Triton code in the process keeps its own choice.
+    Triton keys its cache by the first ptxas version a process asks for, so the caller also
+    names the PTX ISA (an option Triton hashes): a cubin built by one ptxas is never served for
+    the other.
     (The variable is the process's: a Triton kernel another thread compiles at that moment
     would see it too.)"""
     if path is None:

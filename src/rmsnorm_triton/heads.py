@@ -129,12 +129,12 @@ class QKPlan(_Plan):
         self.go(self.grid, call, self.dev)
         return rstd
 
-    def backward(self, dout, xqk, wq, wk, rstd, need_dw, config=None):
+    def backward(self, dout, xqk, wq, wk, rstd, need_dw):
         k = plan.bwd_key(dout, None, need_dw)
-        p = None if config else self.bwd.get(k)
+        p = self.bwd.get(k)
         if p is None:
-            p = QKBwdPlan(dout, xqk, wq, self.hq, self.hk, self.offset, need_dw, config)
-            if len(self.bwd) < 64 and not config:  # (a layout under trial is not kept)
+            p = QKBwdPlan(dout, xqk, wq, self.hq, self.hk, self.offset, need_dw)
+            if len(self.bwd) < 64:
                 self.bwd[k] = p
         return p(dout, xqk, wq, wk, rstd)
 
