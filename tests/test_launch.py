@@ -10,7 +10,6 @@ import triton
 import triton.language as tl
 
 from rmsnorm_triton import _triton, interpreted, kernels, options, plan, rms_norm, split, tables
-from rmsnorm_triton.kernels import meet
 from rmsnorm_triton.tables import Config
 
 

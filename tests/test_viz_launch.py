@@ -3,7 +3,6 @@ the nearest measured cell, GET /api/launch and the launches an exported page car
 
 import json
 import re
-import threading
 
 import pytest
 import torch
@@ -11,9 +10,10 @@ import torch
 from rmsnorm_triton import tables
 from rmsnorm_triton.bench import records
 from rmsnorm_triton.bench.cases import min_bytes
-from rmsnorm_triton.viz import command, launch, server
+from rmsnorm_triton.viz import command, launch
 
-from test_viz_server import request
+from test_viz_server import get_json as get
+from test_viz_server import serving
 
 DATA = records.ROOT / "benchmarks" / "data" / "results.csv"
 DT = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -84,17 +84,8 @@ def test_without_data_the_launch_says_why(tmp_path):
 
 @pytest.fixture(scope="module")
 def srv():
-    s = server.make_server("127.0.0.1", 0, bench_path=DATA)
-    threading.Thread(target=s.serve_forever, daemon=True).start()
-    yield s
-    s.shutdown()
-    s.server_close()
-
-
-def get(srv, path):
-    status, ctype, body = request(srv.server_address[1], "GET", path)
-    assert ctype == "application/json"
-    return status, json.loads(body)
+    with serving(DATA) as s:
+        yield s
 
 
 def test_get_api_launch(srv):

@@ -1,5 +1,6 @@
 """The visualizer's server: parameters checked, only static files served, concurrent requests."""
 
+import contextlib
 import errno
 import http.client
 import json
@@ -53,6 +54,25 @@ def request(port, method, path, body=None, headers=None):
     out = r.status, r.getheader("Content-Type") or "", r.read()
     c.close()
     return out
+
+
+@contextlib.contextmanager
+def serving(bench_path=None):
+    """A server on a free loopback port, in a thread, for the block (bench_path: its data)."""
+    srv = server.make_server("127.0.0.1", 0, bench_path=bench_path)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def get_json(srv, path):
+    """(status, parsed body) of a GET that must answer JSON."""
+    status, ctype, body = request(srv.server_address[1], "GET", path)
+    assert ctype == "application/json"
+    return status, json.loads(body)
 
 
 def test_page_and_assets(port):

@@ -4,15 +4,15 @@ where there is no file, and the charts an exported page carries."""
 import csv
 import json
 import re
-import threading
 import urllib.parse
 
 import pytest
 
 from rmsnorm_triton.bench import records
-from rmsnorm_triton.viz import checks, command, server, speed
+from rmsnorm_triton.viz import checks, command, speed
 
-from test_viz_server import request
+from test_viz_server import get_json as get
+from test_viz_server import request, serving
 
 DATA = records.ROOT / "benchmarks" / "data" / "results.csv"
 
@@ -97,17 +97,8 @@ def test_no_data_file_is_a_message_not_an_error(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def srv(tiny):
-    s = server.make_server("127.0.0.1", 0, bench_path=tiny)
-    threading.Thread(target=s.serve_forever, daemon=True).start()
-    yield s
-    s.shutdown()
-    s.server_close()
-
-
-def get(srv, path):
-    status, ctype, body = request(srv.server_address[1], "GET", path)
-    assert ctype == "application/json"
-    return status, json.loads(body)
+    with serving(tiny) as s:
+        yield s
 
 
 def test_get_api_bench(srv, tiny):
@@ -139,13 +130,8 @@ def test_bad_queries_are_400_with_a_message(srv, query, message):
 
 
 def test_a_server_without_data_answers_with_the_message(tmp_path):
-    s = server.make_server("127.0.0.1", 0, bench_path=tmp_path / "none.csv")
-    threading.Thread(target=s.serve_forever, daemon=True).start()
-    try:
+    with serving(tmp_path / "none.csv") as s:
         status, got = get(s, "/api/bench?op=fwd")
-    finally:
-        s.shutdown()
-        s.server_close()
     assert status == 200 and got["available"] is False and "does not exist" in got["message"]
 
 
