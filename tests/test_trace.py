@@ -2,6 +2,7 @@
 
 import json
 import math
+import threading
 
 import pytest
 import torch
@@ -159,6 +160,23 @@ def test_source_lines_found(case):
     assert all(t.startswith(starts) for t in text), text
     assert not any("cols[None, :], mask=col_ok[None, :]" in t for t in text), "W_FIRST's load"
     assert len(set(text)) == len(text) or norm == "layer", "a line named twice"
+
+
+def test_source_walk_waits_for_interpreted_launches():
+    """CPython 3.11 breaks (SystemError) when two threads convert syntax trees at once, and an
+    interpreted launch converts its kernel's: the trace's source walk takes turns with launches."""
+    from rmsnorm_triton import _triton
+    from rmsnorm_triton import trace as T
+    from rmsnorm_triton.kernels.loop import loop_row
+
+    done = threading.Event()
+    walker = threading.Thread(target=lambda: (T._source(loop_row, T._RMS_STEPS[False],
+                                                        T._RMS_CONSTS), done.set()))
+    with _triton.INTERPRETER_LOCK:
+        walker.start()
+        assert not done.wait(0.5), "the source walk ran while a launch held the lock"
+    walker.join(30)
+    assert done.is_set()
 
 
 def test_json_ready_with_non_finite_values():

@@ -188,9 +188,12 @@ def _source(fn, spec, consts):
     branches that `consts` decide taken as the launch takes them."""
     fn = getattr(fn, "fn", fn)
     lines, first = inspect.getsourcelines(fn)
-    tree = ast.parse(textwrap.dedent("".join(lines)))
-    seen = [(loop, _what(st), first + st.lineno - 1)
-            for st, loop in _statements(tree.body[0].body, consts, None, [0])]
+    # CPython 3.11's syntax-tree conversions share one recursion count per process, and an
+    # interpreted launch rewrites its kernel's tree in another thread: take turns with it.
+    with _LOCK:
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+        seen = [(loop, _what(st), first + st.lineno - 1)
+                for st, loop in _statements(tree.body[0].body, consts, None, [0])]
     found = {kind: [ln for loop, what, ln in seen if (loop, what) in wants]
              for kind, wants in spec.items()}
     missing = [f"{kind}: {want}" for kind, wants in spec.items() for want in wants
