@@ -154,6 +154,31 @@ def test_errors_come_before_any_write(device, gen):
     assert torch.equal(x, x0) and torch.equal(r, r0)
 
 
+def test_more_rows_than_32_bits_number_is_refused(device, gen):
+    """Rows are numbered in 32 bits in the kernels: a longer call raises before any copy or
+    launch (the inputs are expanded views: no memory behind them)."""
+    from rmsnorm_triton import qk_norm_, rms_norm_fp8, rms_norm_gated
+    from rmsnorm_triton.checks import MAX_ROWS
+
+    n = 4
+    w = randn((n,), torch.float32, device, gen)
+    big, big16 = (randn((1, n), dt, device, gen).expand(MAX_ROWS + 1, n)
+                  for dt in (torch.float32, torch.bfloat16))
+    bad = f"x has shape ({MAX_ROWS + 1}, {n}): {MAX_ROWS + 1} rows"
+    for call in (lambda: rms_norm(big, w), lambda: rms_norm(big, w, residual=big),
+                 lambda: RMSNorm(n, device=device)(big), lambda: rms_norm_gated(big, big, w),
+                 lambda: rms_norm_fp8(big16, w, scale="token")):
+        with raises(ValueError, bad, f"expected at most {MAX_ROWS}", "32 bits"):
+            call()
+    d, hq, hk = 2, 2, 1  # heads count as rows: T (hq + hk) of them
+    t = MAX_ROWS // (hq + hk) + 1
+    qkv = randn((1, (hq + 2 * hk) * d), torch.float32, device, gen).expand(t, -1)
+    with raises(ValueError, f"qkv has shape ({t}, {(hq + 2 * hk) * d}): {t * (hq + hk)} rows"):
+        qk_norm_(qkv, w[:d], w[:d], hq, hk)
+    ok = randn((1, n), torch.float32, device, gen).expand(5, n)  # a short expanded x still runs
+    torch.testing.assert_close(rms_norm(ok, w), rms_norm(ok.contiguous(), w))
+
+
 def test_module_errors(device, gen):
     m = RMSNorm(8, device=device)
     with raises(ValueError, "x has shape (2, 7)", "trailing dims to be normalized_shape (8,)"):

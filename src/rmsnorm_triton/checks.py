@@ -13,6 +13,7 @@ from .kernels import CAST_GEMMA, CAST_LLAMA, CAST_NONE, common
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 CASTINGS = {"none": CAST_NONE, "llama": CAST_LLAMA, "gemma": CAST_GEMMA}
+MAX_ROWS = 2**31 - 2**16  # the kernels number rows in 32 bits, a tile past the last one included
 
 
 def interpreted() -> bool:
@@ -51,6 +52,14 @@ def check_tensor(name: str, t, dtypes=FLOAT_DTYPES) -> None:
         raise ValueError(f"{name} is on device {t.device}, expected a CUDA or CPU tensor")
 
 
+def check_rows(name: str, t, rows: int) -> None:
+    """A call of `rows` rows of t fits the kernels' 32-bit row numbers."""
+    if rows > MAX_ROWS:
+        raise ValueError(f"{name} has shape {tuple(t.shape)}: {rows} rows to normalize, "
+                         f"expected at most {MAX_ROWS} (the kernels number rows in 32 bits); "
+                         "split the call")
+
+
 def check_scalar(name: str, value, minimum=None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
@@ -71,6 +80,7 @@ def validate(x, weight, eps, residual, offset, casting, out_dtype, residual_dtyp
     if x.dim() == 0:
         raise ValueError("x is a 0-dim tensor, expected at least 1 dim (..., N)")
     n = x.shape[-1]
+    check_rows("x", x, math.prod(x.shape[:-1]))
     if weight is not None:
         check_tensor("weight", weight)
         if tuple(weight.shape) != (n,):

@@ -10,12 +10,13 @@ plan hangs off the forward's. Under torch.compile the same plans run behind
 torch.ops.rmsnorm_triton.gated_fwd / gated_bwd, which have fake implementations.
 """
 
+import math
 from typing import Optional
 
 import torch
 
 from . import _triton, kernels, plan, tables
-from .checks import CASTINGS, check_dtype, check_scalar, check_tensor
+from .checks import CASTINGS, check_dtype, check_rows, check_scalar, check_tensor
 from .kernels.gated import ACT_SIGMOID, ACT_SILU
 from .plan import PLANS, _Plan, dense, on_device
 from .rows import rows_view
@@ -34,6 +35,7 @@ def validate(x, z, weight, eps, norm_before_gate, activation, group_size, castin
     if x.dim() == 0 or x.shape[-1] == 0:
         raise ValueError(f"x has shape {tuple(x.shape)}, expected (..., N) with N >= 1")
     n = x.shape[-1]
+    check_rows("x", x, math.prod(x.shape[:-1]))
     for name, t, shape in (("z", z, tuple(x.shape)), ("weight", weight, (n,))):
         if t is None:
             continue

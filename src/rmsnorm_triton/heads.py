@@ -13,10 +13,12 @@ forward overwrites q and k, so under autograd it first keeps a copy of them (the
 x_hat, which the weights cannot give back where they hold zeros).
 """
 
+import math
+
 import torch
 
 from . import _triton, options, plan, tables
-from .checks import CASTINGS, check_scalar, check_tensor
+from .checks import CASTINGS, check_rows, check_scalar, check_tensor
 from .layout import for_rows, w_first
 from .plan import BWD, DW_REDUCE, FWD, PLANS, _Plan, on_device
 from .rows import token_stride
@@ -53,6 +55,7 @@ def check(qkv, q_weight, k_weight, num_q_heads, num_kv_heads, eps, offset, casti
     check_scalar("offset", offset)
     if casting not in CASTINGS:
         raise ValueError(f"casting is {casting!r}, expected one of {sorted(CASTINGS)}")
+    check_rows("qkv", qkv, math.prod(qkv.shape[:-1]) * (num_q_heads + num_kv_heads))
     return tokens(qkv, "qkv")
 
 
