@@ -156,8 +156,10 @@ def row_start(rows64, stride, outer, HEADS, HEAD_ROWS: tl.constexpr):
     """Offset of each row's first element: rows * stride, or (HEAD_ROWS: rows of a [T, H, D]
     view with two strides, e.g. q or k inside a fused qkv tensor) (r // H) * outer + (r % H) *
     stride. A tensor whose rows are one stride s apart takes outer = H * s."""
-    if HEAD_ROWS:
-        return (rows64 // HEADS) * outer + (rows64 % HEADS) * stride
+    if HEAD_ROWS:  # rows < 2^31 (checks.MAX_ROWS): 32-bit division, not 64-bit's subroutine
+        r = rows64.to(tl.int32)
+        t = r // HEADS
+        return t.to(tl.int64) * outer + (r - t * HEADS).to(tl.int64) * stride
     return rows64 * stride
 
 
@@ -168,5 +170,5 @@ def head_weight(W, W2, rows64, cols, col_ok, HEADS, Q_HEADS, TWO_W: tl.constexpr
     w = tl.load(W + cols[None, :], mask=col_ok[None, :], other=0.0)
     if TWO_W:
         w2 = tl.load(W2 + cols[None, :], mask=col_ok[None, :], other=0.0)
-        w = tl.where((rows64 % HEADS < Q_HEADS), w, w2)
+        w = tl.where((rows64.to(tl.int32) % HEADS < Q_HEADS), w, w2)
     return w
