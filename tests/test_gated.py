@@ -38,8 +38,9 @@ def check_forward(y, x, z, w, nbg, act, g, dtype, casting):
         assert_close(y, ref, dtype)  # one rounding of y (fp32: its ulps)
     else:  # llama: x_hat and (before the gate) x_hat * w rounded too: three roundings
         rel, abs_ = TOLERANCE[dtype]
-        err = (y.double() - ref).abs() / (1.5 * rel * (ref.abs() + w.double().abs()
-                                                        * (z.double().abs() + 1)) + abs_)
+        gate = z.double().abs() + 1 if z is not None else 1
+        err = (y.double() - ref).abs() / (1.5 * rel * (ref.abs() + w.double().abs() * gate)
+                                          + abs_)
         assert err.max() <= 1, f"error {err.max():.3g}x"
 
 
@@ -89,6 +90,57 @@ def test_rows_cut_into_slabs(device, gen, monkeypatch, case, nbg):
     for got, ref_g, what in zip((xs.grad, zs.grad, ws.grad), want, "xzw"):
         assert_grad_close(got, ref_g, ref_g.abs() + ref_g.abs().mean() * 8, what=f"d{what}")
     plan.PLANS.clear()
+
+
+@pytest.mark.parametrize("case", [(3, 200, None), (2, 96, 48), (5, 64, 64)], ids=str)
+@pytest.mark.parametrize("nbg,act", [(True, "silu"), (False, "sigmoid")])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_long_groups_walk_in_blocks(device, gen, monkeypatch, dtype, case, nbg, act):
+    """A group longer than a slab (backward) or than one pass holds (forward) is walked in
+    LOOP_BLOCK blocks, twice: shrunk here to 16, so a group of 200 takes 13 blocks (the last
+    short), two groups of 48 three each, and G = 64 four whole ones; with and without z and w."""
+    monkeypatch.setattr(gated, "SLAB", 32)
+    monkeypatch.setattr(gated, "ONE_PASS_MAX", 32)
+    monkeypatch.setattr(gated, "LOOP_BLOCK", 16)
+    plan.PLANS.clear()
+    m, n, g = case
+    x, z, w = inputs(m, n, dtype, device, gen)
+    for zz, ww in ((z, w), (None, None)):
+        args = [t.detach().clone().requires_grad_() if t is not None else None
+                for t in (x, zz, ww)]
+        y = rms_norm_gated(*args, norm_before_gate=nbg, activation=act, group_size=g)
+        p = next(reversed(plan.PLANS.values()))
+        assert p.launch.compiled is None or p.slabs == n // (g or n)
+        check_forward(y, x, zz, ww if ww is not None else torch.ones_like(x[0]), nbg, act, g,
+                      dtype, "llama")
+        dy = randn(y.shape, dtype, device, gen)
+        y.backward(dy)
+        leaves = [t.detach().double().cpu().requires_grad_() if t is not None else None
+                  for t in (x, zz, ww)]
+        ref = gated_rms_norm_ref(*leaves, 1e-6, nbg, act, g)
+        got = [a.grad for a in args if a is not None]
+        want = torch.autograd.grad(ref, [t for t in leaves if t is not None], dy.double().cpu())
+        mags = torch.autograd.grad(gated_rms_norm_ref(*leaves, 1e-6, nbg, act, g).abs(),
+                                   [t for t in leaves if t is not None], dy.double().cpu().abs())
+        for gt, rg, mag, what in zip(got, want, mags, "xzw"):
+            assert_grad_close(gt, rg, mag.abs() + rg.abs().mean() * (8 if what == "w" else 4),
+                              what=f"d{what}")
+    plan.PLANS.clear()
+
+
+def test_rows_past_one_pass(device, gen):
+    """No row limit: a group of 40000 (past ONE_PASS_MAX) runs both walks at their real sizes."""
+    x, z, w = inputs(2, 40000, torch.float32, device, gen)
+    xs, zs, ws = (t.detach().clone().requires_grad_() for t in (x, z, w))
+    y = rms_norm_gated(xs, zs, ws)
+    assert_close(y, gated_rms_norm_ref(x, z, w, 1e-6, True, "silu", None))
+    dy = randn(y.shape, torch.float32, device, gen)
+    y.backward(dy)
+    x64, z64, w64 = (t.detach().double().cpu().requires_grad_() for t in (x, z, w))
+    want = torch.autograd.grad(gated_rms_norm_ref(x64, z64, w64, 1e-6, True, "silu", None),
+                               (x64, z64, w64), dy.double().cpu())
+    for got, ref_g, what in zip((xs.grad, zs.grad, ws.grad), want, "xzw"):
+        assert_grad_close(got, ref_g, ref_g.abs() + ref_g.abs().mean() * 8, what=f"d{what}")
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)

@@ -25,9 +25,10 @@ from .split import cdiv
 FWD = _triton.Kernel(kernels.gated_fwd)
 BWD = _triton.Kernel(kernels.gated_bwd)
 ACTS = {"silu": ACT_SILU, "sigmoid": ACT_SIGMOID}
-MAX_N = 32768  # a row is held in registers, as rms_norm's one pass holds it
-SLAB = 4096  # elements of a row a program holds at most (whole groups): past it the backward
-# spilled on sm_90 (single 8K groups: 8-80 bytes, 16K: 344-672), 4K of 1K groups did not
+SLAB = 4096  # elements of a row a program holds at most (whole groups); the backward walks a
+# longer group in blocks (LOOP): held whole, single 8K groups spilled 8-96 bytes on sm_90
+ONE_PASS_MAX = 32768  # the forward holds a group up to this many elements, as rms_norm's one pass
+LOOP_BLOCK = 2048  # elements of a LOOP block
 
 
 def validate(x, z, weight, eps, norm_before_gate, activation, group_size, casting, out_dtype):
@@ -55,21 +56,22 @@ def validate(x, z, weight, eps, norm_before_gate, activation, group_size, castin
     if isinstance(g, bool) or not isinstance(g, int) or g < 1 or n % g:
         raise ValueError(f"group_size is {group_size!r}, expected None or a positive int that "
                          f"divides the last dim of x ({n})")
-    if n > MAX_N:
-        raise ValueError(f"x's last dim is {n}, expected at most {MAX_N} (a row in registers)")
     if casting not in CASTINGS:
         raise ValueError(f"casting is {casting!r}, expected one of {sorted(CASTINGS)}")
     check_dtype("out_dtype", out_dtype)
 
 
 def _layout(n, g, dtype, bwd=False):
-    """(GPS, SLABS, NG_P2, G_P2, warps) for rows of n in groups of g: slabs of GPS whole groups
-    (up to SLAB elements, or one group), rms_norm's warps for a slab of that many bytes, twice
-    as many in the backward, which holds x, z, dy and dw at once."""
+    """(GPS, SLABS, NG_P2, G_P2, warps, LOOP, BLOCK) for rows of n in groups of g: slabs of GPS
+    whole groups (up to SLAB elements, or one group), rms_norm's warps for a slab of that many
+    bytes, twice as many in the backward, which holds x, z, dy and dw at once. A group past
+    ONE_PASS_MAX (the forward) or SLAB (the backward) is a slab walked in LOOP_BLOCK blocks."""
+    if g > (SLAB if bwd else ONE_PASS_MAX):
+        return 1, n // g, 1, 1, 8 if bwd else 4, True, LOOP_BLOCK
     gps = max(1, min(n // g, SLAB // g))
     ng2, g2 = tables.pow2(gps), tables.pow2(g)
     warps = next(w for lim, w in tables.WARPS if ng2 * g2 * dtype.itemsize // 2 <= lim)
-    return gps, cdiv(n // g, gps), ng2, g2, min(32, 2 * warps) if bwd else warps
+    return gps, cdiv(n // g, gps), ng2, g2, min(32, 2 * warps) if bwd else warps, False, 1024
 
 
 class GatedPlan(_Plan):
@@ -90,7 +92,7 @@ class GatedPlan(_Plan):
         self.m, self.out_dtype, self.store_rstd = x2.shape[0], out_dtype, store_rstd
         self.acc = torch.float64 if x.dtype == torch.float64 else torch.float32
         self.bwd = {}
-        gps, self.slabs, ng2, g2, warps = _layout(n, group, x.dtype)
+        gps, self.slabs, ng2, g2, warps, loop, block = _layout(n, group, x.dtype)
         y = torch.empty((1, n), dtype=out_dtype, device=self.where)
         named = dict(
             X=x2, Z=z2 if z2 is not None else x2, W=w if w is not None else x2, Y=y, RSTD=x2,
@@ -98,7 +100,7 @@ class GatedPlan(_Plan):
             M=self.m, N=n, G=group, eps=eps, GPS=gps, SLABS=self.slabs, NG_P2=ng2, G_P2=g2,
             HAS_Z=z is not None,
             HAS_W=w is not None, NORM_BEFORE_GATE=nbg, ACT=ACTS[act], CASTING=CASTINGS[casting],
-            STORE_RSTD=store_rstd, PDL=tables.pdl_enabled(x.device))
+            STORE_RSTD=store_rstd, PDL=tables.pdl_enabled(x.device), LOOP=loop, BLOCK=block)
         self.launch = _triton.Launch(FWD, FWD.positional(named), warps)
         self._bind(FWD, named, ("X", "Z", "W", "Y", "RSTD"))
         self.go, self.arg = self.launch.go, self.launch.arg
@@ -143,9 +145,10 @@ class GatedBwdPlan(_Plan):
         n = x.shape[-1]
         self._device(x)
         self.n, self.m, self.need_dw = n, x.numel() // n, need_dw and weight is not None
-        gps, slabs, ng2, g2, warps = _layout(n, group, x.dtype, bwd=True)
+        gps, slabs, ng2, g2, warps, loop, block = _layout(n, group, x.dtype, bwd=True)
         self.grid = max(1, min(self.m, tables.num_programs(x.device, tables.Config(
-            1, g2, warps, True, progs_per_sm=2)) // slabs))  # row walkers, each on every slab
+            1, g2, warps, True, progs_per_sm=4 if loop else 2)) // slabs))  # row walkers, each
+        # on every slab; LOOP's blocks take under 64 registers a thread: 4 programs fill an SM
         self.slabs = slabs
         x2, dy2 = rows_view(x, n), rows_view(dy, n)
         z2 = rows_view(z, n) if z is not None else None
@@ -158,7 +161,7 @@ class GatedBwdPlan(_Plan):
             NUM_PROGS=self.grid,
             NG_P2=ng2, G_P2=g2, HAS_Z=z is not None, HAS_W=weight is not None,
             NORM_BEFORE_GATE=nbg, ACT=ACTS[act], STORE_DW=self.need_dw,
-            PDL=tables.pdl_enabled(x.device))
+            PDL=tables.pdl_enabled(x.device), LOOP=loop, BLOCK=block)
         if self.need_dw:
             named["DW_PART"] = torch.empty((self.grid, n), dtype=rstd.dtype, device=self.where)
         self.launch = _triton.Launch(BWD, BWD.positional(named), warps)
@@ -210,7 +213,7 @@ def rms_norm_gated(x, z, weight=None, eps=1e-6, *, norm_before_gate=True, activa
         norm_before_gate=False:  y = rmsnorm(x * act(z)) * w     (Mamba2)
 
     Args:
-        x: (..., N), N <= 32768; rows may be strided. z: x's shape (or None: no gate), any
+        x: (..., N); rows may be strided. z: x's shape (or None: no gate), any
             float dtype, rows may be strided. weight: (N,) or None.
         activation: "silu" or "sigmoid". casting: as in rms_norm ("llama": x_hat rounded to
             x's dtype before the weight, and x_hat * w rounded to promote(x, w) before the gate,
