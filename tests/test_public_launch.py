@@ -53,6 +53,12 @@ def _calls(g, kind):
     return out
 
 
+def _ours(seen):
+    """The library's warnings among those recorded (Triton 3.6's interpreter adds NumPy's
+    DeprecationWarning for a one-element index array, in its own code)."""
+    return [w for w in seen if "rmsnorm_triton" in str(w.message)]
+
+
 @pytest.mark.parametrize("kind", ["forward", "backward", "in place"])
 @pytest.mark.parametrize("how", ["options", "mismatch"])
 def test_the_public_launch_gives_the_fast_paths_bits(interpreted_plans, kind, how):  # noqa: F811
@@ -60,13 +66,15 @@ def test_the_public_launch_gives_the_fast_paths_bits(interpreted_plans, kind, ho
     assert interpreted_plans["fast launches"] >= 2, "the fast path ran"
     interpreted_plans["fast launches"] = 0
     if how == "options":
-        with options.override(launcher="public"), warnings.catch_warnings():
-            warnings.simplefilter("error")  # asked for: no warning
+        with options.override(launcher="public"), warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
             public = _calls(interpreted_plans, kind)
+        assert not _ours(seen), "asked for: no warning"
     else:
         _triton._WARNED.clear()
         with _triton.simulate(_OtherLauncher), pytest.warns(RuntimeWarning) as seen:
             public = _calls(interpreted_plans, kind)
+        seen = _ours(seen)
         assert len(seen) == 1, "said once"
         assert f"Triton {__import__('triton').__version__}" in str(seen[0].message)
         assert "kernel[grid](...)" in str(seen[0].message)
