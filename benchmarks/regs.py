@@ -162,14 +162,13 @@ def bwd(K, dt, block_n, warps, split, block_m=1, pairs=False, early=False, maxnr
 
 def gated(K, dt, n, group, norm_before_gate, backward):
     """gated_fwd / gated_bwd for rows of n in groups of `group`, with a silu gate, as launched."""
-    from rmsnorm_triton.gated import _layout
+    from rmsnorm_triton.gated import layout
     from rmsnorm_triton.bench.cases import DTYPES
 
-    _, _, ng2, g2, warps, loop, block = _layout(n, group, DTYPES[dt], backward)
+    lay = layout(n, group, DTYPES[dt], backward)
+    warps = lay.warps
     p = dict(HAS_Z=True, HAS_W=True, NORM_BEFORE_GATE=norm_before_gate, ACT=0, PDL=True,
-             NG_P2=ng2, G_P2=g2)
-    if loop:
-        p.update(LOOP=True, BLOCK=block)
+             NG_P2=lay.ng2, G_P2=lay.g2, LOOP=lay.loop, BLOCK=lay.block)
     if not backward:
         types = dict(X=f"*{dt}", Z=f"*{dt}", W=f"*{dt}", Y=f"*{dt}", RSTD="*fp32",
                      stride_x="i32", stride_z="i32", stride_y="i32", M="i32", N="i32", G="i32",

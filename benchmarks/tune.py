@@ -12,6 +12,9 @@ against float64. The winners are what tables.py's entries for this GPU's archite
                                                       the FP8 forward's layouts (bench/fp8.py ops)
     python benchmarks/tune.py --sweep --ops qk_fwd,qk_bwd --dtypes bf16 --ns 64,128,256
                                                       qk_norm_'s layouts, N = head_dim (Hq 48, Hk 16)
+    python benchmarks/tune.py --sweep --ops gated_fwd,gated_bwd_g1024 --dtypes bf16 --ns 8192
+                                                      rms_norm_gated's layouts (gated.layouts; silu,
+                                                      norm before the gate; _gG: groups of G)
     TUNE_FAMILIES=onepass,pairs,early,capped  which families --sweep times
     TUNE_NATIVE=both  each 16-bit-product forward layout also with the product in fp32
 
@@ -30,13 +33,13 @@ import torch
 import triton
 from triton.testing import do_bench
 
-from rmsnorm_triton import _triton, heads, options, plan, tables
+from rmsnorm_triton import _triton, gated, heads, options, plan, tables
 from rmsnorm_triton.bench import fp8 as fp8_bench
 from rmsnorm_triton.fp8 import Quant
 from rmsnorm_triton.bench.harness import alternate
 from rmsnorm_triton.bench.timing import copy_bandwidth, kernel_ms
 from rmsnorm_triton.tables import Config
-from rmsnorm_triton.reference import rms_norm_ref
+from rmsnorm_triton.reference import gated_rms_norm_ref, rms_norm_ref
 from rmsnorm_triton.testing import max_scaled_error, normwise_error
 
 DT = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -235,6 +238,52 @@ def tune_qk(op, dname, d, sweep, clock, cbw, mn=1 << 26, device="cuda"):
     return rows
 
 
+def tune_gated(op, dname, n, sweep, clock, cbw, mn=1 << 26, device="cuda"):
+    """rms_norm_gated's forward or backward (ops gated_fwd / gated_bwd, _gG for groups of G),
+    x and z [M, N] with M N = 2^26 as the bench has them, each layout checked against float64."""
+    dt, bwd = DT[dname], op.startswith("gated_bwd")
+    g = int(op.split("_g")[-1]) if "_g" in op.split("gated_")[1] else n
+    m, size = max(1, mn // n), torch.empty((), dtype=dt).element_size()
+    x, z, dy = (torch.randn(m, n, device=device, dtype=dt) for _ in range(3))
+    w = (1 + 0.1 * torch.randn(n, device=device)).to(dt)
+    rows4 = slice(0, 4)  # the checks' rows: float64 over all of M would not fit beside the rest
+    x64, z64, w64 = (t[rows4].double().requires_grad_() if t.dim() == 2 else
+                     t.double().requires_grad_() for t in (x, z, w))
+    ref = gated_rms_norm_ref(x64, z64, w64, 1e-6, True, "silu", g)
+    base = gated.GatedPlan(x, z, w, 1e-6, True, "silu", g, "llama", dt, True)
+    rstd = base(x, z, w)[1]
+    if bwd:
+        want = torch.autograd.grad(ref, (x64, z64), dy[rows4].double())
+        nbytes = (5 * m * n + 2 * n) * size
+    else:
+        nbytes = (3 * m * n + n) * size
+    lays = gated.layouts(n, g, dt, bwd) if sweep else [gated.layout(n, g, dt, bwd)]
+    rows = []
+    for lay in lays:
+        try:
+            if bwd:
+                p = gated.GatedBwdPlan(dy, x, z, w, rstd, True, "silu", g, True, config=lay)
+                dx, dz, _ = p(dy, x, z, w, rstd)
+                err = max(normwise_error(dx[rows4], want[0]), normwise_error(dz[rows4], want[1]))
+                ms = clock(lambda: p(dy, x, z, w, rstd))
+            else:
+                p = gated.GatedPlan(x, z, w, 1e-6, True, "silu", g, "llama", dt, False,
+                                    config=lay)
+                # halved, as the bench scores it: Llama casting rounds x_hat, x_hat * w and y
+                err = max_scaled_error(p(x, z, w)[0][rows4], ref, dt) / 2
+                ms = clock(lambda: p(x, z, w))
+        except Exception as e:  # a variant that does not compile (registers, shared memory)
+            print(f"{op} {dname} {n} {lay} FAILED {type(e).__name__}: {str(e)[:100]}", flush=True)
+            continue
+        gbps = nbytes / ms / 1e6
+        rows.append(dict(op=op, dtype=dname, N=n, M=m, cfg=lay._asdict(), ms=ms, gbps=gbps,
+                         pct=100 * gbps / cbw, err=err))
+        walk = f"loop {lay.block}" if lay.loop else f"{lay.ng2}x{lay.g2}"
+        print(f"{op} {dname} N={n:>6} {walk:<10} w{lay.warps:<2} pps {lay.progs} "
+              f"{ms*1e3:8.1f} us {gbps:6.0f} GB/s {100*gbps/cbw:5.1f}% err {err:.2g}", flush=True)
+    return rows
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--ops", default="fwd,bwd,res")
@@ -272,6 +321,9 @@ def main():
                                           map(int, args.ns.split(","))):
         if op in ("qk_fwd", "qk_bwd"):
             rows += tune_qk(op, dname, n, args.sweep, clock, cbw)
+            continue
+        if op.startswith("gated_"):
+            rows += tune_gated(op, dname, n, args.sweep, clock, cbw)
             continue
         dt = DT[dname]
         m = (1 << 26) // n

@@ -128,6 +128,40 @@ def test_long_groups_walk_in_blocks(device, gen, monkeypatch, dtype, case, nbg, 
     plan.PLANS.clear()
 
 
+@pytest.mark.parametrize("bwd", [False, True], ids=["fwd", "bwd"])
+@pytest.mark.parametrize("n,g", [(2048, 2048), (4096, 1024)])
+def test_every_tuning_layout_is_right(device, gen, n, g, bwd):
+    """gated.layouts: what benchmarks/tune.py times, so what a table may pick. Each walk is
+    checked against float64 (the interpreter ignores warps and walkers: one run per walk)."""
+    x, z, w = inputs(3, n, torch.float32, device, gen)
+    dy = randn(x.shape, torch.float32, device, gen)
+    x64, z64, w64 = (t.detach().double().cpu().requires_grad_() for t in (x, z, w))
+    ref = gated_rms_norm_ref(x64, z64, w64, 1e-6, True, "silu", g)
+    want = torch.autograd.grad(ref, (x64, z64, w64), dy.double().cpu())
+    lays = gated.layouts(n, g, torch.float32, bwd)
+    assert gated.layout(n, g, torch.float32, bwd) in lays and any(lay.loop for lay in lays)
+    seen = set()
+    fwd_plan = gated.GatedPlan(x, z, w, 1e-6, True, "silu", g, "llama", torch.float32, True)
+    rstd = fwd_plan(x, z, w)[1]
+    for lay in lays:
+        walk = (lay.gps, lay.slabs, lay.ng2, lay.g2, lay.loop, lay.block)
+        if device == "cpu" and walk in seen:
+            continue
+        seen.add(walk)
+        if not bwd:
+            p = gated.GatedPlan(x, z, w, 1e-6, True, "silu", g, "llama", torch.float32, True,
+                                config=lay)
+            y, r = p(x, z, w)
+            assert_close(y, ref.detach(), torch.float32)
+            assert torch.equal(r, rstd), lay
+            continue
+        p = gated.GatedBwdPlan(dy, x, z, w, rstd, True, "silu", g, True, config=lay)
+        for got, ref_g, what in zip(p(dy, x, z, w, rstd), want, "xzw"):
+            assert_grad_close(got, ref_g, ref_g.abs() + ref_g.abs().mean() * 8,
+                              what=f"d{what} {lay}")
+    assert len(seen) >= 2  # held and looped
+
+
 def test_rows_past_one_pass(device, gen):
     """No row limit: a group of 40000 (past ONE_PASS_MAX) runs both walks at their real sizes."""
     x, z, w = inputs(2, 40000, torch.float32, device, gen)

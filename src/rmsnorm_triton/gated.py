@@ -11,7 +11,7 @@ torch.ops.rmsnorm_triton.gated_fwd / gated_bwd, which have fake implementations.
 """
 
 import math
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 
@@ -61,27 +61,56 @@ def validate(x, z, weight, eps, norm_before_gate, activation, group_size, castin
     check_dtype("out_dtype", out_dtype)
 
 
-def _layout(n, g, dtype, bwd=False):
-    """(GPS, SLABS, NG_P2, G_P2, warps, LOOP, BLOCK) for rows of n in groups of g: slabs of GPS
-    whole groups (up to SLAB elements, or one group), rms_norm's warps for a slab of that many
-    bytes, twice as many in the backward, which holds x, z, dy and dw at once. A group past
-    ONE_PASS_MAX (the forward) or SLAB (the backward) is a slab walked in LOOP_BLOCK blocks."""
+class Layout(NamedTuple):
+    """A gated launch: slabs of GPS whole groups held as [NG_P2, G_P2] tiles, or (LOOP) one group
+    a slab walked in blocks of BLOCK; `progs` row walkers an SM in the backward."""
+    gps: int
+    slabs: int
+    ng2: int
+    g2: int
+    warps: int
+    loop: bool = False
+    block: int = 1024
+    progs: int = 2
+
+
+def layout(n, g, dtype, bwd=False) -> Layout:
+    """The launch for rows of n in groups of g: slabs of whole groups up to SLAB elements (or
+    one group), rms_norm's warps for a slab of that many bytes, twice as many in the backward,
+    which holds x, z, dy and dw at once. A group past ONE_PASS_MAX (the forward) or SLAB (the
+    backward) is walked in LOOP_BLOCK blocks; those take under 64 registers a thread at 8 warps,
+    so four walkers fill an SM."""
     if g > (SLAB if bwd else ONE_PASS_MAX):
-        return 1, n // g, 1, 1, 8 if bwd else 4, True, LOOP_BLOCK
+        return Layout(1, n // g, 1, 1, 8 if bwd else 4, True, LOOP_BLOCK, 4)
     gps = max(1, min(n // g, SLAB // g))
     ng2, g2 = tables.pow2(gps), tables.pow2(g)
     warps = next(w for lim, w in tables.WARPS if ng2 * g2 * dtype.itemsize // 2 <= lim)
-    return gps, cdiv(n // g, gps), ng2, g2, min(32, 2 * warps) if bwd else warps, False, 1024
+    return Layout(gps, cdiv(n // g, gps), ng2, g2, min(32, 2 * warps) if bwd else warps)
+
+
+def layouts(n, g, dtype, bwd=False) -> list:
+    """Every layout benchmarks/tune.py times for this shape: the default's slabs at 4-32 warps
+    (one group up to ONE_PASS_MAX held whole), and the block loop's blocks, warps and walkers."""
+    base = layout(n, g, dtype, bwd)
+    out = [] if base.loop else [base]
+    if g <= ONE_PASS_MAX:
+        held = base if not base.loop else Layout(1, n // g, 1, tables.pow2(g), 8)
+        out += [held._replace(warps=w, progs=p) for w in (4, 8, 16, 32)
+                for p in ((1, 2, 4) if bwd else (2,))]
+    out += [Layout(1, n // g, 1, 1, w, True, b, p) for b in (1024, 2048, 4096)
+            if b <= tables.pow2(g) for w in (4, 8, 16) for p in ((2, 4) if bwd else (2,))]
+    return list(dict.fromkeys([base] + out))
 
 
 class GatedPlan(_Plan):
-    """gated_fwd's launch for one signature: plan(x, z, weight) -> (y in x's shape, rstd)."""
+    """gated_fwd's launch for one signature: plan(x, z, weight) -> (y in x's shape, rstd).
+    config: a Layout in place of layout()'s (benchmarks/tune.py)."""
 
-    def __init__(self, x, *args):
+    def __init__(self, x, *args, config=None):
         with on_device(x):
-            self._build(x, *args)
+            self._build(x, *args, config)
 
-    def _build(self, x, z, weight, eps, nbg, act, group, casting, out_dtype, store_rstd):
+    def _build(self, x, z, weight, eps, nbg, act, group, casting, out_dtype, store_rstd, config):
         n = x.shape[-1]
         self._device(x)
         self.n, self.g = n, group
@@ -92,16 +121,19 @@ class GatedPlan(_Plan):
         self.m, self.out_dtype, self.store_rstd = x2.shape[0], out_dtype, store_rstd
         self.acc = torch.float64 if x.dtype == torch.float64 else torch.float32
         self.bwd = {}
-        gps, self.slabs, ng2, g2, warps, loop, block = _layout(n, group, x.dtype)
+        lay = self.layout = config or layout(n, group, x.dtype)
+        self.slabs = lay.slabs
         y = torch.empty((1, n), dtype=out_dtype, device=self.where)
         named = dict(
             X=x2, Z=z2 if z2 is not None else x2, W=w if w is not None else x2, Y=y, RSTD=x2,
             stride_x=x2.stride(0), stride_z=z2.stride(0) if z2 is not None else 0, stride_y=n,
-            M=self.m, N=n, G=group, eps=eps, GPS=gps, SLABS=self.slabs, NG_P2=ng2, G_P2=g2,
+            M=self.m, N=n, G=group, eps=eps, GPS=lay.gps, SLABS=lay.slabs, NG_P2=lay.ng2,
+            G_P2=lay.g2,
             HAS_Z=z is not None,
             HAS_W=w is not None, NORM_BEFORE_GATE=nbg, ACT=ACTS[act], CASTING=CASTINGS[casting],
-            STORE_RSTD=store_rstd, PDL=tables.pdl_enabled(x.device), LOOP=loop, BLOCK=block)
-        self.launch = _triton.Launch(FWD, FWD.positional(named), warps)
+            STORE_RSTD=store_rstd, PDL=tables.pdl_enabled(x.device), LOOP=lay.loop,
+            BLOCK=lay.block)
+        self.launch = _triton.Launch(FWD, FWD.positional(named), lay.warps)
         self._bind(FWD, named, ("X", "Z", "W", "Y", "RSTD"))
         self.go, self.arg = self.launch.go, self.launch.arg
 
@@ -135,21 +167,21 @@ class GatedPlan(_Plan):
 
 class GatedBwdPlan(_Plan):
     """gated_bwd (+ dw_reduce) for one signature: plan(dy, x, z, weight, rstd) -> (dx, dz, dw),
-    dx and dz contiguous in x's shape (dz None without z, dw None unless need_dw)."""
+    dx and dz contiguous in x's shape (dz None without z, dw None unless need_dw). config: as
+    GatedPlan's."""
 
-    def __init__(self, dy, x, *args):
+    def __init__(self, dy, x, *args, config=None):
         with on_device(x):
-            self._build(dy, x, *args)
+            self._build(dy, x, *args, config)
 
-    def _build(self, dy, x, z, weight, rstd, nbg, act, group, need_dw):
+    def _build(self, dy, x, z, weight, rstd, nbg, act, group, need_dw, config):
         n = x.shape[-1]
         self._device(x)
         self.n, self.m, self.need_dw = n, x.numel() // n, need_dw and weight is not None
-        gps, slabs, ng2, g2, warps, loop, block = _layout(n, group, x.dtype, bwd=True)
+        lay = self.layout = config or layout(n, group, x.dtype, bwd=True)
         self.grid = max(1, min(self.m, tables.num_programs(x.device, tables.Config(
-            1, g2, warps, True, progs_per_sm=4 if loop else 2)) // slabs))  # row walkers, each
-        # on every slab; LOOP's blocks take under 64 registers a thread: 4 programs fill an SM
-        self.slabs = slabs
+            1, lay.g2, lay.warps, True, progs_per_sm=lay.progs)) // lay.slabs))  # row walkers,
+        self.slabs = lay.slabs  # each on every slab
         x2, dy2 = rows_view(x, n), rows_view(dy, n)
         z2 = rows_view(z, n) if z is not None else None
         scratch = torch.empty((1, n), dtype=x.dtype, device=self.where)
@@ -157,14 +189,14 @@ class GatedBwdPlan(_Plan):
             DY=dy2, X=x2, Z=z2 if z2 is not None else x2, W=weight if weight is not None else x2,
             RSTD=rstd, DX=scratch, DZ=scratch, DW_PART=x2, stride_dy=dy2.stride(0),
             stride_x=x2.stride(0), stride_z=z2.stride(0) if z2 is not None else 0,
-            stride_dx=n, stride_dz=n, M=self.m, N=n, G=group, GPS=gps, SLABS=slabs,
-            NUM_PROGS=self.grid,
-            NG_P2=ng2, G_P2=g2, HAS_Z=z is not None, HAS_W=weight is not None,
+            stride_dx=n, stride_dz=n, M=self.m, N=n, G=group, GPS=lay.gps, SLABS=lay.slabs,
+            NUM_PROGS=self.grid, NG_P2=lay.ng2, G_P2=lay.g2, HAS_Z=z is not None,
+            HAS_W=weight is not None,
             NORM_BEFORE_GATE=nbg, ACT=ACTS[act], STORE_DW=self.need_dw,
-            PDL=tables.pdl_enabled(x.device), LOOP=loop, BLOCK=block)
+            PDL=tables.pdl_enabled(x.device), LOOP=lay.loop, BLOCK=lay.block)
         if self.need_dw:
             named["DW_PART"] = torch.empty((self.grid, n), dtype=rstd.dtype, device=self.where)
-        self.launch = _triton.Launch(BWD, BWD.positional(named), warps)
+        self.launch = _triton.Launch(BWD, BWD.positional(named), lay.warps)
         self._bind(BWD, named, ("DY", "X", "Z", "W", "RSTD", "DX", "DZ", "DW_PART"))
         self.go, self.arg = self.launch.go, self.launch.arg
         if self.need_dw:
