@@ -61,7 +61,7 @@ def validate(x, z, weight, eps, norm_before_gate, activation, group_size, castin
     check_dtype("out_dtype", out_dtype)
 
 
-class Layout(NamedTuple):
+class GatedLayout(NamedTuple):
     """A gated launch: slabs of GPS whole groups held as [NG_P2, G_P2] tiles, or (LOOP) one group
     a slab walked in blocks of BLOCK; `progs` row walkers an SM in the backward."""
     gps: int
@@ -74,18 +74,18 @@ class Layout(NamedTuple):
     progs: int = 2
 
 
-def layout(n, g, dtype, bwd=False) -> Layout:
+def layout(n, g, dtype, bwd=False) -> GatedLayout:
     """The launch for rows of n in groups of g: slabs of whole groups up to SLAB elements (or
     one group), rms_norm's warps for a slab of that many bytes, twice as many in the backward,
     which holds x, z, dy and dw at once. A group past ONE_PASS_MAX (the forward) or SLAB (the
     backward) is walked in LOOP_BLOCK blocks; those take under 64 registers a thread at 8 warps,
     so four walkers fill an SM."""
     if g > (SLAB if bwd else ONE_PASS_MAX):
-        return Layout(1, n // g, 1, 1, 8 if bwd else 4, True, LOOP_BLOCK, 4)
+        return GatedLayout(1, n // g, 1, 1, 8 if bwd else 4, True, LOOP_BLOCK, 4)
     gps = max(1, min(n // g, SLAB // g))
     ng2, g2 = tables.pow2(gps), tables.pow2(g)
     warps = next(w for lim, w in tables.WARPS if ng2 * g2 * dtype.itemsize // 2 <= lim)
-    return Layout(gps, cdiv(n // g, gps), ng2, g2, min(32, 2 * warps) if bwd else warps)
+    return GatedLayout(gps, cdiv(n // g, gps), ng2, g2, min(32, 2 * warps) if bwd else warps)
 
 
 def layouts(n, g, dtype, bwd=False) -> list:
@@ -94,17 +94,17 @@ def layouts(n, g, dtype, bwd=False) -> list:
     base = layout(n, g, dtype, bwd)
     out = [] if base.loop else [base]
     if g <= ONE_PASS_MAX:
-        held = base if not base.loop else Layout(1, n // g, 1, tables.pow2(g), 8)
+        held = base if not base.loop else GatedLayout(1, n // g, 1, tables.pow2(g), 8)
         out += [held._replace(warps=w, progs=p) for w in (4, 8, 16, 32)
                 for p in ((1, 2, 4) if bwd else (2,))]
-    out += [Layout(1, n // g, 1, 1, w, True, b, p) for b in (1024, 2048, 4096)
+    out += [GatedLayout(1, n // g, 1, 1, w, True, b, p) for b in (1024, 2048, 4096)
             if b <= tables.pow2(g) for w in (4, 8, 16) for p in ((2, 4) if bwd else (2,))]
     return list(dict.fromkeys([base] + out))
 
 
 class GatedPlan(_Plan):
     """gated_fwd's launch for one signature: plan(x, z, weight) -> (y in x's shape, rstd).
-    config: a Layout in place of layout()'s (benchmarks/tune.py)."""
+    config: a GatedLayout in place of layout()'s (benchmarks/tune.py)."""
 
     def __init__(self, x, *args, config=None):
         with on_device(x):
