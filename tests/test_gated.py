@@ -44,6 +44,19 @@ def check_forward(y, x, z, w, nbg, act, g, dtype, casting):
         assert err.max() <= 1, f"error {err.max():.3g}x"
 
 
+def check_fp32_grads(y, leaves, inputs_, nbg, g, device, gen):
+    """y.backward(random dy): the leaves' gradients against float64 autograd of the formula on
+    inputs_ (silu), within fp32's bound on terms that may cancel."""
+    dy = randn(y.shape, torch.float32, device, gen)
+    y.backward(dy)
+    x64, z64, w64 = (t.detach().double().cpu().requires_grad_() for t in inputs_)
+    want = torch.autograd.grad(gated_rms_norm_ref(x64, z64, w64, 1e-6, nbg, "silu", g),
+                               (x64, z64, w64), dy.double().cpu())
+    for leaf, ref_g, what in zip(leaves, want, "xzw"):
+        assert_grad_close(leaf.grad, ref_g, ref_g.abs() + ref_g.abs().mean() * 8,
+                          what=f"d{what}")
+
+
 @pytest.mark.parametrize("casting", ["gemma", "llama"])
 @pytest.mark.parametrize("nbg,act", ORDERS)
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -82,13 +95,7 @@ def test_rows_cut_into_slabs(device, gen, monkeypatch, case, nbg):
     y = rms_norm_gated(xs, zs, ws, norm_before_gate=nbg, group_size=g)
     assert next(reversed(plan.PLANS.values())).slabs == -(-(n // g) // max(1, 32 // g))
     assert_close(y, gated_rms_norm_ref(x, z, w, 1e-6, nbg, "silu", g))
-    dy = randn(y.shape, torch.float32, device, gen)
-    y.backward(dy)
-    x64, z64, w64 = (t.detach().double().cpu().requires_grad_() for t in (x, z, w))
-    want = torch.autograd.grad(gated_rms_norm_ref(x64, z64, w64, 1e-6, nbg, "silu", g),
-                               (x64, z64, w64), dy.double().cpu())
-    for got, ref_g, what in zip((xs.grad, zs.grad, ws.grad), want, "xzw"):
-        assert_grad_close(got, ref_g, ref_g.abs() + ref_g.abs().mean() * 8, what=f"d{what}")
+    check_fp32_grads(y, (xs, zs, ws), (x, z, w), nbg, g, device, gen)
     plan.PLANS.clear()
 
 
@@ -168,13 +175,7 @@ def test_rows_past_one_pass(device, gen):
     xs, zs, ws = (t.detach().clone().requires_grad_() for t in (x, z, w))
     y = rms_norm_gated(xs, zs, ws)
     assert_close(y, gated_rms_norm_ref(x, z, w, 1e-6, True, "silu", None))
-    dy = randn(y.shape, torch.float32, device, gen)
-    y.backward(dy)
-    x64, z64, w64 = (t.detach().double().cpu().requires_grad_() for t in (x, z, w))
-    want = torch.autograd.grad(gated_rms_norm_ref(x64, z64, w64, 1e-6, True, "silu", None),
-                               (x64, z64, w64), dy.double().cpu())
-    for got, ref_g, what in zip((xs.grad, zs.grad, ws.grad), want, "xzw"):
-        assert_grad_close(got, ref_g, ref_g.abs() + ref_g.abs().mean() * 8, what=f"d{what}")
+    check_fp32_grads(y, (xs, zs, ws), (x, z, w), True, None, device, gen)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
