@@ -272,6 +272,8 @@ def triton_ptxas() -> tuple[str, str]:
     """(the variable that names the ptxas Triton builds this GPU's kernels with, the ptxas it
     uses unless told): Triton 3.9 builds sm_90 with its "ptxas-blackwell"
     (TRITON_PTXAS_BLACKWELL_PATH), 3.6 with "ptxas" (TRITON_PTXAS_PATH)."""
+    if _SIM is not None and not torch.cuda.is_available():  # simulated launches, no GPU here
+        return _triton_ptxas(90)
     major, minor = torch.cuda.get_device_capability()
     return _triton_ptxas(10 * major + minor)
 
