@@ -101,7 +101,7 @@ def test_rows_cut_into_slabs(device, gen, monkeypatch, case, nbg):
 
 @pytest.mark.parametrize("case", [(3, 200, None), (2, 96, 48), (5, 64, 64)], ids=str)
 @pytest.mark.parametrize("nbg,act", [(True, "silu"), (False, "sigmoid")])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_long_groups_walk_in_blocks(device, gen, monkeypatch, dtype, case, nbg, act):
     """A group longer than a slab (backward) or than one pass holds (forward) is walked in
     LOOP_BLOCK blocks, twice: shrunk here to 16, so a group of 200 takes 13 blocks (the last
