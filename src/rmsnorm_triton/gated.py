@@ -121,15 +121,14 @@ class GatedPlan(_Plan):
         self.m, self.out_dtype, self.store_rstd = x2.shape[0], out_dtype, store_rstd
         self.acc = torch.float64 if x.dtype == torch.float64 else torch.float32
         self.bwd = {}
-        lay = self.layout = config or layout(n, group, x.dtype)
+        lay = config or layout(n, group, x.dtype)
         self.slabs = lay.slabs
         y = torch.empty((1, n), dtype=out_dtype, device=self.where)
         named = dict(
             X=x2, Z=z2 if z2 is not None else x2, W=w if w is not None else x2, Y=y, RSTD=x2,
             stride_x=x2.stride(0), stride_z=z2.stride(0) if z2 is not None else 0, stride_y=n,
             M=self.m, N=n, G=group, eps=eps, GPS=lay.gps, SLABS=lay.slabs, NG_P2=lay.ng2,
-            G_P2=lay.g2,
-            HAS_Z=z is not None,
+            G_P2=lay.g2, HAS_Z=z is not None,
             HAS_W=w is not None, NORM_BEFORE_GATE=nbg, ACT=ACTS[act], CASTING=CASTINGS[casting],
             STORE_RSTD=store_rstd, PDL=tables.pdl_enabled(x.device), LOOP=lay.loop,
             BLOCK=lay.block)
@@ -178,10 +177,11 @@ class GatedBwdPlan(_Plan):
         n = x.shape[-1]
         self._device(x)
         self.n, self.m, self.need_dw = n, x.numel() // n, need_dw and weight is not None
-        lay = self.layout = config or layout(n, group, x.dtype, bwd=True)
-        self.grid = max(1, min(self.m, tables.num_programs(x.device, tables.Config(
-            1, lay.g2, lay.warps, True, progs_per_sm=lay.progs)) // lay.slabs))  # row walkers,
-        self.slabs = lay.slabs  # each on every slab
+        lay = config or layout(n, group, x.dtype, bwd=True)
+        programs = tables.num_programs(x.device, tables.Config(1, lay.g2, lay.warps, True,
+                                                               progs_per_sm=lay.progs))
+        self.grid = max(1, min(self.m, programs // lay.slabs))  # row walkers, each on every slab
+        self.slabs = lay.slabs
         x2, dy2 = rows_view(x, n), rows_view(dy, n)
         z2 = rows_view(z, n) if z is not None else None
         scratch = torch.empty((1, n), dtype=x.dtype, device=self.where)
@@ -245,8 +245,8 @@ def rms_norm_gated(x, z, weight=None, eps=1e-6, *, norm_before_gate=True, activa
         norm_before_gate=False:  y = rmsnorm(x * act(z)) * w     (Mamba2)
 
     Args:
-        x: (..., N); rows may be strided. z: x's shape (or None: no gate), any
-            float dtype, rows may be strided. weight: (N,) or None.
+        x: (..., N), any N; rows may be strided. z: x's shape (or None: no gate), any float
+            dtype, rows may be strided. weight: (N,) or None.
         activation: "silu" or "sigmoid". casting: as in rms_norm ("llama": x_hat rounded to
             x's dtype before the weight, and x_hat * w rounded to promote(x, w) before the gate,
             as Hugging Face's Qwen3-Next and Mamba2 norms; "gemma": all fp32, rounded once, as

@@ -120,7 +120,8 @@ def rms_norm_bwd(
                 x = tl.load(X + rn64 * stride_x + cols[None, :], mask=mask_n, other=0.0)
                 dy = tl.load(DY + rn64 * stride_dy + cols[None, :], mask=mask_n, other=0.0)
             if TWO_W:
-                first = rows64.to(tl.int32) % HEADS < Q_HEADS  # rows weighted by W (q), the rest by W2 (k)
+                # rows weighted by W (q), the rest by W2 (k)
+                first = rows64.to(tl.int32) % HEADS < Q_HEADS
                 wdy = tl.where(first, wo[None, :], wo2[None, :]) * dyf
             else:
                 wdy = wo[None, :] * dyf
