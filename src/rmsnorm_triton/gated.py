@@ -91,8 +91,7 @@ def layout(n, g, dtype, bwd=False) -> GatedLayout:
 def layouts(n, g, dtype, bwd=False) -> list:
     """Every layout benchmarks/tune.py times for this shape: the default's slabs at 4-32 warps
     (one group up to ONE_PASS_MAX held whole), and the block loop's blocks, warps and walkers."""
-    base = layout(n, g, dtype, bwd)
-    out = [] if base.loop else [base]
+    base, out = layout(n, g, dtype, bwd), []
     if g <= ONE_PASS_MAX:
         held = base if not base.loop else GatedLayout(1, n // g, 1, tables.pow2(g), 8)
         out += [held._replace(warps=w, progs=p) for w in (4, 8, 16, 32)
